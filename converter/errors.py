@@ -1,0 +1,26 @@
+"""Errors the library raises. The CLI turns each into one message and an exit status.
+
+Every message says what is wrong, where (file, line, column, option) and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class ConverterError(Exception):
+    """Anything that stops a run before or while it converts. Exit status 1."""
+
+    exit_code = 1
+
+
+class MappingError(ConverterError):
+    """The mapping (preset, TOML file or flags) is invalid or does not fit the CSV header."""
+
+
+class InputError(ConverterError):
+    """An input cannot be opened or read at all (missing, not CSV, bad compression)."""
+
+
+class BadRowError(ConverterError):
+    """--on-error fail met its first bad row. Exit status 4."""
+
+    exit_code = 4
