@@ -1,0 +1,7 @@
+"""Fixtures shared by every test module live in tests/support/, one module per real component."""
+
+pytest_plugins = [
+    "support.data",
+    "support.influxdb",
+    "support.telegraf",
+]

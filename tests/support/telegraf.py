@@ -1,0 +1,1 @@
+"""Telegraf fixture (filled in by the Telegraf work)."""
