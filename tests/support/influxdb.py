@@ -1,1 +1,351 @@
-"""InfluxDB 1.x server fixture (filled in by the InfluxDB work)."""
+"""A real InfluxDB 1.x server for tests: Debian's `influxd` on loopback, data in a temp dir.
+
+The server speaks the v1 HTTP API only (`/ping`, `/write`, `/query`); the helpers here
+use nothing but urllib so the fixture adds no dependency. Every wait is bounded and
+every server started here is stopped by a fixture finalizer, also when a test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+INFLUXD = Path("/usr/bin/influxd")
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+HTTP_TIMEOUT_S = 60.0
+LINES_PER_WRITE = 5_000
+LOG_TAIL_BYTES = 4_000
+
+# /write in 1.x takes n|u|ms|s (newer releases also take ns/us); translate ours.
+_WRITE_PRECISION = {"ns": "n", "n": "n", "us": "u", "u": "u", "ms": "ms", "s": "s"}
+
+_CONFIG_TEMPLATE = """\
+reporting-enabled = false
+bind-address = "127.0.0.1:{rpc_port}"
+
+[meta]
+  dir = "{root}/meta"
+  logging-enabled = false
+
+[data]
+  dir = "{root}/data"
+  wal-dir = "{root}/wal"
+  query-log-enabled = false
+  # No fsync delay games: a test that restarts the server must find every
+  # acknowledged write in the WAL.
+  wal-fsync-delay = "0s"
+
+[monitor]
+  # No _internal database: a test server holds only what the tests write.
+  store-enabled = false
+
+[retention]
+  enabled = false
+
+[shard-precreation]
+  enabled = false
+
+[continuous_queries]
+  enabled = false
+
+[subscriber]
+  enabled = false
+
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:{http_port}"
+  auth-enabled = false
+  log-enabled = false
+  pprof-enabled = false
+
+[logging]
+  level = "warn"
+  suppress-logo = true
+
+[[graphite]]
+  enabled = false
+
+[[collectd]]
+  enabled = false
+
+[[opentsdb]]
+  enabled = false
+
+[[udp]]
+  enabled = false
+"""
+
+
+class InfluxDBError(RuntimeError):
+    """The server refused a request or could not be started; the message holds its answer."""
+
+
+def free_loopback_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def quote_ident(name: str) -> str:
+    """An InfluxQL identifier in double quotes, with `\\` and `"` escaped."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def split_into_requests(lines: bytes, *, lines_per_request: int = LINES_PER_WRITE) -> Iterator[bytes]:
+    """Line protocol cut into bodies of whole lines, `lines_per_request` lines each."""
+    all_lines = [line for line in lines.split(b"\n") if line.strip()]
+    for start in range(0, len(all_lines), lines_per_request):
+        yield b"\n".join(all_lines[start : start + lines_per_request]) + b"\n"
+
+
+class InfluxDB1Server:
+    """One `influxd` process with its own config, ports and data directory.
+
+    `stop()` then `start()` again reuses the same data directory and ports, so a test
+    can restart the server in the middle of an import and find its data.
+    """
+
+    def __init__(self, root: Path | None = None, *, influxd: Path = INFLUXD) -> None:
+        self._owns_root = root is None
+        self.root = Path(tempfile.mkdtemp(prefix="influxdb1-")) if root is None else Path(root)
+        self.influxd = influxd
+        self.http_port = free_loopback_port()
+        self.rpc_port = free_loopback_port()
+        self.config_path = self.root / "influxdb.conf"
+        self.log_path = self.root / "influxd.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.last_start_seconds: float | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def write_config(self) -> None:
+        self.config_path.write_text(
+            _CONFIG_TEMPLATE.format(root=self.root, http_port=self.http_port, rpc_port=self.rpc_port)
+        )
+
+    def start(self, *, timeout: float = START_TIMEOUT_S) -> None:
+        """Start influxd and wait until /ping answers; raise with the log tail if it does not."""
+        if self.running:
+            raise InfluxDBError(f"influxd is already running at {self.url}")
+        self.write_config()
+        # INFLUXDB_* variables override the config file: keep the caller's out.
+        env = {key: value for key, value in os.environ.items() if not key.startswith("INFLUXDB_")}
+        began = time.monotonic()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [str(self.influxd), "run", "-config", str(self.config_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # a Ctrl-C in pytest must not hit the server first
+            )
+        deadline = began + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                code = self.process.returncode
+                self.process = None
+                raise InfluxDBError(f"influxd exited with status {code} while starting\n{self.log_tail()}")
+            if self._ping():
+                self.last_start_seconds = time.monotonic() - began
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise InfluxDBError(f"influxd did not answer {self.url}/ping within {timeout:.0f} s\n{self.log_tail()}")
+
+    def stop(self, *, timeout: float = STOP_TIMEOUT_S) -> None:
+        """SIGTERM, then SIGKILL if the server is still alive after `timeout` seconds."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)
+
+    def close(self) -> None:
+        """Stop the server and delete the data directory this object created."""
+        self.stop()
+        if self._owns_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> InfluxDB1Server:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def log_tail(self, size: int = LOG_TAIL_BYTES) -> str:
+        try:
+            data = self.log_path.read_bytes()
+        except OSError:
+            return f"(no log at {self.log_path})"
+        return f"--- last {min(size, len(data))} bytes of {self.log_path} ---\n" + data[-size:].decode(
+            "utf-8", "replace"
+        )
+
+    # -- HTTP ------------------------------------------------------------------------
+
+    def _ping(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/ping", timeout=1.0) as response:
+                return response.status == 204
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            return False
+
+    def _request(self, path: str, params: dict[str, str], body: bytes | None = None) -> tuple[int, bytes]:
+        url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
+        request = urllib.request.Request(url, data=body, method="POST")
+        if body is not None:
+            request.add_header("Content-Type", "text/plain; charset=utf-8")
+        try:
+            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def write(self, lines: bytes, db: str, precision: str = "ns") -> int:
+        """POST line protocol to /write in requests of whole lines; return the line count.
+
+        Anything but 204 raises InfluxDBError with the server's answer: a partial write
+        (400 "partial write: ...") is an error, never a shrug.
+        """
+        params = {"db": db, "precision": _WRITE_PRECISION[precision]}
+        written = 0
+        for body in split_into_requests(lines):
+            status, answer = self._request("/write", params, body)
+            if status != 204:
+                raise InfluxDBError(
+                    f"/write answered {status} after {written} lines were accepted: "
+                    f"{answer.decode('utf-8', 'replace').strip()}"
+                )
+            written += body.count(b"\n")
+        return written
+
+    def query(self, q: str, db: str | None = None, epoch: str = "ns") -> list[dict[str, Any]]:
+        """Run InfluxQL through /query; return its `results` list. Any error raises."""
+        params = {"q": q, "epoch": epoch}
+        if db is not None:
+            params["db"] = db
+        status, answer = self._request("/query", params, b"")
+        text = answer.decode("utf-8", "replace")
+        if status != 200:
+            raise InfluxDBError(f"/query answered {status} for {q!r}: {text.strip()}")
+        document = json.loads(answer)
+        if "error" in document:
+            raise InfluxDBError(f"/query failed for {q!r}: {document['error']}")
+        results = document.get("results", [])
+        for result in results:
+            if "error" in result:
+                raise InfluxDBError(f"/query statement failed for {q!r}: {result['error']}")
+        return results
+
+    def create_database(self, name: str) -> None:
+        self.query(f"CREATE DATABASE {quote_ident(name)}")
+
+    def drop_database(self, name: str) -> None:
+        self.query(f"DROP DATABASE {quote_ident(name)}")
+
+    def points(self, measurement: str, db: str) -> list[dict[str, Any]]:
+        """Every point of `measurement` as {time, tag..., field...}, time in epoch ns.
+
+        GROUP BY * keeps tags apart from fields. InfluxDB 1.x fills fields a point does
+        not have with null in SELECT *: those are left out, as they are absent.
+        Sorted by (time, tags) so the order does not depend on the series order.
+        """
+        results = self.query(f"SELECT * FROM {quote_ident(measurement)} GROUP BY *", db=db)
+        rows: list[dict[str, Any]] = []
+        for result in results:
+            for series in result.get("series", []):
+                tags = {key: value for key, value in series.get("tags", {}).items() if value != ""}
+                columns = series["columns"]
+                for values in series["values"]:
+                    row = {column: value for column, value in zip(columns, values) if value is not None}
+                    row.update(tags)
+                    rows.append(row)
+        rows.sort(key=lambda row: (row["time"], sorted((k, str(v)) for k, v in row.items())))
+        return rows
+
+    def field_types(self, measurement: str, db: str) -> dict[str, str]:
+        """{field key: "float" | "integer" | "string" | "boolean"} from SHOW FIELD KEYS."""
+        results = self.query(f"SHOW FIELD KEYS FROM {quote_ident(measurement)}", db=db)
+        types: dict[str, str] = {}
+        for result in results:
+            for series in result.get("series", []):
+                for key, kind in series["values"]:
+                    types[key] = kind
+        return types
+
+
+def require_influxd() -> None:
+    """Fail in CI (the server is part of the contract there), skip elsewhere; both say how to fix it."""
+    if INFLUXD.exists():
+        return
+    reason = f"{INFLUXD} not found: run .ci/run or `apt-get install influxdb` (Debian's InfluxDB 1.6.7)"
+    if os.environ.get("CI"):
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def influxdb() -> Iterator[InfluxDB1Server]:
+    """One InfluxDB 1.x server for the whole session (do not stop it in a test)."""
+    require_influxd()
+    server = InfluxDB1Server()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def influx_db(influxdb: InfluxDB1Server) -> Iterator[str]:
+    """A fresh, uniquely named database on the session server, dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    influxdb.create_database(name)
+    try:
+        yield name
+    finally:
+        if influxdb.running:
+            influxdb.drop_database(name)
+
+
+@pytest.fixture
+def private_influxdb() -> Iterator[InfluxDB1Server]:
+    """A server of the test's own, free to be stopped and restarted; closed afterwards."""
+    require_influxd()
+    server = InfluxDB1Server()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
