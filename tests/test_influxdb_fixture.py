@@ -140,3 +140,15 @@ def test_start_failure_shows_the_server_log(tmp_path) -> None:
             server.start(timeout=10)
     finally:
         server.close()
+
+
+def test_points_of_one_series_selected_by_its_tags(influxdb: InfluxDB1Server, influx_db: str) -> None:
+    # A lone backslash in a tag value is literal. InfluxDB 1.x unescapes only backslash-comma,
+    # backslash-equals and backslash-space in tags: a doubled backslash would stay doubled.
+    influxdb.write(EVERY_TYPE + b"probe,site=O'Hara\\ \\yard,sensor\\ kind=gps temp=3 5\n", influx_db, precision="s")
+
+    north = influxdb.points("probe", influx_db, tags={"site": "north field, plot=7", "sensor kind": "gps"})
+    quoted = influxdb.points("probe", influx_db, tags={"site": "O'Hara \\yard"})
+
+    assert [(p["time"], p["temp"]) for p in north] == [(T0 * NS, 21.5)]
+    assert [(p["time"], p["site"], p["temp"]) for p in quoted] == [(5 * NS, "O'Hara \\yard", 3)]

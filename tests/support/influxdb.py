@@ -108,6 +108,11 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def quote_literal(value: str) -> str:
+    """An InfluxQL string literal in single quotes, with `\\` and `'` escaped."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def split_into_requests(lines: bytes, *, lines_per_request: int = LINES_PER_WRITE) -> Iterator[bytes]:
     """Line protocol cut into bodies of whole lines, `lines_per_request` lines each."""
     all_lines = [line for line in lines.split(b"\n") if line.strip()]
@@ -274,14 +279,17 @@ class InfluxDB1Server:
     def drop_database(self, name: str) -> None:
         self.query(f"DROP DATABASE {quote_ident(name)}")
 
-    def points(self, measurement: str, db: str) -> list[dict[str, Any]]:
-        """Every point of `measurement` as {time, tag..., field...}, time in epoch ns.
+    def points(self, measurement: str, db: str, *, tags: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """Every point of `measurement` (of one series when `tags` are given) as {time, tag..., field...}.
 
-        GROUP BY * keeps tags apart from fields. InfluxDB 1.x fills fields a point does
-        not have with null in SELECT *: those are left out, as they are absent.
-        Sorted by (time, tags) so the order does not depend on the series order.
+        Time is in epoch ns. GROUP BY * keeps tags apart from fields. InfluxDB 1.x fills
+        fields a point does not have with null in SELECT *: those are left out, as they
+        are absent. Sorted by (time, tags) so the order does not depend on the series order.
         """
-        results = self.query(f"SELECT * FROM {quote_ident(measurement)} GROUP BY *", db=db)
+        where = ""
+        if tags:
+            where = " WHERE " + " AND ".join(f"{quote_ident(k)} = {quote_literal(v)}" for k, v in sorted(tags.items()))
+        results = self.query(f"SELECT * FROM {quote_ident(measurement)}{where} GROUP BY *", db=db)
         rows: list[dict[str, Any]] = []
         for result in results:
             for series in result.get("series", []):
