@@ -91,11 +91,12 @@ _LOOKUP_POS = _hilbert_lookup_table()
 _HEX_PAIRS = np.frombuffer(b"".join(b"%02x" % b for b in range(256)), dtype=np.uint8).reshape(256, 2)
 
 
-def s2_cell_tokens(lat: pa.Array, lon: pa.Array, level: int) -> pa.Array:
+def s2_cell_tokens(lat: pa.Array | pa.ChunkedArray, lon: pa.Array | pa.ChunkedArray, level: int) -> pa.Array:
     """S2 cell token of the level-``level`` cell containing each (lat, lon) point, as a string array.
 
-    ``lat`` and ``lon`` are numeric Arrow arrays of the same length, in degrees (float64
-    ideally; other numeric types are cast). The result has one token per row, e.g.
+    ``lat`` and ``lon`` are numeric Arrow arrays (or chunked arrays, combined first) of
+    the same length, in degrees; float64 is read zero-copy when it has no nulls, other
+    numeric types are cast. The result has one token per row, e.g.
     ``'89de0ac'`` at level 11, or null where lat or lon is null, NaN, infinite or out of
     range. ``level`` is an int from 0 (one of six cube faces) to 30 (leaf cells).
     """
