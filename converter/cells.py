@@ -1,0 +1,117 @@
+"""Cell text -> typed Arrow arrays, one column at a time, with the rows that failed.
+
+Arrow's casts are all-or-nothing: one bad cell fails the whole column. The fast path
+casts the whole column once. Only when that fails do we look for the bad cells: a regex
+that describes what the cast accepts marks most of them in one vectorized pass, and a
+bisection finds any the regex let through (it costs O(bad * log rows) casts, and nothing
+when the column is clean). Bad cells become nulls in the result and `True` in `bad`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# What Arrow's string->number casts accept (checked against pyarrow 26): a plain decimal
+# with optional sign/exponent, inf/infinity, nan; integers without a '+'.
+FLOAT_SHAPE = r"^[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|(?i:inf|infinity|nan))$"
+INTEGER_SHAPE = r"^-?[0-9]+$"
+UNSIGNED_SHAPE = r"^[0-9]+$"
+
+def _spellings(words: list[str]) -> list[bytes]:
+    # is_in on raw bytes, so list the usual spellings instead of lowercasing every cell.
+    return sorted({v.encode() for w in words for v in (w, w.upper(), w.capitalize())})
+
+
+TRUE_WORDS = _spellings(["true", "t", "yes", "y", "1"])
+FALSE_WORDS = _spellings(["false", "f", "no", "n", "0"])
+
+
+@dataclass(frozen=True)
+class Converted:
+    """A typed column and the mask of cells that could not be converted (None: all fine)."""
+
+    values: pa.Array
+    bad: pa.Array | None
+
+
+def any_true(mask: pa.Array | None) -> bool:
+    return mask is not None and bool(pc.any(mask).as_py())
+
+
+def _null_like(target: pa.DataType, length: int) -> pa.Array:
+    return pa.nulls(length, type=target)
+
+
+def cast_per_element(cells: pa.Array, convert: Callable[[pa.Array], pa.Array], target: pa.DataType,
+                     *, shape: str | None = None) -> Converted:
+    """Apply an all-or-nothing `convert` to `cells` and find the cells it refuses."""
+    try:
+        return Converted(convert(cells), None)
+    except pa.ArrowInvalid:
+        pass
+    bad = np.zeros(len(cells), dtype=bool)
+    if shape is not None:
+        misfit = pc.invert(pc.fill_null(pc.match_substring_regex(cells, shape), True))
+        bad |= misfit.to_numpy(zero_copy_only=False)
+        cells = pc.if_else(misfit, pa.scalar(None, cells.type), cells)
+    chunks: list[pa.Array] = []
+    _bisect(cells, 0, len(cells), convert, target, chunks, bad)
+    return Converted(pa.concat_arrays(chunks) if chunks else _null_like(target, 0), pa.array(bad))
+
+
+def _bisect(cells: pa.Array, lo: int, hi: int, convert: Callable[[pa.Array], pa.Array],
+            target: pa.DataType, chunks: list[pa.Array], bad: np.ndarray) -> None:
+    if lo == hi:
+        return
+    try:
+        chunks.append(convert(cells.slice(lo, hi - lo)))
+        return
+    except pa.ArrowInvalid:
+        if hi - lo == 1:
+            chunks.append(_null_like(target, 1))
+            bad[lo] = True
+            return
+    mid = (lo + hi) // 2
+    _bisect(cells, lo, mid, convert, target, chunks, bad)
+    _bisect(cells, mid, hi, convert, target, chunks, bad)
+
+
+def to_text(cells: pa.Array) -> Converted:
+    """Binary cells -> UTF-8 strings; undecodable cells are bad."""
+    return cast_per_element(cells, lambda a: a.cast(pa.string()), pa.string())
+
+
+def to_float(cells: pa.Array) -> Converted:
+    return cast_per_element(cells, lambda a: a.cast(pa.float64()), pa.float64(), shape=FLOAT_SHAPE)
+
+
+def to_integer(cells: pa.Array) -> Converted:
+    return cast_per_element(cells, lambda a: a.cast(pa.int64()), pa.int64(), shape=INTEGER_SHAPE)
+
+
+def to_unsigned(cells: pa.Array) -> Converted:
+    return cast_per_element(cells, lambda a: a.cast(pa.uint64()), pa.uint64(), shape=UNSIGNED_SHAPE)
+
+
+def to_boolean(cells: pa.Array) -> Converted:
+    """true/t/yes/y/1 and false/f/no/n/0 (lower, UPPER or Capitalized); anything else is bad."""
+    is_true = pc.is_in(cells, value_set=pa.array(TRUE_WORDS, cells.type))
+    is_false = pc.is_in(cells, value_set=pa.array(FALSE_WORDS, cells.type))
+    present = pc.is_valid(cells)
+    bad = pc.and_(present, pc.invert(pc.or_(is_true, is_false)))
+    values = pc.if_else(pc.and_(present, pc.invert(bad)), is_true, pa.scalar(None, pa.bool_()))
+    return Converted(values, bad if any_true(bad) else None)
+
+
+def looks_like(cells: pa.Array, kind: str) -> bool:
+    """For type inference: do all non-empty cells convert to `kind` ('float' or 'boolean')?"""
+    present = pc.drop_null(cells)
+    if len(present) == 0:
+        return False
+    converted = to_float(present) if kind == "float" else to_boolean(present)
+    return converted.bad is None

@@ -1,0 +1,247 @@
+"""The `csv2lp` command: argument parsing only. Library errors become one message and an exit status."""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn, Sequence
+
+import click
+
+from . import __version__
+from .errors import ConverterError
+from .mapping import (
+    NO_TIME,
+    KeyStyle,
+    MappingOverrides,
+    MappingSpec,
+    OtherColumns,
+    Precision,
+    load_mapping_file,
+    load_preset,
+    parse_field_flag,
+    parse_tag_flag,
+    parse_type_flag,
+)
+from .pipeline import ConvertOptions, OnError, convert
+from .reader import DEFAULT_BLOCK_SIZE
+from .sinks import open_output
+from .summary import RunSummary
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_REJECTS = 3
+EXIT_STOPPED = 4
+
+EXIT_CODES_HELP = """\b
+Exit status:
+  0  every row became a line
+  1  error: bad option, mapping or unreadable input (nothing or part written)
+  2  usage error
+  3  finished, but some rows were rejected (see the summary and the rejects file)
+  4  --on-error fail stopped at the first bad row"""
+
+
+class _DefaultToConvert(click.Group):
+    """`csv2lp data.csv` means `csv2lp convert data.csv`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = ["convert", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_DefaultToConvert, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="csv2lp")
+def main() -> None:
+    """Convert CSV files to InfluxDB line protocol, fast, without losing a row silently.
+
+    \b
+    csv2lp FILE...          is short for   csv2lp convert FILE...
+    csv2lp inspect FILE     shows how a file would be mapped, before converting it
+    csv2lp execd ...        runs as a Telegraf inputs.execd plugin (see telegraf/README.md)
+    """
+
+
+def _mapping_options(function):
+    options = [
+        click.option("--preset", metavar="NAME", help="A named mapping shipped with csv2lp: movebank."),
+        click.option("--config", "config_path", metavar="TOML", type=click.Path(dir_okay=False),
+                     help="A mapping file (see the README for its keys). Flags below override it."),
+        click.option("-m", "--measurement", metavar="NAME",
+                     help="Measurement name. Default: the preset's, or the file name without extensions."),
+        click.option("--measurement-column", metavar="COLUMN", help="Take the measurement from this column."),
+        click.option("-t", "--tag", "tags", multiple=True, metavar="[KEY=]COLUMN",
+                     help="A tag column (repeatable). Empty cells leave the tag out."),
+        click.option("-f", "--field", "fields", multiple=True, metavar="[KEY=]COLUMN[:TYPE]",
+                     help="A field column with an optional type: float, integer, unsigned, string, boolean, auto."),
+        click.option("--type", "types", multiple=True, metavar="COLUMN=TYPE",
+                     help="Type of one of the other columns (repeatable)."),
+        click.option("--exclude", multiple=True, metavar="COLUMN", help="Leave this column out (repeatable)."),
+        click.option("--other-columns", type=click.Choice([o.value for o in OtherColumns]),
+                     help="Columns not named as tag/field/time become fields (default) or are ignored."),
+        click.option("--snake-case-keys", is_flag=True, default=None,
+                     help="Derive keys as snake_case (`ground-speed` -> `ground_speed`)."),
+        click.option("--time-column", metavar="COLUMN",
+                     help="The time column. Default: one named time/timestamp/_time/datetime; "
+                          "with none, points get the server's time."),
+        click.option("--no-time", is_flag=True, help="Write no timestamps (the server stamps the points)."),
+        click.option("--time-format", metavar="FORMAT",
+                     help="iso8601 (default; also rfc3339, movebank), epoch_s, epoch_ms, epoch_us, epoch_ns, "
+                          "or a strptime pattern like '%d/%m/%Y %H:%M:%S'."),
+        click.option("--timezone", metavar="TZ", help="Zone of times without an offset (default UTC), e.g. Europe/Berlin."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def build_mapping(preset: str | None, config_path: str | None, measurement: str | None,
+                  measurement_column: str | None, tags: Sequence[str], fields: Sequence[str],
+                  types: Sequence[str], exclude: Sequence[str], other_columns: str | None,
+                  snake_case_keys: bool | None, time_column: str | None, no_time: bool,
+                  time_format: str | None, timezone: str | None) -> MappingSpec:
+    if preset and config_path:
+        raise ConverterError("--preset and --config cannot be combined; put the preset's settings in your TOML file.")
+    base = load_preset(preset) if preset else load_mapping_file(config_path) if config_path else MappingSpec()
+    overrides = MappingOverrides(
+        measurement=measurement,
+        measurement_column=measurement_column,
+        tags=tuple(parse_tag_flag(t) for t in tags),
+        fields=tuple(parse_field_flag(f) for f in fields),
+        other_columns=OtherColumns(other_columns) if other_columns else None,
+        exclude=frozenset(exclude),
+        column_types=dict(parse_type_flag(t) for t in types),
+        key_style=KeyStyle.SNAKE_CASE if snake_case_keys else None,
+        time_column=NO_TIME if no_time else time_column,
+        time_format=time_format,
+        timezone=timezone,
+    )
+    return base.overridden_by(overrides)
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("inputs", nargs=-1, required=True, metavar="FILE...")
+@_mapping_options
+@click.option("-o", "--output", metavar="FILE", help="Write lines here instead of stdout; a .gz name compresses.")
+@click.option("-p", "--precision", type=click.Choice([p.value for p in Precision]), default="ns", show_default=True,
+              help="Timestamp precision; give the same to `influx write -p` or the /write API.")
+@click.option("--on-error", type=click.Choice([o.value for o in OnError]), default="quarantine", show_default=True,
+              help="Bad rows: save them to the rejects file and go on, only count them, or stop at the first.")
+@click.option("--rejects", "rejects_path", metavar="FILE", default="csv2lp-rejects.csv", show_default=True,
+              help="Where --on-error quarantine saves rejected rows (created only when a row is rejected).")
+@click.option("--control-chars", type=click.Choice(["reject", "replace"]), default="reject", show_default=True,
+              help="Control characters in tags/names and line breaks in strings: reject the row, or replace them with spaces.")
+@click.option("--s2-level", type=click.IntRange(0, 30), metavar="N",
+              help="Add an s2_cell_id tag: the S2 cell token of (lat, lon) at level N (0-30; 11 is about 5 km).")
+@click.option("-d", "--delimiter", default=",", show_default=True, help="Cell delimiter (one character; 'tab' for tabs).")
+@click.option("--block-size", type=click.IntRange(1 << 16), default=DEFAULT_BLOCK_SIZE, show_default=True,
+              help="Bytes per read block; the longest row must fit in one.")
+@click.option("--summary-json", metavar="FILE", help="Also write the end-of-run numbers as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar on stderr (default: only when stderr is a terminal).")
+def convert_command(inputs: tuple[str, ...], output: str | None, precision: str, on_error: str, rejects_path: str,
+                    control_chars: str, s2_level: int | None, delimiter: str, block_size: int,
+                    summary_json: str | None, quiet: bool, progress: bool | None, **mapping_flags) -> None:
+    """Convert CSV FILEs (paths, globs, '-' for stdin; .gz/.bz2/.zst) to line protocol.
+
+    \b
+    Examples:
+      csv2lp gps.csv --preset movebank > gps.lp
+      csv2lp 'exports/*.csv.gz' --preset movebank --precision ms | influx write -b movebank -p ms
+      csv2lp data.csv -m weather -t station -f temp:float -f rain_mm=rain:float --time-column when
+      zcat big.csv.gz | csv2lp - --config mapping.toml -o big.lp.gz --summary-json run.json
+    """
+    if delimiter == "tab":
+        delimiter = "\t"
+    if len(delimiter) != 1:
+        _fail_usage(f"--delimiter must be one character, got {delimiter!r}.")
+    options = ConvertOptions(
+        precision=Precision(precision),
+        on_error=OnError(on_error),
+        rejects_path=rejects_path,
+        replace_control_chars=control_chars == "replace",
+        s2_level=s2_level,
+        delimiter=delimiter,
+        block_size=block_size,
+    )
+    show_progress = (not quiet) and (progress if progress is not None else sys.stderr.isatty())
+    summary: RunSummary | None = None
+    status = EXIT_OK
+    try:
+        mapping = build_mapping(**mapping_flags)
+        sink = open_output(output)
+        try:
+            from .progressbar import progress_reporter
+
+            with progress_reporter(show_progress) as report:
+                summary = convert(list(inputs), mapping=mapping, options=options, sink=sink, progress=report)
+        finally:
+            sink.close()
+    except ConverterError as exc:
+        summary = getattr(exc, "summary", None)
+        _error(str(exc))
+        status = exc.exit_code
+    except BrokenPipeError:
+        # The reader went away (`csv2lp x.csv | head`): not our error, but say that output stopped.
+        sys.stderr.write("csv2lp: output closed by the reader; stopped.\n")
+        status = EXIT_ERROR
+    if summary is not None:
+        if not quiet:
+            for line in summary.text_lines():
+                click.echo(line, err=True)
+        if summary_json:
+            summary.write_json(summary_json)
+        if status == EXIT_OK and summary.rows_rejected:
+            status = EXIT_REJECTS
+    sys.exit(status)
+
+
+def _error(message: str) -> None:
+    click.echo(f"csv2lp: error: {message}", err=True)
+
+
+def _fail_usage(message: str) -> NoReturn:
+    raise click.UsageError(message)
+
+
+@main.command("inspect")
+@click.argument("inputs", nargs=-1, required=True, metavar="FILE...")
+@_mapping_options
+@click.option("-d", "--delimiter", default=",", show_default=True, help="Cell delimiter (one character; 'tab' for tabs).")
+@click.option("-n", "--lines", "sample_lines", type=click.IntRange(0), default=5, show_default=True,
+              help="How many output lines to show.")
+def inspect_command(inputs: tuple[str, ...], delimiter: str, sample_lines: int, **mapping_flags) -> None:
+    """Show each column's role, type and share of empty cells, tag cardinality, and sample lines.
+
+    Reads the whole input (it counts distinct tag values), writes nothing.
+
+    \b
+    Example:
+      csv2lp inspect gps.csv.gz --preset movebank
+    """
+    from .inspect import inspect_inputs, render
+
+    try:
+        mapping = build_mapping(**mapping_flags)
+        report = inspect_inputs(list(inputs), mapping=mapping, delimiter="\t" if delimiter == "tab" else delimiter,
+                                sample_lines=sample_lines)
+    except ConverterError as exc:
+        _error(str(exc))
+        sys.exit(exc.exit_code)
+    click.echo(render(report))
+
+
+@main.command("presets")
+def presets_command() -> None:
+    """List the shipped mapping presets."""
+    from importlib import resources
+
+    for entry in sorted(resources.files("converter.presets").iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".toml"):
+            click.echo(entry.name[:-5])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,228 @@
+"""reader -> encode -> sink, with the counters, the rejects file and --on-error.
+
+Every row read ends in exactly one place: a line in the sink, or a reject (counted by
+reason, and saved to the rejects file under --on-error quarantine). Blank lines are not
+rows and are counted apart. `RunSummary.balanced` checks the books at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import BinaryIO, Callable, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import rowerrors
+from .encode import EncodeOptions, Encoder
+from .errors import BadRowError, ConverterError, MappingError
+from .mapping import FieldType, MappingSpec, Plan, Precision, resolve
+from .reader import DEFAULT_BLOCK_SIZE, STDIN, Block, CsvSource, expand_inputs, file_size, open_source
+from .rejects import RejectsWriter
+from .sinks import LineSink
+from .summary import RunSummary
+
+
+class OnError(str, Enum):
+    """What a bad row does: saved and counted, only counted, or the end of the run."""
+
+    QUARANTINE = "quarantine"
+    SKIP = "skip"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    precision: Precision = Precision.NS
+    on_error: OnError = OnError.QUARANTINE
+    rejects_path: str = "csv2lp-rejects.csv"
+    replace_control_chars: bool = False
+    s2_level: int | None = None
+    delimiter: str = ","
+    block_size: int = DEFAULT_BLOCK_SIZE
+
+
+@dataclass(frozen=True)
+class Progress:
+    bytes_done: int
+    bytes_total: int | None
+    rows: int
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def default_measurement(item: str) -> str:
+    """The file's name without its extensions (`gps.csv.gz` -> `gps`); `stdin` for '-'."""
+    if item == STDIN:
+        return "stdin"
+    name = Path(item).name
+    return name.split(".", 1)[0] or name
+
+
+def check_inputs(inputs: Sequence[str], mapping: MappingSpec, options: ConvertOptions) -> list[str]:
+    """Expand globs and check the mapping against every file's header before any row is read."""
+    items = expand_inputs(inputs)
+    if items.count(STDIN) > 1:
+        raise ConverterError("'-' (stdin) can be given only once.")
+    for item in items:
+        if item == STDIN:
+            continue  # stdin cannot be read twice; its header is checked when it is opened
+        source = open_source(item, delimiter=options.delimiter, block_size=options.block_size)
+        try:
+            plan_for(source, item, mapping, options)
+        finally:
+            source.close()
+    return items
+
+
+def plan_for(source: CsvSource, item: str, mapping: MappingSpec, options: ConvertOptions) -> Plan:
+    plan = resolve(mapping, source.header, source=source.name, default_measurement=default_measurement(item))
+    if options.s2_level is not None:
+        for key in ("lat", "lon"):
+            fld = plan.field_by_key(key)
+            if fld is None or fld.type is not FieldType.FLOAT:
+                raise MappingError(
+                    f"{source.name}: --s2-level needs float fields named 'lat' and 'lon' "
+                    f"(e.g. --field lat=LATCOLUMN:float --field lon=LONCOLUMN:float, or --preset movebank)."
+                )
+    return plan
+
+
+def convert(inputs: Sequence[str], *, mapping: MappingSpec, options: ConvertOptions, sink: LineSink,
+            progress: ProgressCallback | None = None, stdin: BinaryIO | None = None) -> RunSummary:
+    """Convert every input into `sink`. Raises ConverterError (with `.summary`) when a run cannot finish."""
+    started = time.perf_counter()
+    summary = RunSummary()
+    encoder = Encoder(EncodeOptions(options.precision, options.replace_control_chars, options.s2_level))
+    rejects = RejectsWriter(options.rejects_path) if options.on_error is OnError.QUARANTINE else None
+    run = _Run(summary, encoder, rejects, options, sink, progress)
+    try:
+        items = check_inputs(inputs, mapping, options)
+        run.bytes_total = _total_size(items)
+        for item in items:
+            source = open_source(item, delimiter=options.delimiter, block_size=options.block_size, stdin=stdin)
+            try:
+                run.convert_source(source, plan_for(source, item, mapping, options))
+            finally:
+                run.bytes_before += source.bytes_read
+                source.close()
+    except ConverterError as exc:
+        exc.summary = summary  # type: ignore[attr-defined]
+        raise
+    finally:
+        if rejects is not None:
+            rejects.close()
+            summary.rejects_files = rejects.paths
+        summary.inferred_types = {k: v.value for k, v in encoder.inferred.items()}
+        summary.bytes_written = getattr(sink, "bytes_written", 0)
+        summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _total_size(items: list[str]) -> int | None:
+    sizes = [file_size(item) for item in items]
+    return None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
+
+
+class _Run:
+    """The state of one convert() call."""
+
+    def __init__(self, summary: RunSummary, encoder: Encoder, rejects: RejectsWriter | None,
+                 options: ConvertOptions, sink: LineSink, progress: ProgressCallback | None) -> None:
+        self.summary = summary
+        self.encoder = encoder
+        self.rejects = rejects
+        self.options = options
+        self.sink = sink
+        self.progress = progress
+        self.bytes_before = 0
+        self.bytes_total: int | None = None
+
+    def convert_source(self, source: CsvSource, plan: Plan) -> None:
+        self.summary.files += 1
+        for block in source.blocks():
+            self._convert_block(source, plan, block)
+            if self.progress is not None:
+                self.progress(Progress(self.bytes_before + source.bytes_read, self.bytes_total, self.summary.rows_read))
+
+    def _convert_block(self, source: CsvSource, plan: Plan, block: Block) -> None:
+        batch, lines_of_rows = _drop_blank_rows(block, self.summary)
+        encoded = self.encoder.encode(plan, batch, where=f"{source.name}:{block.first_line}")
+        bad_rows = encoded.errors.rows()
+        summary = self.summary
+        summary.rows_read += batch.num_rows + len(block.invalid)
+
+        if self.options.on_error is OnError.FAIL and (bad_rows.size or block.invalid):
+            self._stop_at_first_bad_row(source, batch, lines_of_rows, encoded, bad_rows, block)
+
+        self.sink.write_lines(encoded.lines)
+        summary.lines_written += len(encoded.lines)
+        summary.rows_rejected += int(bad_rows.size) + len(block.invalid)
+        summary.fields_dropped += encoded.fields_dropped
+        summary.rejects_by_reason.update(encoded.errors.counts())
+        for row in block.invalid:
+            summary.rejects_by_reason[rowerrors.ragged_row(row.expected, row.actual).text] += 1
+        if self.rejects is not None and (bad_rows.size or block.invalid):
+            self._save_rejects(source, batch, lines_of_rows, encoded.errors, bad_rows, block)
+
+    def _save_rejects(self, source: CsvSource, batch: pa.RecordBatch, lines_of_rows: np.ndarray,
+                      errors: rowerrors.RowErrors, bad_rows: np.ndarray, block: Block) -> None:
+        assert self.rejects is not None
+        if bad_rows.size:
+            indices = pa.array(bad_rows)
+            columns = [column.take(indices).to_pylist() for column in batch.columns]
+            reasons, values = errors.reason_at(bad_rows), errors.value_at(bad_rows)
+            for i, row in enumerate(bad_rows):
+                self.rejects.write(source.header, source.name, int(lines_of_rows[row]), reasons[i], values[i],
+                                   [column[i] for column in columns])
+        for invalid in block.invalid:
+            reason = rowerrors.ragged_row(invalid.expected, invalid.actual).text
+            self.rejects.write_raw(source.header, source.name, invalid.line, reason, invalid.text, source.delimiter)
+
+    def _stop_at_first_bad_row(self, source: CsvSource, batch: pa.RecordBatch, lines_of_rows: np.ndarray,
+                               encoded, bad_rows: np.ndarray, block: Block) -> None:
+        candidates: list[tuple[int, str, str, bytes | None]] = []
+        if bad_rows.size:
+            first = bad_rows[:1]
+            reason = encoded.errors.reason_at(first)[0]
+            fix = encoded.errors.reasons[reason].fix
+            candidates.append((int(lines_of_rows[first[0]]), reason, fix, encoded.errors.value_at(first)[0]))
+        for invalid in block.invalid[:1]:
+            reason = rowerrors.ragged_row(invalid.expected, invalid.actual)
+            candidates.append((invalid.line, reason.text, reason.fix, invalid.text.encode()))
+        line, reason, fix, value = min(candidates, key=lambda c: c[0])
+        # Rows before the bad one are good: write them, so the output ends exactly there.
+        good_before = int(np.count_nonzero(lines_of_rows < line)) - int(np.count_nonzero(lines_of_rows[bad_rows] < line))
+        self.sink.write_lines(encoded.lines.slice(0, good_before))
+        self.summary.lines_written += good_before
+        self.summary.rows_read -= batch.num_rows + len(block.invalid) - good_before - 1
+        self.summary.rows_rejected += 1
+        self.summary.rejects_by_reason[reason] += 1
+        shown = "" if value is None else f": {value.decode('utf-8', errors='replace')!r}"
+        message = (f"{source.name}:{line}: {reason}{shown}. To fix: {fix}. (--on-error fail stops at the "
+                   f"first bad row; --on-error quarantine saves bad rows to a rejects file and goes on.)")
+        self.summary.stopped_at = message
+        raise BadRowError(message)
+
+
+def _drop_blank_rows(block: Block, summary: RunSummary) -> tuple[pa.RecordBatch, np.ndarray]:
+    """Lines without a single cell (blank lines, `,,,`) are not rows: count them and leave them out."""
+    batch, lines_of_rows = block.cells, block.row_lines()
+    if batch.num_rows == 0 or batch.num_columns == 0:
+        return batch, lines_of_rows
+    if min(column.null_count for column in batch.columns) == 0:
+        return batch, lines_of_rows  # some column is full: no blank row in this batch
+    blank = pc.is_null(batch.column(0))
+    for column in batch.columns[1:]:
+        blank = pc.and_(blank, pc.is_null(column))
+    n_blank = int(pc.sum(blank).as_py() or 0)
+    if n_blank == 0:
+        return batch, lines_of_rows
+    summary.blank_lines += n_blank
+    keep = pc.invert(blank)
+    return batch.filter(keep), lines_of_rows[keep.to_numpy(zero_copy_only=False)]

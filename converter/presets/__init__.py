@@ -1,0 +1,1 @@
+"""Named mappings, kept as TOML data files (see mapping.load_preset)."""

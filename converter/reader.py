@@ -1,0 +1,362 @@
+"""Streaming CSV input: files, globs, stdin; gzip/bz2/zstd; blocks of raw cells with line numbers.
+
+Every column is read as raw bytes (Arrow `binary`), never inferred: Arrow infers types from
+the first block only, which breaks on columns that are empty for thousands of rows, and
+its UTF-8 check would fail a whole file for one bad byte. Types are applied later, column
+by column, where a bad cell can reject just its row (see cells.py).
+
+Arrow does not report physical line numbers, so we count them: a record spans one line
+plus the line breaks inside its quoted cells. Rows Arrow cannot parse (wrong cell count)
+reach us through `invalid_row_handler` with their record number, which tells where they
+sat between the good rows. This needs Arrow's serial reader (`use_threads=False`): the
+threaded one does not report record numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+
+from .errors import InputError
+
+COMPRESSION_BY_SUFFIX = {".gz": "gzip", ".gzip": "gzip", ".bz2": "bz2", ".zst": "zstd", ".zstd": "zstd"}
+GZIP_MAGIC = b"\x1f\x8b"
+DEFAULT_BLOCK_SIZE = 4 << 20
+STDIN = "-"
+
+
+def expand_inputs(inputs: Sequence[str]) -> list[str]:
+    """Paths and globs (sorted within each pattern) in the order given; '-' is stdin."""
+    expanded: list[str] = []
+    for item in inputs:
+        if item == STDIN or not glob.has_magic(item):
+            expanded.append(item)
+            continue
+        matches = sorted(glob.glob(item, recursive=True))
+        if not matches:
+            raise InputError(f"{item}: the pattern matches no file.")
+        expanded.extend(matches)
+    return expanded
+
+
+class _CountingReader(io.RawIOBase):
+    """Counts the bytes taken from the underlying file: progress in on-disk bytes."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self._raw.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self.count += n
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _PrefixedReader(io.RawIOBase):
+    """Gives back bytes already taken from a stream (to read the header), then the rest."""
+
+    def __init__(self, prefix: bytes, rest) -> None:
+        self._prefix = memoryview(prefix)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        if self._prefix:
+            n = min(len(buffer), len(self._prefix))
+            buffer[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        data = self._rest.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        return n
+
+
+@dataclass(frozen=True)
+class InvalidRow:
+    """A row Arrow could not split into the header's cells."""
+
+    line: int
+    text: str
+    expected: int
+    actual: int
+
+
+@dataclass
+class Block:
+    """One Arrow record batch of raw cells, and where its rows sit in the file."""
+
+    source: str
+    cells: pa.RecordBatch
+    first_line: int
+    invalid: list[InvalidRow]
+    _row_lines: np.ndarray | None = field(default=None, repr=False)
+
+    def row_lines(self) -> np.ndarray:
+        """Physical line number of each row of `cells` (computed only when asked for)."""
+        if self._row_lines is None:
+            raise RuntimeError("row_lines was not prepared")  # pragma: no cover
+        return self._row_lines
+
+
+@dataclass
+class _Pending:
+    number: int  # Arrow's record number (1 = header)
+    text: str
+    expected: int
+    actual: int
+
+
+class CsvSource:
+    """One input: its header, then its blocks. Open with `open_source`."""
+
+    def __init__(self, name: str, stream: io.RawIOBase, counter: _CountingReader, *,
+                 delimiter: str, block_size: int) -> None:
+        self.name = name
+        self.delimiter = delimiter
+        self.block_size = block_size
+        self._counter = counter
+        prefix, self.header, self.header_lines = _read_header(name, stream, delimiter)
+        # BufferedReader.read(n) fills whole blocks even where the raw streams return short reads.
+        self._stream = io.BufferedReader(_PrefixedReader(prefix, stream), buffer_size=1 << 16)
+
+    @property
+    def bytes_read(self) -> int:
+        return self._counter.count
+
+    def blocks(self) -> Iterator[Block]:
+        pending: list[_Pending] = []
+
+        def on_invalid(row: pa_csv.InvalidRow) -> str:
+            pending.append(_Pending(row.number if row.number is not None else -1, row.text,
+                                    row.expected_columns, row.actual_columns))
+            return "skip"
+
+        reader = self._open_arrow(on_invalid)
+        next_record = 2  # Arrow numbers records from 1, the header
+        next_line = 1 + self.header_lines
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise InputError(_read_failure(self.name, next_line, exc, self.block_size)) from exc
+            block, next_record, next_line = _place(self.name, batch, pending, next_record, next_line)
+            yield block
+        if pending:  # invalid rows after the last good row
+            empty = pa.RecordBatch.from_pylist([], schema=reader.schema)
+            block, _, _ = _place(self.name, empty, pending, next_record, next_line, take_all=True)
+            yield block
+
+    def _open_arrow(self, on_invalid) -> pa_csv.CSVStreamingReader:
+        try:
+            return pa_csv.open_csv(
+                self._stream,
+                read_options=pa_csv.ReadOptions(use_threads=False, block_size=self.block_size),
+                parse_options=pa_csv.ParseOptions(
+                    delimiter=self.delimiter,
+                    newlines_in_values=True,
+                    ignore_empty_lines=False,
+                    invalid_row_handler=on_invalid,
+                ),
+                convert_options=pa_csv.ConvertOptions(
+                    column_types={name: pa.binary() for name in self.header},
+                    null_values=[""],
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=True,
+                ),
+            )
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(_read_failure(self.name, 1 + self.header_lines, exc, self.block_size)) from exc
+
+    def close(self) -> None:
+        self._counter.close()
+
+
+def _read_failure(name: str, line: int, exc: Exception, block_size: int) -> str:
+    text = str(exc)
+    if "straddling" in text or "block" in text.lower() and "size" in text.lower():
+        return (f"{name}: near line {line}: a quoted value does not end within {block_size >> 20} MiB, "
+                f"most likely an unbalanced quote; the rest of the file could not be read. Fix the quote, "
+                f"or raise --block-size if a value really is that long.")
+    if "decompress" in text.lower() or "gzip" in text.lower() or "zstd" in text.lower() or "bz2" in text.lower():
+        return f"{name}: cannot decompress near line {line}: {text}. Check that the file is complete."
+    return f"{name}: cannot read near line {line}: {text}."
+
+
+def _newline_count(batch: pa.RecordBatch) -> int:
+    """Line breaks inside the cells of a batch (numpy over the raw data buffers: no per-row work)."""
+    total = 0
+    for column in batch.columns:
+        data = column.buffers()[2]
+        if data is not None and data.size:
+            offsets = np.frombuffer(column.buffers()[1], dtype=np.int32, count=len(column) + 1,
+                                    offset=column.offset * 4)
+            view = np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]]
+            total += int(np.count_nonzero(view == 10))
+    return total
+
+
+def _row_newlines(batch: pa.RecordBatch) -> np.ndarray:
+    import pyarrow.compute as pc
+
+    counts = np.zeros(batch.num_rows, dtype=np.int64)
+    for column in batch.columns:
+        counts += pc.fill_null(pc.count_substring(column, "\n"), 0).to_numpy(zero_copy_only=False)
+    return counts
+
+
+def _place(name: str, batch: pa.RecordBatch, pending: list[_Pending], first_record: int, first_line: int,
+           take_all: bool = False) -> tuple[Block, int, int]:
+    """Interleave the batch's good rows with the invalid rows Arrow skipped, and number the lines."""
+    n = batch.num_rows
+    pending.sort(key=lambda p: p.number)
+    end = first_record + n
+    mine: list[_Pending] = []
+    while pending and (take_all or pending[0].number < end or pending[0].number < 0):
+        mine.append(pending.pop(0))
+        end += 1
+    newlines = _newline_count(batch)
+    if not mine and newlines == 0:
+        lines = first_line + np.arange(n, dtype=np.int64)
+        return Block(name, batch, first_line, [], lines), end, first_line + n
+    per_row = _row_newlines(batch) if newlines else np.zeros(n, dtype=np.int64)
+    total = n + len(mine)
+    invalid_at = np.zeros(total, dtype=bool)
+    for p in mine:
+        if p.number >= first_record:
+            invalid_at[min(p.number - first_record, total - 1)] = True
+    # Rows with an unknown record number (never seen with the serial reader) go last.
+    unplaced = len(mine) - int(invalid_at.sum())
+    if unplaced:
+        invalid_at[np.flatnonzero(~invalid_at)[-unplaced:]] = True
+    span = np.ones(total, dtype=np.int64)
+    span[~invalid_at] += per_row
+    span[invalid_at] += [p.text.count("\n") for p in mine]
+    starts = first_line + np.concatenate(([0], np.cumsum(span)[:-1]))
+    invalid_lines = starts[invalid_at]
+    invalid = [InvalidRow(int(line), p.text, p.expected, p.actual) for line, p in zip(invalid_lines, mine)]
+    block = Block(name, batch, first_line, invalid, starts[~invalid_at])
+    return block, end, first_line + int(span.sum())
+
+
+def _read_header(name: str, stream, delimiter: str) -> tuple[bytes, tuple[str, ...], int]:
+    """Take enough bytes to hold the header record, parse it, and hand the bytes back."""
+    prefix = b""
+    size = 64 << 10
+    while True:
+        chunk = stream.read(size)
+        prefix += chunk or b""
+        at_eof = not chunk
+        complete = _parse_header(prefix, delimiter, at_eof)
+        if complete is not None or at_eof:
+            break
+        size *= 2
+    if complete is None or not prefix.strip(b"\xef\xbb\xbf\r\n"):
+        raise InputError(f"{name}: the file is empty; a CSV file with a header line is expected.")
+    header, lines = complete
+    return prefix, header, lines
+
+
+def _parse_header(prefix: bytes, delimiter: str, at_eof: bool) -> tuple[tuple[str, ...], int] | None:
+    if prefix.startswith(b"\xef\xbb\xbf"):
+        prefix = prefix[3:]
+    if not at_eof:
+        cut = prefix.rfind(b"\n")
+        if cut < 0:
+            return None
+        prefix = prefix[: cut + 1]
+    text = prefix.decode("utf-8", errors="replace")
+    rows = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(rows)
+    except StopIteration:
+        return None
+    except csv.Error:
+        return None
+    consumed = rows.line_num
+    if not at_eof and consumed >= text.count("\n") and not text.endswith("\n"):
+        return None
+    if "\ufffd" in "".join(header):
+        return None if not at_eof else (tuple(header), consumed)
+    return tuple(header), consumed
+
+
+def open_source(item: str, *, delimiter: str = ",", block_size: int = DEFAULT_BLOCK_SIZE,
+                stdin: BinaryIO | None = None) -> CsvSource:
+    """Open one input ('-' for stdin) and read its header."""
+    if item == STDIN:
+        raw = stdin if stdin is not None else sys.stdin.buffer
+        counter = _CountingReader(raw)
+        head = counter.read(2)
+        source: io.RawIOBase = _PrefixedReader(head, counter)
+        if head == GZIP_MAGIC:
+            source = _decompressing(source, "gzip")
+        return CsvSource("<stdin>", source, counter, delimiter=delimiter, block_size=block_size)
+    path = Path(item)
+    try:
+        counter = _CountingReader(open(path, "rb"))
+    except FileNotFoundError:
+        raise InputError(f"{item}: no such file.") from None
+    except IsADirectoryError:
+        raise InputError(f"{item}: is a directory; give the files in it (for example {item}/*.csv).") from None
+    except OSError as exc:
+        raise InputError(f"{item}: cannot open: {exc.strerror or exc}.") from None
+    codec = COMPRESSION_BY_SUFFIX.get(path.suffix.lower())
+    stream: io.RawIOBase = counter
+    if codec is not None:
+        stream = _decompressing(counter, codec)
+    try:
+        return CsvSource(str(item), stream, counter, delimiter=delimiter, block_size=block_size)
+    except (OSError, pa.ArrowInvalid) as exc:
+        counter.close()
+        raise InputError(f"{item}: cannot read ({codec or 'uncompressed'}): {exc}. Check the file and its extension.") from exc
+
+
+class _NativeAsRaw(io.RawIOBase):
+    """A pyarrow NativeFile seen as a Python raw stream."""
+
+    def __init__(self, native) -> None:
+        self._native = native
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self._native.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        return n
+
+
+def _decompressing(raw: io.RawIOBase, codec: str) -> io.RawIOBase:
+    return _NativeAsRaw(pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), codec))
+
+
+def file_size(item: str) -> int | None:
+    try:
+        return os.path.getsize(item) if item != STDIN else None
+    except OSError:
+        return None

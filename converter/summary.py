@@ -1,0 +1,67 @@
+"""The numbers every run ends with: rows read == lines written + rows rejected."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class RunSummary:
+    files: int = 0
+    rows_read: int = 0
+    lines_written: int = 0
+    rows_rejected: int = 0
+    rejects_by_reason: Counter = field(default_factory=Counter)
+    fields_dropped: int = 0  # NaN / ±Inf values left out of their lines
+    blank_lines: int = 0  # lines with no cell at all; not rows
+    bytes_written: int = 0
+    seconds: float = 0.0
+    rejects_files: list[str] = field(default_factory=list)
+    inferred_types: dict[str, str] = field(default_factory=dict)
+    stopped_at: str | None = None  # the --on-error fail message, when it stopped the run
+
+    @property
+    def balanced(self) -> bool:
+        return self.rows_read == self.lines_written + self.rows_rejected
+
+    def to_dict(self) -> dict:
+        return {
+            "files": self.files,
+            "rows_read": self.rows_read,
+            "lines_written": self.lines_written,
+            "rows_rejected": self.rows_rejected,
+            "rejects_by_reason": dict(self.rejects_by_reason.most_common()),
+            "fields_dropped": self.fields_dropped,
+            "blank_lines": self.blank_lines,
+            "bytes_written": self.bytes_written,
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows_read / self.seconds) if self.seconds > 0 else None,
+            "rejects_files": self.rejects_files,
+            "inferred_types": self.inferred_types,
+            "stopped_at": self.stopped_at,
+        }
+
+    def write_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    def text_lines(self) -> list[str]:
+        rate = f" in {self.seconds:.2f} s ({self.rows_read / self.seconds:,.0f} rows/s)" if self.seconds > 0 else ""
+        out = [
+            f"{self.rows_read:,} rows read from {self.files} file(s){rate}",
+            f"{self.lines_written:,} lines written",
+            f"{self.rows_rejected:,} rows rejected",
+        ]
+        for reason, count in self.rejects_by_reason.most_common():
+            out.append(f"  {count:,} × {reason}")
+        if self.rejects_files:
+            out.append(f"rejected rows saved to {', '.join(self.rejects_files)}")
+        if self.fields_dropped:
+            out.append(f"{self.fields_dropped:,} NaN/Inf values left out of their lines (line protocol has no NaN)")
+        if self.blank_lines:
+            out.append(f"{self.blank_lines:,} blank lines skipped")
+        if not self.balanced:  # pragma: no cover - a bug, never an input problem
+            out.append("BUG: rows read != lines written + rows rejected; please report it")
+        return out
