@@ -16,6 +16,7 @@ import math
 import re
 import subprocess
 import sys
+import textwrap
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -57,10 +58,27 @@ INTEGER_COLUMNS = {
 STRING_COLUMNS = {"behavioural-classification", "comments", "eobs:status", "eobs:start-timestamp"}
 BOOLEAN_WORDS = {"true": True, "false": False}
 
+# Movebank-shaped rows with what real files rarely hold: tag values with spaces, commas,
+# equals signs, a lone backslash and non-ASCII; string fields with quotes, backslashes and
+# a tab; times before 1970 and at the top of InfluxDB's range; a series whose tag set is
+# a subset of another's (Bob without taxon), so selecting one series by tags must not
+# mix them up. Every row here is valid: the converter must accept all of them.
+TRICKY_CSV = textwrap.dedent(
+    """\
+    event-id,visible,timestamp,location-long,location-lat,comments,eobs:status,ground-speed,gps:satellite-count,manually-marked-outlier,sensor-type,individual-taxon-canonical-name,tag-local-identifier,individual-local-identifier,study-name
+    1,true,2020-01-01 00:00:00.000,-1.5,2.25,"say ""hi"", then leave",A\\B,1e-3,7,false,gps,Ciconia ciconia,"T,1=2",Bob the stork,Study\\with back
+    2,false,1970-01-01 00:00:00.001,,,"C:\\path\\",é ü 鳥,-0,,true,gps,Ciconia ciconia,"T,1=2",Bob the stork,Study\\with back
+    3,true,2262-04-11 23:47:16.854,180,-90,,,,12,,gps,,,ナオミ,Z
+    4,true,1900-01-01 00:00:00.000,-180,90,"tab\tinside",x,123456789.123456789,,,gps,,,ナオミ,Z
+    5,true,2020-01-01 00:00:00.000,0.1,0.2,,,,,,gps,,"T,1=2",Bob the stork,Study\\with back
+    """
+)
+
 SOURCES = {
     "fishers-sample": SAMPLE,
     "fishers-new-york": FISHERS,
     "galapagos-albatrosses": ALBATROSSES,
+    "tricky-values": None,  # TRICKY_CSV, written to a temp file
 }
 
 
@@ -196,10 +214,14 @@ class Loaded:
 def loaded(request: pytest.FixtureRequest, influxdb: InfluxDB1Server, tmp_path_factory) -> Loaded:
     """One source converted, written to a fresh database with precision ms; dropped afterwards."""
     name = request.param
+    work = tmp_path_factory.mktemp(name)
     source = SOURCES[name]
-    if source != SAMPLE:
+    if source is None:
+        source = work / "tricky.csv"
+        source.write_text(TRICKY_CSV, encoding="utf-8")
+    elif source != SAMPLE:
         request.getfixturevalue("shared_movebank")  # skips, with its reason, where ../shared is absent
-    conversion = run_converter(source, tmp_path_factory.mktemp(name))
+    conversion = run_converter(source, work)
     if conversion.returncode != 0:
         pytest.fail(f"converter exited {conversion.returncode} on {source}:\n{conversion.stderr[-3000:]}")
     db = "roundtrip_" + re.sub(r"[^a-z0-9]+", "_", name)
