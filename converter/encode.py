@@ -112,29 +112,34 @@ class Encoder:
         column = plan.header[plan.measurement_index]
         raw = batch.column(plan.measurement_index)
         errors.add(pc.is_null(raw), rowerrors.empty_measurement(column), raw)
-        text = self._clean_name_values(cells.to_text(raw), column, "measurement", raw, errors,
-                                       escape.AMBIGUOUS_BACKSLASH_IN_MEASUREMENT)
-        errors.add(pc.starts_with(text, "#"), rowerrors.comment_measurement(column), raw)
-        return _dictionary_map(text, escape.measurement_values)
+        distinct = raw.dictionary_encode()
+        text = self._clean_names(distinct, column, "measurement", raw, errors, escape.AMBIGUOUS_BACKSLASH_IN_MEASUREMENT)
+        _add_by_dictionary(errors, distinct, pc.starts_with(text, "#"), rowerrors.comment_measurement(column), raw)
+        return escape.measurement_values(text).take(distinct.indices)
 
     def _tag_piece(self, escaped_key: str, column: str, role: str, raw: pa.Array, errors: RowErrors) -> pa.Array | None:
         if raw.null_count == len(raw):
             return None  # empty tags are left out: nothing to join
-        text = self._clean_name_values(cells.to_text(raw), column, role, raw, errors, escape.AMBIGUOUS_BACKSLASH_IN_KEY)
-        prefix = "," + escaped_key + "="
-        return _dictionary_map(text, lambda d: pc.binary_join_element_wise(prefix, escape.tag_values(d), ""))
+        # Tags repeat a handful of values: check and escape each distinct value once.
+        distinct = raw.dictionary_encode()
+        text = self._clean_names(distinct, column, role, raw, errors, escape.AMBIGUOUS_BACKSLASH_IN_KEY)
+        pieces = pc.binary_join_element_wise("," + escaped_key + "=", escape.tag_values(text), "")
+        return pieces.take(distinct.indices)
 
-    def _clean_name_values(self, text: cells.Converted, column: str, role: str, raw: pa.Array,
-                           errors: RowErrors, ambiguous: str) -> pa.Array:
-        errors.add(text.bad, rowerrors.invalid_utf8(column), raw)
+    def _clean_names(self, distinct: pa.DictionaryArray, column: str, role: str, raw: pa.Array,
+                     errors: RowErrors, ambiguous: str) -> pa.Array:
+        """The dictionary of a name-like column (tag, measurement) as text, with its bad values rejected."""
+        text = cells.to_text(distinct.dictionary)
+        _add_by_dictionary(errors, distinct, text.bad, rowerrors.invalid_utf8(column), raw)
         values = text.values
         control = escape.has_match(values, escape.CONTROL_CHARS)
         if cells.any_true(control):
             if self.options.replace_control_chars:
                 values = escape.replace_matches(values, escape.CONTROL_CHARS)
             else:
-                errors.add(control, rowerrors.control_character(role, column), raw)
-        errors.add(escape.has_match(values, ambiguous), rowerrors.ambiguous_backslash(role, column), raw)
+                _add_by_dictionary(errors, distinct, control, rowerrors.control_character(role, column), raw)
+        _add_by_dictionary(errors, distinct, escape.has_match(values, ambiguous),
+                           rowerrors.ambiguous_backslash(role, column), raw)
         return values
 
     def _s2_piece(self, coordinates: dict[str, pa.Array], length: int) -> pa.Array:
@@ -203,7 +208,8 @@ def _join(pieces: list) -> pa.Array:
     return pc.binary_join_element_wise(*pieces, "", null_handling="replace", null_replacement="")
 
 
-def _dictionary_map(values: pa.Array, transform) -> pa.Array:
-    """Apply a string transform once per distinct value (tags repeat a handful of values)."""
-    encoded = values.dictionary_encode()
-    return transform(encoded.dictionary).take(encoded.indices)
+def _add_by_dictionary(errors: RowErrors, distinct: pa.DictionaryArray, bad_values: pa.Array | None,
+                       reason: rowerrors.Reason, raw: pa.Array) -> None:
+    """Reject the rows whose dictionary value is bad (a mask over the dictionary)."""
+    if cells.any_true(bad_values):
+        errors.add(pc.fill_null(bad_values.take(distinct.indices), False), reason, raw)
