@@ -191,6 +191,7 @@ def run_converter(source: Path, work: Path) -> Conversion:
         sys.executable, "-m", "converter", "convert", str(source),
         "--preset", "movebank", "--precision", "ms",
         "-o", str(output), "--summary-json", str(summary_path),
+        "--rejects", str(work / "rejects.csv"),  # never beside the checkout, even when rows are rejected
     ]  # fmt: skip
     began = time.monotonic()
     finished = subprocess.run(
