@@ -1,0 +1,409 @@
+"""`csv2lp inspect`: what convert would do with a file, before converting it.
+
+It runs the real machinery (reader, mapping plan, Encoder) over the whole input and
+writes nothing, so every number is what convert would produce: the role of each column,
+the line-protocol type (an AUTO column gets the type the Encoder infers on this file),
+the share of empty cells, rows that would be rejected and values dropped per column, and
+for tags the number of distinct values and the number of series. A tag that takes a new
+value on most rows (an event id, a timestamp) makes a new series per row, and InfluxDB's
+index grows with every series: that is the mistake this command exists to catch.
+
+Distinct values and series are counted exactly up to a cap, then reported as "more than
+CAP", so memory stays bounded however large the input. They are counted over the rows
+convert would write (rejected rows make no series); empty shares over every row read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import cells
+from .rowerrors import ragged_row
+from .encode import EncodeOptions, Encoder
+from .mapping import FieldType, MappingSpec, OtherColumns, Plan
+from .pipeline import ConvertOptions, _drop_blank_rows, check_inputs, plan_for
+from .reader import DEFAULT_BLOCK_SIZE, CsvSource, open_source
+from .summary import RunSummary
+
+DISTINCT_CAP = 100_000  # per tag column: distinct values kept to count them
+SERIES_CAP = 100_000  # distinct (measurement, tag set) combinations kept to count them
+# A tag is suspicious when it takes a new value on more than this share of the rows,
+# once there are enough rows for the share to mean something.
+DISTINCT_SHARE_WARNING = 0.10
+MIN_ROWS_FOR_SHARE_WARNING = 1_000
+SERIES_WARNING = 100_000
+
+
+class Role(str, Enum):
+    MEASUREMENT = "measurement"
+    TAG = "tag"
+    FIELD = "field"
+    TIME = "time"
+    IGNORED = "ignored"
+
+
+@dataclass
+class ColumnReport:
+    """One CSV column: how convert maps it, and what the data in it looks like."""
+
+    column: str
+    role: Role
+    key: str | None = None  # tag or field key
+    type: str | None = None  # fields: line-protocol type; time: its format
+    type_inferred: bool = False  # True when AUTO inference chose `type`
+    type_inferred_at: str | None = None  # file:line of the block the type was inferred from
+    ignored_because: str | None = None
+    rows: int = 0  # rows of the files that have this column
+    empty: int = 0
+    distinct: int | None = None  # tags and the measurement column; None past the cap
+    distinct_over_cap: bool = False
+    rejected: int = 0  # rows rejected for a reason that names this column (first reason per row)
+    dropped: int = 0  # NaN / ±Inf values left out of their lines
+    # Working set for `distinct`; emptied once the cap is passed.
+    _values: set = field(default_factory=set, repr=False)
+
+    @property
+    def empty_share(self) -> float:
+        return self.empty / self.rows if self.rows else 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "column": self.column,
+            "role": self.role.value,
+            "key": self.key,
+            "type": self.type,
+            "type_inferred": self.type_inferred,
+            "type_inferred_at": self.type_inferred_at,
+            "ignored_because": self.ignored_because,
+            "rows": self.rows,
+            "empty": self.empty,
+            "empty_share": round(self.empty_share, 4),
+            "distinct": self.distinct,
+            "distinct_over_cap": self.distinct_over_cap,
+            "rejected": self.rejected,
+            "dropped": self.dropped,
+        }
+
+
+@dataclass
+class InspectReport:
+    inputs: list[str]
+    measurement: str | None  # the constant measurement(s) (escaped), None when it comes from a column
+    columns: list[ColumnReport]
+    rows_read: int
+    lines: int  # lines convert would write
+    rows_rejected: int
+    rejects_by_reason: dict[str, int]
+    fields_dropped: int
+    blank_lines: int
+    series: int | None  # None past the cap
+    series_over_cap: bool
+    warnings: list[str]
+    sample: list[str]  # the first output lines, without their "\n"
+
+    def column(self, name: str) -> ColumnReport:
+        return next(c for c in self.columns if c.column == name)
+
+    def to_dict(self) -> dict:
+        return {
+            "inputs": self.inputs,
+            "measurement": self.measurement,
+            "rows_read": self.rows_read,
+            "lines": self.lines,
+            "rows_rejected": self.rows_rejected,
+            "rejects_by_reason": self.rejects_by_reason,
+            "fields_dropped": self.fields_dropped,
+            "blank_lines": self.blank_lines,
+            "series": self.series,
+            "series_over_cap": self.series_over_cap,
+            "columns": [c.to_dict() for c in self.columns],
+            "warnings": self.warnings,
+            "sample": self.sample,
+        }
+
+
+def inspect_inputs(inputs: Sequence[str], *, mapping: MappingSpec, delimiter: str = ",", sample_lines: int = 5,
+                   block_size: int = DEFAULT_BLOCK_SIZE) -> InspectReport:
+    """Read every input once, as convert would, and report on each column. Writes nothing."""
+    options = ConvertOptions(delimiter=delimiter, block_size=block_size)
+    items = check_inputs(inputs, mapping, options)  # mapping errors before any row is read
+    run = _Inspection(mapping, sample_lines)
+    for item in items:
+        source = open_source(item, delimiter=delimiter, block_size=block_size)
+        try:
+            run.inspect_source(source, plan_for(source, item, mapping, options))
+        finally:
+            source.close()
+    return run.report(items)
+
+
+class _Inspection:
+    """Counters for one inspect_inputs() call, fed block by block."""
+
+    def __init__(self, mapping: MappingSpec, sample_lines: int) -> None:
+        self.mapping = mapping
+        self.sample_lines = sample_lines
+        self.encoder = Encoder(EncodeOptions())
+        self.counts = RunSummary()  # rows, lines, rejects and blank lines, as convert counts them
+        self.columns: dict[str, ColumnReport] = {}
+        self.measurements: list[str] = []  # constant measurements, one per file at most
+        self.series: set[tuple] = set()
+        self.series_over_cap = False
+        self.sample: list[str] = []
+
+    def inspect_source(self, source: CsvSource, plan: Plan) -> None:
+        if plan.measurement is not None and plan.measurement not in self.measurements:
+            self.measurements.append(plan.measurement)
+        roles = self._roles(plan)
+        for block in source.blocks():
+            batch, _ = _drop_blank_rows(block, self.counts)
+            encoded = self.encoder.encode(plan, batch, where=f"{source.name}:{block.first_line}")
+            n_rejected = int(encoded.errors.rows().size)
+            self.counts.rows_read += batch.num_rows + len(block.invalid)
+            self.counts.lines_written += len(encoded.lines)
+            self.counts.rows_rejected += n_rejected + len(block.invalid)
+            self.counts.fields_dropped += encoded.fields_dropped
+            reasons = encoded.errors.counts()
+            self.counts.rejects_by_reason.update(reasons)
+            for row in block.invalid:
+                self.counts.rejects_by_reason[ragged_row(row.expected, row.actual).text] += 1
+
+            for index, report in roles:
+                raw = batch.column(index)
+                report.rows += batch.num_rows
+                report.empty += raw.null_count
+            self._attribute_rejects(roles, reasons)
+
+            kept = batch if encoded.errors.mask is None else batch.filter(pc.invert(encoded.errors.mask))
+            if encoded.fields_dropped:
+                self._count_dropped(plan, kept)
+            self._count_distinct(plan, kept)
+            self._count_series(plan, kept)
+            if len(self.sample) < self.sample_lines:
+                wanted = self.sample_lines - len(self.sample)
+                self.sample += [line.rstrip("\n") for line in encoded.lines.slice(0, wanted).to_pylist()]
+
+    # ------------------------------------------------------------ roles
+
+    def _roles(self, plan: Plan) -> list[tuple[int, ColumnReport]]:
+        """This file's columns with their reports (shared by name across files)."""
+        by_index: dict[int, ColumnReport] = {}
+        if plan.measurement_index is not None:
+            by_index[plan.measurement_index] = ColumnReport(plan.header[plan.measurement_index], Role.MEASUREMENT)
+        for tag in plan.tags:
+            by_index[tag.index] = ColumnReport(tag.column, Role.TAG, key=tag.key)
+        for fld in plan.fields:
+            declared = None if fld.type is FieldType.AUTO else fld.type.value
+            by_index[fld.index] = ColumnReport(fld.column, Role.FIELD, key=fld.key, type=declared)
+        if plan.time is not None:
+            by_index[plan.time.index] = ColumnReport(plan.time.column, Role.TIME, type=plan.time.format)
+        pairs = []
+        for index, column in enumerate(plan.header):
+            report = by_index.get(index)
+            if report is None:
+                because = ("excluded" if column in self.mapping.exclude
+                           else "not mapped, other_columns = ignore" if self.mapping.other_columns is OtherColumns.IGNORE
+                           else "not mapped")
+                report = ColumnReport(column, Role.IGNORED, ignored_because=because)
+            pairs.append((index, self.columns.setdefault(column, report)))
+        return pairs
+
+    # ------------------------------------------------------------ counters
+
+    def _attribute_rejects(self, roles: list[tuple[int, ColumnReport]], reasons: dict[str, int]) -> None:
+        # Every per-column reject reason names its column as `column 'NAME'` (see rowerrors.py).
+        for text, count in reasons.items():
+            for _, report in roles:
+                if f"column {report.column!r}" in text:
+                    report.rejected += count
+                    break
+
+    def _count_dropped(self, plan: Plan, batch: pa.RecordBatch) -> None:
+        """NaN / ±Inf per float field in the rows that become lines (as the Encoder counts them);
+        only run for blocks where the Encoder dropped some."""
+        for fld in plan.fields:
+            ftype = fld.type if fld.type is not FieldType.AUTO else self.encoder.inferred.get(fld.key)
+            raw = batch.column(fld.index)
+            if ftype is not FieldType.FLOAT or raw.null_count == len(raw):
+                continue
+            values = cells.to_float(raw).values
+            non_finite = pc.fill_null(pc.invert(pc.is_finite(values)), False)
+            self.columns[fld.column].dropped += int(pc.sum(non_finite).as_py() or 0)
+
+    def _count_distinct(self, plan: Plan, batch: pa.RecordBatch) -> None:
+        indices = [t.index for t in plan.tags]
+        if plan.measurement_index is not None:
+            indices.append(plan.measurement_index)
+        for index in indices:
+            report = self.columns[plan.header[index]]
+            if report.distinct_over_cap:
+                continue
+            report._values.update(pc.drop_null(pc.unique(batch.column(index))).to_pylist())
+            if len(report._values) > DISTINCT_CAP:
+                report.distinct_over_cap = True
+                report._values = set()
+
+    def _count_series(self, plan: Plan, batch: pa.RecordBatch) -> None:
+        """Distinct (measurement, tag set) combinations: Arrow groups the block, Python only sees the groups."""
+        if self.series_over_cap or batch.num_rows == 0:
+            return
+        keyed = [("", i) for i in ([plan.measurement_index] if plan.measurement_index is not None else [])]
+        keyed += [(t.key, t.index) for t in plan.tags]
+        if not keyed:
+            self.series.add((plan.measurement,))
+            return
+        names = [f"k{n}" for n in range(len(keyed))]
+        table = pa.table([batch.column(index) for _, index in keyed], names=names)
+        groups = table.group_by(names, use_threads=False).aggregate([])
+        columns = [groups.column(name).to_pylist() for name in names]
+        keys = [key for key, _ in keyed]
+        for values in zip(*columns):
+            # (key, value) pairs without the empty tags: files with other tag columns compare right.
+            self.series.add((plan.measurement, *((k, v) for k, v in zip(keys, values) if v is not None)))
+        if len(self.series) > SERIES_CAP:
+            self.series_over_cap = True
+            self.series = set()
+
+    # ------------------------------------------------------------ the report
+
+    def report(self, items: list[str]) -> InspectReport:
+        for report in self.columns.values():
+            if report.role is Role.FIELD and report.type is None and report.key in self.encoder.inferred:
+                report.type = self.encoder.inferred[report.key].value
+                report.type_inferred = True
+                report.type_inferred_at = self.encoder.inferred_where[report.key]
+            if report.role in (Role.TAG, Role.MEASUREMENT) and not report.distinct_over_cap:
+                report.distinct = len(report._values)
+            report._values = set()
+        counts = self.counts
+        series = None if self.series_over_cap else len(self.series)
+        columns = list(self.columns.values())
+        return InspectReport(
+            inputs=items,
+            measurement=", ".join(self.measurements) or None,
+            columns=columns,
+            rows_read=counts.rows_read,
+            lines=counts.lines_written,
+            rows_rejected=counts.rows_rejected,
+            rejects_by_reason=dict(counts.rejects_by_reason.most_common()),
+            fields_dropped=counts.fields_dropped,
+            blank_lines=counts.blank_lines,
+            series=series,
+            series_over_cap=self.series_over_cap,
+            warnings=_cardinality_warnings(columns, counts.lines_written, series),
+            sample=self.sample,
+        )
+
+
+def _cardinality_warnings(columns: list[ColumnReport], lines: int, series: int | None) -> list[str]:
+    warnings = []
+    for c in columns:
+        if c.role not in (Role.TAG, Role.MEASUREMENT):
+            continue
+        many = c.distinct_over_cap or (
+            lines >= MIN_ROWS_FOR_SHARE_WARNING and (c.distinct or 0) > DISTINCT_SHARE_WARNING * lines)
+        if not many:
+            continue
+        count = f"more than {DISTINCT_CAP:,}" if c.distinct_over_cap else f"{c.distinct:,}"
+        share = "" if c.distinct_over_cap else f" ({(c.distinct or 0) / lines:.0%} of them)"
+        if c.role is Role.TAG:
+            warnings.append(
+                f"tag column {c.column!r} has {count} distinct values in {lines:,} lines{share}: each new value "
+                f"starts a new series, which explodes InfluxDB's series cardinality. Make it a field: "
+                f"--field {c.column} instead of --tag {c.column} (or move it from [tags] to [fields] in the mapping file)."
+            )
+        else:
+            warnings.append(
+                f"measurement column {c.column!r} has {count} distinct values in {lines:,} lines{share}: every "
+                f"value is a measurement of its own. Use --measurement NAME and keep the column as a tag or field."
+            )
+    if series is None or series > SERIES_WARNING:
+        count = f"more than {SERIES_CAP:,}" if series is None else f"{series:,}"
+        tags = sorted((c for c in columns if c.role is Role.TAG),
+                      key=lambda c: (not c.distinct_over_cap, -(c.distinct or 0)))
+        worst = f" The tag with the most values is {tags[0].column!r}; make it a field (--field {tags[0].column})." if tags else ""
+        warnings.append(f"the lines form {count} series (measurement + tag set): that many series slow "
+                        f"InfluxDB down and use memory per series.{worst}")
+    return warnings
+
+
+# ---------------------------------------------------------------- text
+
+
+def _percent(share: float) -> str:
+    return f"{share:.1%}"
+
+
+def _distinct_text(c: ColumnReport) -> str:
+    if c.distinct_over_cap:
+        return f">{DISTINCT_CAP:,}"
+    return "" if c.distinct is None else f"{c.distinct:,}"
+
+
+def _notes(c: ColumnReport, single_input: str | None) -> str:
+    notes = []
+    if c.role is Role.IGNORED and c.ignored_because:
+        notes.append(c.ignored_because)
+    if c.type_inferred:
+        where = c.type_inferred_at or ""
+        if single_input is not None and where.startswith(single_input + ":"):
+            where = "line " + where[len(single_input) + 1:]  # the file is named at the top already
+        notes.append(f"type inferred from {where}")
+    if c.role is Role.FIELD and c.rows and c.empty == c.rows:
+        notes.append("always empty: never written")
+    if c.rejected:
+        notes.append(f"{c.rejected:,} row{'s' if c.rejected != 1 else ''} rejected")
+    if c.dropped:
+        notes.append(f"{c.dropped:,} NaN/Inf dropped")
+    return "; ".join(notes)
+
+
+def _type_text(c: ColumnReport) -> str:
+    if c.role is Role.FIELD:
+        return c.type or "auto (no value)"
+    if c.role is Role.TIME:
+        return c.type or ""
+    return "string" if c.role in (Role.TAG, Role.MEASUREMENT) else ""  # tag values are strings in line protocol
+
+
+def render(report: InspectReport) -> str:
+    """The report as plain text: a summary, a column table aligned with spaces, warnings, sample lines."""
+    out = [f"input: {', '.join(report.inputs)}"]
+    rows = f"rows: {report.rows_read:,} read, {report.lines:,} would be written, {report.rows_rejected:,} rejected"
+    if report.blank_lines:
+        rows += f" ({report.blank_lines:,} blank lines skipped)"
+    out.append(rows)
+    for reason, count in report.rejects_by_reason.items():
+        out.append(f"  {count:,} × {reason}")
+    if report.fields_dropped:
+        out.append(f"field values dropped (NaN/Inf): {report.fields_dropped:,}")
+    out.append(f"measurement: {report.measurement if report.measurement is not None else '(from a column)'}")
+    series = f"more than {SERIES_CAP:,}" if report.series_over_cap else f"{report.series:,}"
+    out.append(f"series (measurement + tag set): {series}")
+    out.append("")
+
+    single_input = report.inputs[0] if len(report.inputs) == 1 else None
+    header = ("COLUMN", "ROLE", "KEY", "TYPE", "EMPTY", "DISTINCT", "NOTES")
+    table = [header] + [
+        (c.column, c.role.value, c.key or "", _type_text(c), _percent(c.empty_share), _distinct_text(c), _notes(c, single_input))
+        for c in report.columns
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    right = {4, 5}  # numbers
+    for row in table:
+        cells_ = [row[i].rjust(widths[i]) if i in right else row[i].ljust(widths[i]) for i in range(len(header))]
+        out.append("  ".join(cells_).rstrip())
+
+    if report.warnings:
+        out.append("")
+        out += [f"warning: {w}" for w in report.warnings]
+    if report.sample:
+        out.append("")
+        out.append(f"first {len(report.sample)} line(s):")
+        out += report.sample
+    return "\n".join(out)
