@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 import socket
+import subprocess
 import sys
+import tomllib
 import textwrap
 import time
 from pathlib import Path
@@ -24,6 +26,7 @@ from support.telegraf import (
     agent_section,
     influxdb_output_section,
     toml_table,
+    toml_value,
     wait_until,
 )
 
@@ -99,7 +102,7 @@ def test_telegraf_that_cannot_load_its_config_fails_wait_for_log_at_once(start_t
 # --- (b) execd -> outputs.influxdb -> a real InfluxDB ------------------------------------
 
 PRINT_THEN_WAIT_FOR_EOF = """\
-    import sys
+    import sys, time
     sys.stdout.write(
         "probe,animal=F1,study=Fishers lat=42.75,lon=-73.5,event_id=101i,visible=true 1300000000000000000\\n"
         "probe,animal=F1,study=Fishers lat=42.76,lon=-73.51,event_id=102i,visible=true 1300000060000000000\\n"
@@ -110,6 +113,8 @@ PRINT_THEN_WAIT_FOR_EOF = """\
     sys.stderr.flush()
     sys.stdin.buffer.read()
     sys.stderr.write("I! stdin EOF, bye\\n")
+    sys.stderr.flush()
+    time.sleep(0.3)  # let Telegraf read it: it closes the pipes as soon as we are gone
 """
 
 
@@ -354,3 +359,96 @@ def test_stderr_line_over_64_kib_stops_telegraf_reading_stderr(start_telegraf, t
     telegraf.wait_for_log(r"E! \[inputs\.execd\] Error in plugin: error reading stderr: bufio\.Scanner: token too long")
     time.sleep(0.5)
     assert "the line after" not in telegraf.log_text()
+
+
+# --- the shipped files in telegraf/ -------------------------------------------------------
+
+TELEGRAF_DIR = Path(__file__).resolve().parents[1] / "telegraf"
+SHIPPED_ENV = {
+    "INFLUX_URL": "http://127.0.0.1:1",
+    "INFLUX_TOKEN": "test-token",
+    "INFLUX_ORG": "test-org",
+    "INFLUX_BUCKET": "test-bucket",
+}
+
+
+def test_shipped_telegraf_conf_passes_telegrafs_own_config_check(telegraf_bin):
+    """`telegraf config check` rejects unknown settings, so a typo in the shipped file fails here."""
+    result = subprocess.run(
+        [str(telegraf_bin), "config", "check", "--config", str(TELEGRAF_DIR / "telegraf.conf")],
+        env={"PATH": "/usr/bin:/bin", **SHIPPED_ENV},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "E!" not in result.stderr, result.stderr
+
+
+def readme_config_blocks() -> dict[str, str]:
+    """The ```toml @<file> blocks of telegraf/README.md (Telegraf's own README convention)."""
+    text = (TELEGRAF_DIR / "README.md").read_text()
+    return dict(re.findall(r"^```toml @(\S+)\n(.*?)^```$", text, re.M | re.S))
+
+
+def test_readme_config_blocks_equal_the_shipped_files():
+    blocks = readme_config_blocks()
+    assert sorted(blocks) == ["csv2lp.toml", "telegraf.conf"]
+    for name, block in blocks.items():
+        assert block == (TELEGRAF_DIR / name).read_text(), f"README block @{name} differs from telegraf/{name}"
+
+
+def test_pacing_settings_in_csv2lp_toml_copy_telegrafs_agent_settings():
+    agent = tomllib.loads((TELEGRAF_DIR / "telegraf.conf").read_text())["agent"]
+    pacing = tomllib.loads((TELEGRAF_DIR / "csv2lp.toml").read_text())["pacing"]
+    assert pacing["metric_batch_size"] == agent["metric_batch_size"]
+    assert pacing["metric_buffer_limit"] == agent["metric_buffer_limit"]
+    assert f"{pacing['flush_interval_seconds']}s" == agent["flush_interval"]
+    # The numbers the comments and the README quote follow from the formula.
+    rate = (pacing["metric_buffer_limit"] - 2 * pacing["metric_batch_size"]) / (
+        pacing["outage_seconds"] + pacing["flush_interval_seconds"]
+    )
+    assert rate == 2000
+    assert min(pacing["metric_batch_size"], rate / 2) == 1000
+
+
+@pytest.mark.slow
+def test_shipped_telegraf_conf_writes_execd_lines_through_influxdb_v2_output(start_telegraf, tmp_path):
+    """The shipped config, its command swapped for a stand-in, against a real v2 write endpoint.
+
+    A second Telegraf serves /api/v2/write (inputs.influxdb_v2_listener, checking the
+    token) and writes what it gets to a file, with the bucket as a tag.
+    """
+    port = free_loopback_port()
+    received = tmp_path / "received.lp"
+    listener = start_telegraf(
+        "\n".join(
+            [
+                agent_section(),
+                toml_table(
+                    "[[inputs.influxdb_v2_listener]]",
+                    {"service_address": f"127.0.0.1:{port}", "token": "test-token", "bucket_tag": "bucket"},
+                ),
+                file_output_section(received),
+            ]
+        ),
+        name="v2-listener",
+    )
+    listener.wait_for_log(r"Started HTTP listener service on")
+
+    script = write_script(tmp_path, "emit.py", PRINT_THEN_WAIT_FOR_EOF)
+    shipped = (TELEGRAF_DIR / "telegraf.conf").read_text()
+    command_line = '  command = ["csv2lp", "execd", "--config", "/etc/csv2lp/csv2lp.toml"]\n'
+    assert command_line in shipped
+    config = shipped.replace(command_line, f"  command = {toml_value([PYTHON, str(script)])}\n")
+    telegraf = start_telegraf(config, env={**SHIPPED_ENV, "INFLUX_URL": f"http://127.0.0.1:{port}"}, name="shipped")
+
+    # The shipped flush_interval is 5 s and 3 lines are far below a batch: wait for that flush.
+    wait_until(lambda: received.exists() and len(received.read_text().splitlines()) == 3, 15, "3 relayed lines")
+    assert sorted(received.read_text().splitlines()) == [
+        "probe,animal=F1,bucket=test-bucket,study=Fishers lat=42.75,lon=-73.5,event_id=101i,visible=true 1300000000000000000",
+        "probe,animal=F1,bucket=test-bucket,study=Fishers lat=42.76,lon=-73.51,event_id=102i,visible=true 1300000060000000000",
+        "probe,animal=M2,bucket=test-bucket,study=Fishers lat=42.8,event_id=103i,visible=false 1300000000000000000",
+    ]
+    assert telegraf.stop() == 0
+    assert not re.search(r"^\S+ E! ", telegraf.log_text(), re.M), telegraf.log_tail()
