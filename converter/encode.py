@@ -60,7 +60,7 @@ class Encoder:
 
     def encode(self, plan: Plan, batch: pa.RecordBatch, *, where: str) -> Encoded:
         errors = RowErrors(batch.num_rows)
-        dropped = 0
+        non_finite: list[pa.Array] = []
         tag_pieces: list[tuple[str, pa.Array]] = []
         field_pieces: list[pa.Array] = []
         coordinates: dict[str, pa.Array] = {}
@@ -75,8 +75,9 @@ class Encoder:
             if raw.null_count == len(raw):
                 continue  # nothing to say for this column in this batch
             ftype = self._type_of(fld, raw, where)
-            piece, values, n_dropped = self._field_piece(fld, ftype, raw, errors)
-            dropped += n_dropped
+            piece, values, dropped_here = self._field_piece(fld, ftype, raw, errors)
+            if dropped_here is not None:
+                non_finite.append(dropped_here)
             field_pieces.append(piece)
             if fld.key in ("lat", "lon") and ftype is FieldType.FLOAT:
                 coordinates[fld.key] = values
@@ -101,7 +102,7 @@ class Encoder:
         lines = pc.binary_join_element_wise(*parts, "", null_handling="replace", null_replacement="")
         if errors.mask is not None:
             lines = lines.filter(pc.invert(errors.mask))
-        return Encoded(lines, errors, dropped)
+        return Encoded(lines, errors, _count_in_written_rows(non_finite, errors))
 
     # ------------------------------------------------------------ measurement and tags
 
@@ -167,9 +168,10 @@ class Encoder:
         return known
 
     def _field_piece(self, fld: ResolvedField, ftype: FieldType, raw: pa.Array,
-                     errors: RowErrors) -> tuple[pa.Array, pa.Array, int]:
+                     errors: RowErrors) -> tuple[pa.Array, pa.Array, pa.Array | None]:
+        """The field's pieces, its typed values, and the mask of NaN/±Inf values left out (if any)."""
         prefix = "," + fld.escaped_key + "="
-        dropped = 0
+        dropped = None
         if ftype is FieldType.STRING:
             text = cells.to_text(raw)
             errors.add(text.bad, rowerrors.invalid_utf8(fld.column), raw)
@@ -181,7 +183,7 @@ class Encoder:
                 else:
                     errors.add(breaks, rowerrors.line_break(fld.column), raw)
             piece = pc.binary_join_element_wise(prefix + '"', escape.string_field_values(values), '"', "")
-            return piece, values, 0
+            return piece, values, None
         if ftype is FieldType.BOOLEAN:
             converted = cells.to_boolean(raw)
             formatted = pc.if_else(converted.values, "true", "false")
@@ -194,7 +196,7 @@ class Encoder:
                 # NaN and ±Inf do not exist in line protocol: leave the field out and count it.
                 non_finite = pc.fill_null(pc.invert(pc.is_finite(values)), False)
                 if cells.any_true(non_finite):
-                    dropped = int(pc.sum(non_finite).as_py())
+                    dropped = non_finite
                     values = pc.if_else(non_finite, pa.scalar(None, pa.float64()), values)
                     converted = cells.Converted(values, converted.bad)
             formatted = values.cast(pa.string())
@@ -202,6 +204,16 @@ class Encoder:
         suffix = SUFFIX_BY_TYPE.get(ftype, "")
         piece = pc.binary_join_element_wise(prefix, formatted, suffix, "")
         return piece, converted.values, dropped
+
+
+def _count_in_written_rows(masks: list[pa.Array], errors: RowErrors) -> int:
+    """NaN/±Inf values count as dropped only in rows that became lines."""
+    total = 0
+    for mask in masks:
+        if errors.mask is not None:
+            mask = pc.and_(mask, pc.invert(errors.mask))
+        total += int(pc.sum(mask).as_py() or 0)
+    return total
 
 
 def _join(pieces: list) -> pa.Array:

@@ -21,6 +21,7 @@ from .mapping import EPOCH_UNITS, Precision
 LP_MIN_NS = -9_223_372_036_854_775_806
 LP_MAX_NS = 9_223_372_036_854_775_806
 ZONE_SUFFIX = r"([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)$"
+NULL_TEXT = pa.scalar(None, pa.string())
 
 UNPARSEABLE = "unparseable"
 OUT_OF_RANGE = "out of range"
@@ -66,28 +67,34 @@ def parse_times(raw: pa.Array, *, fmt: str, timezone: str, precision: Precision)
 
 
 def _iso(text: pa.Array, note) -> pa.Array:
-    """ISO 8601 / RFC 3339 (`2011-02-11 17:30:00.000`, `...T17:30:00Z`, `...+02:00`) to UTC."""
+    """ISO 8601 / RFC 3339 (`2011-02-11 17:30:00.000`, `...T17:30:00Z`, `...+02:00`) to int64 ns."""
     zoned = has_match(text, ZONE_SUFFIX)
     if cells.any_true(zoned):
         text = pc.replace_substring_regex(text, r"[Zz]$", "+00:00")
-        aware = _cast_iso(pc.if_else(zoned, text, pa.scalar(None, pa.string())), pa.timestamp("ns", "UTC"), note)
-        naive = _cast_iso(pc.if_else(zoned, pa.scalar(None, pa.string()), text), pa.timestamp("ns"), note)
-        return pc.if_else(zoned, aware.cast(pa.int64()), naive.cast(pa.int64())).cast(pa.timestamp("ns", "UTC"))
-    return _cast_iso(text, pa.timestamp("ns"), note)
+        aware = _cast_iso(pc.if_else(zoned, text, NULL_TEXT), "UTC", note)
+        naive = _cast_iso(pc.if_else(zoned, NULL_TEXT, text), None, note)
+        return pc.if_else(zoned, aware, naive).cast(pa.timestamp("ns", "UTC"))
+    return _cast_iso(text, None, note).cast(pa.timestamp("ns"))
 
 
-def _cast_iso(text: pa.Array, target: pa.DataType, note) -> pa.Array:
+def _cast_iso(text: pa.Array, tz: str | None, note) -> pa.Array:
+    """int64 nanoseconds. Cells Arrow cannot cast to nanoseconds get a second try in microseconds:
+    Arrow's nanosecond parser overflows on whole seconds near the range ends (1677-09-21 00:12:43.146
+    fails though it fits), and a time far outside the range parses there, so it can be called out of range."""
+    target = pa.timestamp("ns", tz)
     converted = cells.cast_per_element(text, lambda a: a.cast(target), target)
-    if converted.bad is not None:
-        # A time that parses at second resolution but not at nanoseconds is outside
-        # the int64-nanosecond range: say so instead of calling it unparseable.
-        coarse = pa.timestamp("s", target.tz) if target.tz else pa.timestamp("s")
-        in_seconds = cells.cast_per_element(pc.if_else(converted.bad, text, pa.scalar(None, pa.string())),
-                                            lambda a: a.cast(coarse), coarse)
-        parses_coarse = pc.and_(converted.bad, pc.is_valid(in_seconds.values))
-        note(OUT_OF_RANGE, parses_coarse)
-        note(UNPARSEABLE, pc.and_(converted.bad, pc.invert(parses_coarse)))
-    return converted.values
+    ns = converted.values.cast(pa.int64())
+    if converted.bad is None:
+        return ns
+    coarse = pa.timestamp("us", tz)
+    retry = cells.cast_per_element(pc.if_else(converted.bad, text, NULL_TEXT), lambda a: a.cast(coarse), coarse)
+    us = retry.values.cast(pa.int64())
+    inside = pc.and_(pc.greater_equal(us, -(-LP_MIN_NS // 1000)), pc.less_equal(us, LP_MAX_NS // 1000))
+    rescued = pc.fill_null(pc.and_(converted.bad, inside), False)
+    parsed_outside = pc.fill_null(pc.and_(converted.bad, pc.invert(inside)), False)
+    note(OUT_OF_RANGE, parsed_outside)
+    note(UNPARSEABLE, pc.and_(converted.bad, pc.is_null(us)))
+    return pc.if_else(rescued, pc.multiply(us, 1000), ns)
 
 
 def _strptime(text: pa.Array, fmt: str, note) -> pa.Array:
