@@ -118,10 +118,15 @@ class MappingSpec:
             spec = replace(spec, measurement=other.measurement, measurement_column=None)
         if other.measurement_column is not None:
             spec = replace(spec, measurement_column=other.measurement_column, measurement=None)
-        if other.tags:
-            spec = replace(spec, tags=spec.tags + other.tags)
-        if other.fields:
-            spec = replace(spec, fields=spec.fields + other.fields)
+        # A column named on the command line takes the role given there, whatever the preset
+        # or file said: `--preset movebank --field event-id` moves event-id from tags to fields.
+        named = {t.column for t in other.tags} | {f.column for f in other.fields}
+        if named:
+            spec = replace(
+                spec,
+                tags=tuple(t for t in spec.tags if t.column not in named) + other.tags,
+                fields=tuple(f for f in spec.fields if f.column not in named) + other.fields,
+            )
         if other.other_columns is not None:
             spec = replace(spec, other_columns=other.other_columns)
         if other.exclude:
