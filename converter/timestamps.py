@@ -40,7 +40,7 @@ def parse_times(raw: pa.Array, *, fmt: str, timezone: str, precision: Precision)
 
     def note(kind: str, mask: pa.Array | None) -> None:
         if cells.any_true(mask):
-            problems.append((kind, mask))
+            problems.append((kind, pc.fill_null(mask, False)))
 
     note(EMPTY, pc.is_null(raw))
     if fmt in EPOCH_UNITS:
@@ -49,16 +49,9 @@ def parse_times(raw: pa.Array, *, fmt: str, timezone: str, precision: Precision)
         text = cells.to_text(raw)
         note(UNPARSEABLE, text.bad)
         if "%" in fmt:
-            stamps = _strptime(text.values, fmt, note)
+            ns = _localize(_strptime(text.values, fmt, note), timezone, note)
         else:
-            stamps = _iso(text.values, note)
-        if stamps.type.tz is None and timezone.upper() != "UTC":
-            localized = cells.cast_per_element(
-                stamps, lambda a: pc.assume_timezone(a, timezone=timezone), pa.timestamp("ns", timezone)
-            )
-            note(LOCAL_TIME_GAP, localized.bad)
-            stamps = localized.values
-        ns = stamps.cast(pa.int64())
+            ns = _iso(text.values, timezone, note)
         outside = pc.fill_null(pc.or_(pc.less(ns, LP_MIN_NS), pc.greater(ns, LP_MAX_NS)), False)
         if cells.any_true(outside):
             note(OUT_OF_RANGE, outside)
@@ -66,41 +59,78 @@ def parse_times(raw: pa.Array, *, fmt: str, timezone: str, precision: Precision)
     return ParsedTimes(floor_to_precision(ns, precision), tuple(problems))
 
 
-def _iso(text: pa.Array, note) -> pa.Array:
-    """ISO 8601 / RFC 3339 (`2011-02-11 17:30:00.000`, `...T17:30:00Z`, `...+02:00`) to int64 ns."""
+def _iso(text: pa.Array, timezone: str, note) -> pa.Array:
+    """ISO 8601 / RFC 3339 (`2011-02-11 17:30:00.000`, `...T17:30:00Z`, `...+02:00`) to int64 ns (UTC).
+    Times with an offset keep it; times without one are in `timezone`."""
     zoned = has_match(text, ZONE_SUFFIX)
-    if cells.any_true(zoned):
-        text = pc.replace_substring_regex(text, r"[Zz]$", "+00:00")
-        aware = _cast_iso(pc.if_else(zoned, text, NULL_TEXT), "UTC", note)
-        naive = _cast_iso(pc.if_else(zoned, NULL_TEXT, text), None, note)
-        return pc.if_else(zoned, aware, naive).cast(pa.timestamp("ns", "UTC"))
-    return _cast_iso(text, None, note).cast(pa.timestamp("ns"))
+    if not cells.any_true(zoned):
+        return _localize(_cast_iso(text, None, note), timezone, note)
+    text = pc.replace_substring_regex(text, r"[Zz]$", "+00:00")
+    aware = _cast_iso(pc.if_else(zoned, text, NULL_TEXT), "UTC", note).cast(pa.int64())
+    naive = _localize(_cast_iso(pc.if_else(zoned, NULL_TEXT, text), None, note), timezone, note)
+    return pc.if_else(zoned, aware, naive)
+
+
+def _localize(stamps: pa.Array, timezone: str, note) -> pa.Array:
+    """Naive timestamps read as local times in `timezone` -> int64 ns UTC."""
+    if stamps.type.tz is None and timezone.upper() != "UTC":
+        localized = cells.cast_per_element(
+            stamps, lambda a: pc.assume_timezone(a, timezone=timezone), pa.timestamp("ns", timezone)
+        )
+        note(LOCAL_TIME_GAP, localized.bad)
+        stamps = localized.values
+    return stamps.cast(pa.int64())
 
 
 def _cast_iso(text: pa.Array, tz: str | None, note) -> pa.Array:
-    """int64 nanoseconds. Cells Arrow cannot cast to nanoseconds get a second try in microseconds:
-    Arrow's nanosecond parser overflows on whole seconds near the range ends (1677-09-21 00:12:43.146
-    fails though it fits), and a time far outside the range parses there, so it can be called out of range."""
+    """Timestamps. Cells Arrow cannot cast to nanoseconds are parsed again as whole seconds plus
+    a fraction: Arrow's nanosecond parser overflows on the seconds near the range ends
+    (1677-09-21 00:12:43.146 fails though it fits), and a time far outside the range parses that
+    way, so it can be called out of range instead of unparseable."""
     target = pa.timestamp("ns", tz)
     converted = cells.cast_per_element(text, lambda a: a.cast(target), target)
-    ns = converted.values.cast(pa.int64())
     if converted.bad is None:
-        return ns
-    coarse = pa.timestamp("us", tz)
-    retry = cells.cast_per_element(pc.if_else(converted.bad, text, NULL_TEXT), lambda a: a.cast(coarse), coarse)
-    us = retry.values.cast(pa.int64())
-    inside = pc.and_(pc.greater_equal(us, -(-LP_MIN_NS // 1000)), pc.less_equal(us, LP_MAX_NS // 1000))
-    rescued = pc.fill_null(pc.and_(converted.bad, inside), False)
-    parsed_outside = pc.fill_null(pc.and_(converted.bad, pc.invert(inside)), False)
-    note(OUT_OF_RANGE, parsed_outside)
-    note(UNPARSEABLE, pc.and_(converted.bad, pc.is_null(us)))
-    return pc.if_else(rescued, pc.multiply(us, 1000), ns)
+        return converted.values
+    ns, parsed = _seconds_plus_fraction(pc.if_else(converted.bad, text, NULL_TEXT), tz)
+    note(UNPARSEABLE, pc.and_(converted.bad, pc.invert(parsed)))
+    # Out-of-range values are found by the caller's range check on the int64 result.
+    return pc.if_else(pc.fill_null(converted.bad, False), ns, converted.values.cast(pa.int64())).cast(target)
+
+
+def _seconds_plus_fraction(text: pa.Array, tz: str | None) -> tuple[pa.Array, pa.Array]:
+    """int64 ns (clamped just outside the range when the time lies beyond it) and a parsed mask."""
+    parts = pc.extract_regex(text, r"^(?P<base>[^.]*)(?:\.(?P<frac>[0-9]{1,9}))?(?P<zone>[Zz]|[+-][0-9]{2}:?[0-9]{2})?$")
+    base = pc.binary_join_element_wise(parts.field("base"), parts.field("zone"), "",
+                                       null_handling="replace", null_replacement="")
+    seconds_type = pa.timestamp("s", tz)
+    seconds = cells.cast_per_element(base, lambda a: a.cast(seconds_type), seconds_type).values.cast(pa.int64())
+    fraction = pc.utf8_rpad(pc.fill_null(parts.field("frac"), ""), 9, "0").cast(pa.int64())
+    parsed = pc.fill_null(pc.is_valid(seconds), False)
+    # Compare (seconds, fraction) with the range ends without overflowing int64.
+    low_s, low_f = divmod(LP_MIN_NS, 1_000_000_000)
+    high_s, high_f = divmod(LP_MAX_NS, 1_000_000_000)
+    below = pc.or_(pc.less(seconds, low_s), pc.and_(pc.equal(seconds, low_s), pc.less(fraction, low_f)))
+    above = pc.or_(pc.greater(seconds, high_s), pc.and_(pc.equal(seconds, high_s), pc.greater(fraction, high_f)))
+    inside_s = pc.min_element_wise(pc.max_element_wise(seconds, low_s), high_s)
+    # (s + 1) * 1e9 + (f - 1e9) == s * 1e9 + f, and stays in int64 at the low end.
+    ns = pc.add(pc.multiply(pc.add(inside_s, 1), 1_000_000_000), pc.subtract(fraction, 1_000_000_000))
+    ns = pc.if_else(pc.fill_null(below, False), LP_MIN_NS - 1, ns)
+    ns = pc.if_else(pc.fill_null(above, False), LP_MAX_NS + 1, ns)
+    return pc.if_else(parsed, ns, pa.scalar(None, pa.int64())), parsed
 
 
 def _strptime(text: pa.Array, fmt: str, note) -> pa.Array:
+    """strptime, strict: Arrow's (like C's) rolls 31 February over to 3 March, so every parsed
+    time is formatted back and must equal its text (leading zeros and case aside)."""
     stamps = pc.strptime(text, format=fmt, unit="ns", error_is_null=True)
-    note(UNPARSEABLE, pc.and_(pc.is_valid(text), pc.is_null(stamps)))
-    return stamps
+    round_trip = pc.strftime(stamps, format=fmt)
+    same = pc.equal(_loose(round_trip), _loose(text))
+    note(UNPARSEABLE, pc.and_(pc.is_valid(text), pc.invert(pc.fill_null(same, False))))
+    return pc.if_else(pc.fill_null(same, False), stamps, pa.scalar(None, stamps.type))
+
+
+def _loose(text: pa.Array) -> pa.Array:
+    return pc.utf8_lower(pc.replace_substring_regex(text, r"(^|[^0-9])0+([0-9])", r"\1\2"))
 
 
 def _epoch_to_ns(raw: pa.Array, ns_per_unit: int, note) -> pa.Array:

@@ -1,0 +1,100 @@
+"""Time cells -> exact integer timestamps in each precision, and the reason when they cannot be."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from converter.mapping import Precision
+from converter.timestamps import LP_MAX_NS, LP_MIN_NS, parse_times
+
+
+def _parse(texts, fmt="iso8601", timezone="UTC", precision=Precision.NS):
+    parsed = parse_times(pa.array([None if t is None else t.encode() for t in texts], pa.binary()),
+                         fmt=fmt, timezone=timezone, precision=precision)
+    problems = {}
+    for kind, mask in parsed.problems:
+        for i, flag in enumerate(mask.to_pylist()):
+            if flag:
+                problems.setdefault(i, kind)
+    return parsed.values.to_pylist(), [problems.get(i) for i in range(len(texts))]
+
+
+MOVEBANK_NS = 1_297_445_400_000_000_000  # 2011-02-11 17:30:00 UTC
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2011-02-11 17:30:00.000", MOVEBANK_NS),
+        ("2011-02-11 17:30:00", MOVEBANK_NS),
+        ("2011-02-11T17:30:00Z", MOVEBANK_NS),
+        ("2011-02-11T19:30:00+02:00", MOVEBANK_NS),
+        ("2011-02-11T12:30:00-0500", MOVEBANK_NS),
+        ("2011-02-11 17:30:00.123456789", MOVEBANK_NS + 123_456_789),
+        ("1970-01-01 00:00:00", 0),
+        ("1969-12-31 23:59:59.999999999", -1),
+        ("1677-09-21 00:12:43.145224194", LP_MIN_NS),
+        ("1677-09-21 00:12:43.146", -9_223_372_036_854_000_000),
+        ("2262-04-11 23:47:16.854775806", LP_MAX_NS),
+    ],
+)
+def test_iso_times(text, expected):
+    assert _parse([text]) == ([expected], [None])
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (None, "empty"),
+        ("yesterday", "unparseable"),
+        ("2011-02-30 00:00:00", "unparseable"),
+        ("2011-02-11 25:00:00", "unparseable"),
+        ("1677-09-21 00:12:43.145224193", "out of range"),
+        ("1600-01-01 00:00:00", "out of range"),
+        ("3000-01-01 00:00:00", "out of range"),
+        ("2262-04-11 23:47:16.854775807", "out of range"),  # int64 max is not a line-protocol time
+    ],
+)
+def test_bad_iso_times(text, problem):
+    assert _parse(["2011-02-11 17:30:00", text]) == ([MOVEBANK_NS, None], [None, problem])
+
+
+@pytest.mark.parametrize(
+    ("precision", "expected"),
+    [(Precision.NS, [MOVEBANK_NS + 123_456_789, -1]), (Precision.US, [MOVEBANK_NS // 1000 + 123_456, -1]),
+     (Precision.MS, [MOVEBANK_NS // 10**6 + 123, -1]), (Precision.S, [MOVEBANK_NS // 10**9, -1])],
+)
+def test_precision_floors_so_order_is_kept(precision, expected):
+    values, _ = _parse(["2011-02-11 17:30:00.123456789", "1969-12-31 23:59:59.999999999"], precision=precision)
+    assert values == expected
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text", "expected", "problem"),
+    [
+        ("epoch_s", "1297445400", MOVEBANK_NS, None),
+        ("epoch_ms", "1297445400000", MOVEBANK_NS, None),
+        ("epoch_us", "1297445400000000", MOVEBANK_NS, None),
+        ("epoch_ns", str(MOVEBANK_NS), MOVEBANK_NS, None),
+        ("epoch_ns", str(LP_MIN_NS), LP_MIN_NS, None),
+        ("epoch_ns", str(LP_MIN_NS - 1), None, "out of range"),
+        ("epoch_s", "9223372037", None, "out of range"),
+        ("epoch_s", "1297445400.5", None, "unparseable"),
+        ("epoch_ms", "soon", None, "unparseable"),
+    ],
+)
+def test_epoch_times(fmt, text, expected, problem):
+    assert _parse([text], fmt=fmt) == ([expected], [problem])
+
+
+def test_strptime_pattern():
+    assert _parse(["11/02/2011 17:30", "31/02/2011 17:30"], fmt="%d/%m/%Y %H:%M") == (
+        [MOVEBANK_NS, None], [None, "unparseable"])
+
+
+def test_naive_times_in_a_zone_and_the_dst_gap():
+    values, problems = _parse(["2011-02-11 12:30:00", "2011-03-13 02:30:00", "2011-02-11T17:30:00Z"],
+                              timezone="America/New_York")
+    assert values == [MOVEBANK_NS, None, MOVEBANK_NS]  # an explicit offset wins over --timezone
+    assert problems == [None, "nonexistent or ambiguous local time", None]
