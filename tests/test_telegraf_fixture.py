@@ -12,12 +12,16 @@ import re
 import socket
 import subprocess
 import sys
-import tomllib
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 from support.influxdb import InfluxDB1Server, free_loopback_port
 from support.telegraf import (
@@ -118,6 +122,7 @@ PRINT_THEN_WAIT_FOR_EOF = """\
 """
 
 
+@pytest.mark.influxdb
 def test_execd_lines_reach_influxdb(telegraf_to_influxdb, influxdb: InfluxDB1Server, influx_db, tmp_path):
     script = write_script(tmp_path, "emit.py", PRINT_THEN_WAIT_FOR_EOF)
     telegraf = telegraf_to_influxdb(execd_section(script))
@@ -209,6 +214,7 @@ def test_buffer_overflow_log_line_when_output_is_down(start_telegraf, tmp_path):
     assert "connect: connection refused" in telegraf.log_text()
 
 
+@pytest.mark.influxdb
 def test_buffer_within_limit_logs_no_overflow(telegraf_to_influxdb, influxdb, influx_db, tmp_path):
     """The control for the test above: the same burst with room in the buffer arrives whole."""
     script = write_script(tmp_path, "burst.py", BURST)
