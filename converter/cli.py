@@ -60,6 +60,11 @@ def main() -> None:
     csv2lp FILE...          is short for   csv2lp convert FILE...
     csv2lp inspect FILE     shows how a file would be mapped, before converting it
     csv2lp execd ...        runs as a Telegraf inputs.execd plugin (see telegraf/README.md)
+
+    \b
+    Examples:
+      csv2lp gps.csv --preset movebank > gps.lp
+      csv2lp inspect gps.csv --preset movebank
     """
 
 
@@ -188,7 +193,8 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
         sys.stderr.write("csv2lp: output closed by the reader; stopped.\n")
         status = EXIT_ERROR
     if summary is not None:
-        if not quiet:
+        # An error before the first file was read has nothing to sum up: its message stands alone.
+        if not quiet and (summary.files or status == EXIT_OK):
             for line in summary.text_lines():
                 click.echo(line, err=True)
         if summary_json:
@@ -235,7 +241,12 @@ def inspect_command(inputs: tuple[str, ...], delimiter: str, sample_lines: int, 
 
 @main.command("presets")
 def presets_command() -> None:
-    """List the shipped mapping presets."""
+    """List the shipped mapping presets.
+
+    \b
+    Example:
+      csv2lp presets
+    """
     from importlib import resources
 
     for entry in sorted(resources.files("converter.presets").iterdir(), key=lambda p: p.name):

@@ -172,17 +172,25 @@ class _Run:
 
     def _save_rejects(self, source: CsvSource, batch: pa.RecordBatch, lines_of_rows: np.ndarray,
                       errors: rowerrors.RowErrors, bad_rows: np.ndarray, block: Block) -> None:
-        assert self.rejects is not None
+        rejects = self.rejects
+        assert rejects is not None
+        # Rows that failed a check and rows Arrow could not split go out merged, in line order.
+        saves: list[tuple[int, Callable[[], None]]] = []
         if bad_rows.size:
             indices = pa.array(bad_rows)
             columns = [column.take(indices).to_pylist() for column in batch.columns]
             reasons, values = errors.reason_at(bad_rows), errors.value_at(bad_rows)
             for i, row in enumerate(bad_rows):
-                self.rejects.write(source.header, source.name, int(lines_of_rows[row]), reasons[i], values[i],
-                                   [column[i] for column in columns])
+                line = int(lines_of_rows[row])
+                cells = [column[i] for column in columns]
+                saves.append((line, lambda line=line, i=i, cells=cells: rejects.write(
+                    source.header, source.name, line, reasons[i], values[i], cells)))
         for invalid in block.invalid:
             reason = rowerrors.ragged_row(invalid.expected, invalid.actual).text
-            self.rejects.write_raw(source.header, source.name, invalid.line, reason, invalid.text, source.delimiter)
+            saves.append((invalid.line, lambda invalid=invalid, reason=reason: rejects.write_raw(
+                source.header, source.name, invalid.line, reason, invalid.text, source.delimiter)))
+        for _, save in sorted(saves, key=lambda s: s[0]):
+            save()
 
     def _stop_at_first_bad_row(self, source: CsvSource, batch: pa.RecordBatch, lines_of_rows: np.ndarray,
                                encoded, bad_rows: np.ndarray, block: Block) -> None:
@@ -194,7 +202,7 @@ class _Run:
             candidates.append((int(lines_of_rows[first[0]]), reason, fix, encoded.errors.value_at(first)[0]))
         for invalid in block.invalid[:1]:
             reason = rowerrors.ragged_row(invalid.expected, invalid.actual)
-            candidates.append((invalid.line, reason.text, reason.fix, invalid.text.encode()))
+            candidates.append((invalid.line, reason.text, reason.fix, invalid.text.encode("utf-8", "surrogateescape")))
         line, reason, fix, value = min(candidates, key=lambda c: c[0])
         # Rows before the bad one are good: write them, so the output ends exactly there.
         good_before = int(np.count_nonzero(lines_of_rows < line)) - int(np.count_nonzero(lines_of_rows[bad_rows] < line))

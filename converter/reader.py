@@ -14,10 +14,13 @@ threaded one does not report record numbers.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import glob
 import io
 import os
+import re
+import struct
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +96,100 @@ class _PrefixedReader(io.RawIOBase):
         return n
 
 
+# pyarrow decodes the text of a row it cannot split as strict UTF-8 before it calls
+# `invalid_row_handler`; a ragged row holding a byte that is not UTF-8 makes that decoding
+# fail and stops the whole file (pyarrow 26, _csv.pyx `_handle_invalid_row`). So, in chunks
+# that are not valid UTF-8 (and only there), each such byte 0xXY travels through Arrow as the
+# private-use character U+10FFXY, and is turned back into the same byte in the cells of each
+# batch and in the text of each invalid row. Cells keep their exact bytes, so the encoder
+# still rejects them as invalid UTF-8. (A genuine U+10FF80..U+10FFFF in such a chunk would
+# come back as a raw byte: that plane is private use and unheard of in CSV exports.)
+_STAND_IN_BASE = 0x10FF00
+_TO_STAND_IN = {0xDC00 + b: _STAND_IN_BASE + b for b in range(0x80, 0x100)}
+_FROM_STAND_IN_TEXT = {v: k for k, v in _TO_STAND_IN.items()}  # to surrogateescape's U+DCXY
+_STAND_IN_LEAD = chr(_STAND_IN_BASE + 0x80).encode()[:2]  # every stand-in starts with these bytes
+_STAND_IN_BYTES = re.compile(b"\xf4\x8f[\xbe\xbf][\x80-\xbf]")
+
+
+class _Utf8Guard(io.RawIOBase):
+    """Passes valid UTF-8 through untouched; swaps undecodable bytes for stand-ins (see above)."""
+
+    def __init__(self, raw) -> None:
+        self._raw = raw
+        self._carry = b""  # an incomplete character at the end of the last chunk
+        self._out = b""
+        self.swapped = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        while not self._out:
+            chunk = self._raw.read(len(buffer))
+            final = not chunk
+            data = self._carry + (chunk or b"")
+            if not data:
+                return 0
+            self._out, self._carry = self._guard(data, final)
+        n = min(len(buffer), len(self._out))
+        buffer[:n] = self._out[:n]
+        self._out = self._out[n:]
+        return n
+
+    def _guard(self, data: bytes, final: bool) -> tuple[bytes, bytes]:
+        if data.isascii():
+            return data, b""
+        cut = len(data) if final else _without_incomplete_tail(data)
+        head = data if cut == len(data) else data[:cut]
+        if _is_utf8(head):
+            return head, data[cut:]
+        text, used = codecs.utf_8_decode(data, "surrogateescape", final)
+        self.swapped = True
+        return text.translate(_TO_STAND_IN).encode("utf-8"), data[used:]
+
+
+def _is_utf8(data: bytes) -> bool:
+    """Arrow's SIMD UTF-8 check, ten times faster than decoding the chunk in Python."""
+    text = pa.Array.from_buffers(pa.string(), 1, [None, pa.py_buffer(struct.pack("<ii", 0, len(data))),
+                                                  pa.py_buffer(data)])
+    try:
+        text.validate(full=True)
+        return True
+    except pa.ArrowInvalid:
+        return False
+
+
+def _without_incomplete_tail(data: bytes) -> int:
+    """Length of `data` without a multi-byte character cut off at its end (it comes with the next chunk)."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte < 0x80:
+            return len(data)
+        if byte >= 0xC0:  # the lead byte of the last character
+            needed = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return len(data) - back if needed > back else len(data)
+    return len(data)
+
+
+def _restore_cells(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Give back the original bytes of cells that went through Arrow as stand-ins."""
+    columns = list(batch.columns)
+    changed = False
+    for i, column in enumerate(columns):
+        data = column.buffers()[2]
+        if data is None or data.to_pybytes().find(_STAND_IN_LEAD) < 0:
+            continue
+        cells = column.to_pylist()
+        columns[i] = pa.array([None if c is None else _STAND_IN_BYTES.sub(_original_byte, c) for c in cells],
+                              pa.binary())
+        changed = True
+    return pa.RecordBatch.from_arrays(columns, schema=batch.schema) if changed else batch
+
+
+def _original_byte(match: re.Match) -> bytes:
+    return bytes([ord(match.group().decode("utf-8")) - _STAND_IN_BASE])
+
+
 @dataclass(frozen=True)
 class InvalidRow:
     """A row Arrow could not split into the header's cells."""
@@ -138,8 +235,9 @@ class CsvSource:
         self.block_size = block_size
         self._counter = counter
         prefix, self.header, self.header_lines = _read_header(name, stream, delimiter)
+        self._guard = _Utf8Guard(_PrefixedReader(prefix, stream))
         # BufferedReader.read(n) fills whole blocks even where the raw streams return short reads.
-        self._stream = io.BufferedReader(_PrefixedReader(prefix, stream), buffer_size=1 << 16)
+        self._stream = io.BufferedReader(self._guard, buffer_size=1 << 16)
 
     @property
     def bytes_read(self) -> int:
@@ -149,7 +247,8 @@ class CsvSource:
         pending: list[_Pending] = []
 
         def on_invalid(row: pa_csv.InvalidRow) -> str:
-            pending.append(_Pending(row.number if row.number is not None else -1, row.text,
+            text = row.text.translate(_FROM_STAND_IN_TEXT) if self._guard.swapped else row.text
+            pending.append(_Pending(row.number if row.number is not None else -1, text,
                                     row.expected_columns, row.actual_columns))
             return "skip"
 
@@ -163,6 +262,8 @@ class CsvSource:
                 break
             except (pa.ArrowInvalid, OSError) as exc:
                 raise InputError(_read_failure(self.name, next_line, exc, self.block_size)) from exc
+            if self._guard.swapped:
+                batch = _restore_cells(batch)
             block, next_record, next_line = _place(self.name, batch, pending, next_record, next_line)
             yield block
         if pending:  # invalid rows after the last good row
@@ -198,12 +299,18 @@ class CsvSource:
 def _read_failure(name: str, line: int, exc: Exception, block_size: int) -> str:
     text = str(exc)
     if "straddling" in text or "block" in text.lower() and "size" in text.lower():
-        return (f"{name}: near line {line}: a quoted value does not end within {block_size >> 20} MiB, "
+        return (f"{name}: near line {line}: a quoted value does not end within {_size_text(block_size)}, "
                 f"most likely an unbalanced quote; the rest of the file could not be read. Fix the quote, "
                 f"or raise --block-size if a value really is that long.")
-    if "decompress" in text.lower() or "gzip" in text.lower() or "zstd" in text.lower() or "bz2" in text.lower():
-        return f"{name}: cannot decompress near line {line}: {text}. Check that the file is complete."
+    if "compress" in text.lower() or "gzip" in text.lower() or "zstd" in text.lower() or "bz2" in text.lower():
+        # No line number: Arrow reads ahead, so the damage lies somewhere after the rows converted so far.
+        return (f"{name}: cannot decompress: {text}. The file is damaged or incomplete; "
+                f"the lines written before this are whole.")
     return f"{name}: cannot read near line {line}: {text}."
+
+
+def _size_text(size: int) -> str:
+    return f"{size >> 20} MiB" if size >= 1 << 20 else f"{size >> 10} KiB"
 
 
 def _newline_count(batch: pa.RecordBatch) -> int:
@@ -254,7 +361,7 @@ def _place(name: str, batch: pa.RecordBatch, pending: list[_Pending], first_reco
         invalid_at[np.flatnonzero(~invalid_at)[-unplaced:]] = True
     span = np.ones(total, dtype=np.int64)
     span[~invalid_at] += per_row
-    span[invalid_at] += [p.text.count("\n") for p in mine]
+    span[invalid_at] += np.array([p.text.count("\n") for p in mine], dtype=np.int64)
     starts = first_line + np.concatenate(([0], np.cumsum(span)[:-1]))
     invalid_lines = starts[invalid_at]
     invalid = [InvalidRow(int(line), p.text, p.expected, p.actual) for line, p in zip(invalid_lines, mine)]
@@ -277,7 +384,32 @@ def _read_header(name: str, stream, delimiter: str) -> tuple[bytes, tuple[str, .
     if complete is None or not prefix.strip(b"\xef\xbb\xbf\r\n"):
         raise InputError(f"{name}: the file is empty; a CSV file with a header line is expected.")
     header, lines = complete
+    _check_header_text(name, prefix, header)
     return prefix, header, lines
+
+
+COMPRESSION_MAGIC = {GZIP_MAGIC: ".gz", b"BZh": ".bz2", b"\x28\xb5\x2f\xfd": ".zst"}
+
+
+def _check_header_text(name: str, prefix: bytes, header: tuple[str, ...]) -> None:
+    """Refuse, with the reason, inputs that are not UTF-8 CSV text (binary, UTF-16, compressed)."""
+    for magic, suffix in COMPRESSION_MAGIC.items():
+        if prefix.startswith(magic) and any("\x00" in cell or _undecodable(cell) for cell in header):
+            raise InputError(f"{name}: the file is compressed ({suffix}) but its name does not end in {suffix}; "
+                             f"rename it so that csv2lp decompresses it.")
+    if prefix.startswith((b"\xff\xfe", b"\xfe\xff")) or any("\x00" in cell for cell in header):
+        raise InputError(f"{name}: the header line holds NUL bytes: this is not UTF-8 CSV text (a binary file, "
+                         f"or UTF-16 text?). Re-export it as UTF-8, e.g. iconv -f UTF-16 -t UTF-8.")
+    for number, cell in enumerate(header, start=1):
+        if _undecodable(cell):
+            shown = cell.encode("utf-8", errors="surrogateescape")
+            raise InputError(f"{name}: the header is not valid UTF-8 (column {number}: {shown!r}); "
+                             f"re-export the file as UTF-8.")
+
+
+def _undecodable(cell: str) -> bool:
+    """True for a cell decoded with surrogateescape from bytes that are not UTF-8."""
+    return any("\udc80" <= char <= "\udcff" for char in cell)
 
 
 def _parse_header(prefix: bytes, delimiter: str, at_eof: bool) -> tuple[tuple[str, ...], int] | None:
@@ -288,7 +420,8 @@ def _parse_header(prefix: bytes, delimiter: str, at_eof: bool) -> tuple[tuple[st
         if cut < 0:
             return None
         prefix = prefix[: cut + 1]
-    text = prefix.decode("utf-8", errors="replace")
+    # surrogateescape keeps undecodable bytes recognisable, so they are refused by name, not guessed at.
+    text = prefix.decode("utf-8", errors="surrogateescape")
     rows = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = next(rows)
@@ -299,8 +432,6 @@ def _parse_header(prefix: bytes, delimiter: str, at_eof: bool) -> tuple[tuple[st
     consumed = rows.line_num
     if not at_eof and consumed >= text.count("\n") and not text.endswith("\n"):
         return None
-    if "\ufffd" in "".join(header):
-        return None if not at_eof else (tuple(header), consumed)
     return tuple(header), consumed
 
 
