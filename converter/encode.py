@@ -1,27 +1,31 @@
 """One batch of raw cells in, one Arrow array of line-protocol lines out; no Python per row.
 
-How a line is assembled (Movebank preset, one row; `·` marks where arrays are joined):
+How a line is assembled (Movebank preset; rows 1 and 2 of a batch; `·` separates join arguments):
 
-    cells:   event-id=170635808  timestamp=2011-02-11 17:30:00.000  location-lat=""  sensor-type=gps ...
+    row 1 cells: individual=F1 sensor=gps ... event-id=170635808 location-lat=""       visible=true
+    row 2 cells: individual=F2 sensor=gps ... event-id=170635809 location-lat=42.79    visible=true
 
-    series   = "movebank" · ",individual=F1" · ",sensor=gps" · ",study=Martes\\ pennanti\\ ..." · ...
-    fieldset = ",event_id=170635808i" · "" (lat is empty: its piece is null -> "") · ",visible=true" · ...
-    line     = series · " " · fieldset[1:] · " " · "1297445400000" · "\\n"
+    series   row 1: "movebank,individual=F1,sensor=gps,..."     (built once per distinct tag set)
+    fields   row 1:  null · null     · "event_id=" · "170635808" · "i" · ",visible=" · "true"
+             row 2: "lat=" · "42.79" · ",event_id=" · "170635809" · "i" · ",visible=" · "true"
+    line     = series · " " · fields... · " " · "1297445400000" · "\n"   (nulls written as "")
 
-Every piece is a whole Arrow array built for all rows at once: a tag piece is
-`,<escaped key>=<escaped value>` and stays null where the cell is empty, a field piece is
-`,<escaped key>=<formatted value>` and stays null where the value is empty, NaN or ±Inf.
-Joining with nulls replaced by "" leaves exactly the present pieces, each with its leading
-comma; the field set then drops its first character. (Arrow's `null_handling="skip"` would
-save that slice, but pyarrow 26 drops rows whose pieces are all null from its output, which
-would shift every later line: see tests/test_encode.py::test_regression_join_skip_drops_rows.)
-Tag values are escaped once per distinct value through a dictionary, names once per run.
+Each argument is a whole Arrow array for all rows of the batch. A field contributes its
+prefix, formatted value and suffix, all null where the value is empty, NaN or ±Inf; its
+prefix carries a comma only in rows where an earlier field is present (a running OR over
+validity masks), so one final join writes every line without a comma to cut. Tag values
+are checked and escaped once per distinct value, and the series string once per distinct
+combination of tags. Names were escaped once per run, when the mapping was resolved.
+(Arrow's `null_handling="skip"` would seem to do the comma work, but pyarrow 26 drops from
+its output the rows whose inputs are all null, shifting every later line:
+tests/test_encode.py::test_regression_join_skip_drops_rows.)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -52,45 +56,63 @@ class Encoded:
 
 @dataclass
 class Encoder:
-    """Encodes batches; remembers the type chosen for each AUTO column for the whole run."""
+    """Encodes batches; remembers the type chosen for each AUTO column for the whole run.
+
+    `decide_types` is the only step with state (the first batch with values fixes an AUTO
+    column's type); call it in file order. `encode_typed` is pure, so batches whose types
+    are decided can be encoded on several threads at once (Arrow's kernels release the GIL).
+    """
 
     options: EncodeOptions
     inferred: dict[str, FieldType] = field(default_factory=dict)
     inferred_where: dict[str, str] = field(default_factory=dict)
 
     def encode(self, plan: Plan, batch: pa.RecordBatch, *, where: str) -> Encoded:
-        errors = RowErrors(batch.num_rows)
-        non_finite: list[pa.Array] = []
-        tag_pieces: list[tuple[str, pa.Array]] = []
-        field_pieces: list[pa.Array] = []
-        coordinates: dict[str, pa.Array] = {}
+        return self.encode_typed(plan, batch, self.decide_types(plan, batch, where=where))
 
-        series_head = self._measurement(plan, batch, errors)
-        for tag in plan.tags:
-            piece = self._tag_piece(tag.escaped_key, tag.column, "tag", batch.column(tag.index), errors)
-            if piece is not None:
-                tag_pieces.append((tag.key, piece))
+    def decide_types(self, plan: Plan, batch: pa.RecordBatch, *, where: str) -> dict[str, FieldType]:
+        """The type of every field with a value in this batch (keys of all-empty fields are absent)."""
+        types: dict[str, FieldType] = {}
         for fld in plan.fields:
             raw = batch.column(fld.index)
-            if raw.null_count == len(raw):
+            if raw.null_count < len(raw):
+                types[fld.key] = self._type_of(fld, raw, where)
+        return types
+
+    def encode_typed(self, plan: Plan, batch: pa.RecordBatch, types: dict[str, FieldType]) -> Encoded:
+        errors = RowErrors(batch.num_rows)
+        non_finite: list[pa.Array] = []
+        tags: list[tuple[str, pa.DictionaryArray, pa.Array]] = []
+        field_pieces: list[FieldText] = []
+        coordinates: dict[str, pa.Array] = {}
+
+        head = self._measurement(plan, batch, errors)
+        for tag in plan.tags:
+            distinct = self._tag_dictionary(tag.escaped_key, tag.column, "tag", batch.column(tag.index), errors)
+            if distinct is not None:
+                tags.append((tag.key, *distinct))
+        for fld in plan.fields:
+            ftype = types.get(fld.key)
+            if ftype is None:
                 continue  # nothing to say for this column in this batch
-            ftype = self._type_of(fld, raw, where)
+            raw = batch.column(fld.index)
             piece, values, dropped_here = self._field_piece(fld, ftype, raw, errors)
             if dropped_here is not None:
                 non_finite.append(dropped_here)
             field_pieces.append(piece)
             if fld.key in ("lat", "lon") and ftype is FieldType.FLOAT:
                 coordinates[fld.key] = values
-        if self.options.s2_level is not None:
-            tag_pieces.append((S2_TAG_KEY, self._s2_piece(coordinates, batch.num_rows)))
-        tag_pieces.sort(key=lambda kv: kv[0].encode())
+        if self.options.s2_level is not None and {"lat", "lon"} <= coordinates.keys():
+            tokens = geo.s2_cell_tokens(coordinates["lat"], coordinates["lon"], self.options.s2_level)
+            distinct = tokens.cast(pa.string()).dictionary_encode()
+            tags.append((S2_TAG_KEY, distinct, pc.binary_join_element_wise("," + S2_TAG_KEY + "=", distinct.dictionary, "")))
+        tags.sort(key=lambda t: t[0].encode())
 
-        series = _join([series_head, *(piece for _, piece in tag_pieces)])
-        fieldset = _join(field_pieces) if field_pieces else pa.array([""] * batch.num_rows, pa.string())
-        errors.add(pc.equal(fieldset, ""), rowerrors.NO_FIELD)
-        fieldset = pc.utf8_slice_codeunits(fieldset, 1)
+        series = _series(head, [(d, pieces) for _, d, pieces in tags], batch.num_rows)
+        field_arguments, no_field = _field_arguments(field_pieces, batch.num_rows)
+        errors.add(no_field, rowerrors.NO_FIELD)
 
-        parts: list[pa.Array | pa.Scalar] = [series, pa.scalar(" "), fieldset]
+        parts: list[pa.Array | pa.Scalar] = [series, pa.scalar(" "), *field_arguments]
         if plan.time is not None:
             parsed = parse_times(batch.column(plan.time.index), fmt=plan.time.format,
                                  timezone=plan.time.timezone, precision=self.options.precision)
@@ -118,14 +140,14 @@ class Encoder:
         _add_by_dictionary(errors, distinct, pc.starts_with(text, "#"), rowerrors.comment_measurement(column), raw)
         return escape.measurement_values(text).take(distinct.indices)
 
-    def _tag_piece(self, escaped_key: str, column: str, role: str, raw: pa.Array, errors: RowErrors) -> pa.Array | None:
+    def _tag_dictionary(self, escaped_key: str, column: str, role: str, raw: pa.Array,
+                        errors: RowErrors) -> tuple[pa.DictionaryArray, pa.Array] | None:
+        """The column dictionary-encoded, and `,key=value` for each distinct value (checked and escaped once)."""
         if raw.null_count == len(raw):
-            return None  # empty tags are left out: nothing to join
-        # Tags repeat a handful of values: check and escape each distinct value once.
+            return None  # empty tags are left out
         distinct = raw.dictionary_encode()
         text = self._clean_names(distinct, column, role, raw, errors, escape.AMBIGUOUS_BACKSLASH_IN_KEY)
-        pieces = pc.binary_join_element_wise("," + escaped_key + "=", escape.tag_values(text), "")
-        return pieces.take(distinct.indices)
+        return distinct, pc.binary_join_element_wise("," + escaped_key + "=", escape.tag_values(text), "")
 
     def _clean_names(self, distinct: pa.DictionaryArray, column: str, role: str, raw: pa.Array,
                      errors: RowErrors, ambiguous: str) -> pa.Array:
@@ -142,12 +164,6 @@ class Encoder:
         _add_by_dictionary(errors, distinct, escape.has_match(values, ambiguous),
                            rowerrors.ambiguous_backslash(role, column), raw)
         return values
-
-    def _s2_piece(self, coordinates: dict[str, pa.Array], length: int) -> pa.Array:
-        if "lat" not in coordinates or "lon" not in coordinates:
-            return pa.nulls(length, pa.string())  # no coordinates in this batch: no cell
-        tokens = geo.s2_cell_tokens(coordinates["lat"], coordinates["lon"], self.options.s2_level)
-        return pc.binary_join_element_wise("," + S2_TAG_KEY + "=", tokens.cast(pa.string()), "")
 
     # ------------------------------------------------------------ fields
 
@@ -168,9 +184,8 @@ class Encoder:
         return known
 
     def _field_piece(self, fld: ResolvedField, ftype: FieldType, raw: pa.Array,
-                     errors: RowErrors) -> tuple[pa.Array, pa.Array, pa.Array | None]:
-        """The field's pieces, its typed values, and the mask of NaN/±Inf values left out (if any)."""
-        prefix = "," + fld.escaped_key + "="
+                     errors: RowErrors) -> tuple["FieldText", pa.Array, pa.Array | None]:
+        """The field's formatted values, its typed values, and the mask of NaN/±Inf values left out."""
         dropped = None
         if ftype is FieldType.STRING:
             text = cells.to_text(raw)
@@ -182,8 +197,7 @@ class Encoder:
                     values = escape.replace_matches(values, escape.LINE_BREAKS)
                 else:
                     errors.add(breaks, rowerrors.line_break(fld.column), raw)
-            piece = pc.binary_join_element_wise(prefix + '"', escape.string_field_values(values), '"', "")
-            return piece, values, None
+            return FieldText(fld.escaped_key + '="', escape.string_field_values(values), '"'), values, None
         if ftype is FieldType.BOOLEAN:
             converted = cells.to_boolean(raw)
             formatted = pc.if_else(converted.values, "true", "false")
@@ -201,9 +215,16 @@ class Encoder:
                     converted = cells.Converted(values, converted.bad)
             formatted = values.cast(pa.string())
         errors.add(converted.bad, rowerrors.invalid_value(ftype.value, fld.column), raw)
-        suffix = SUFFIX_BY_TYPE.get(ftype, "")
-        piece = pc.binary_join_element_wise(prefix, formatted, suffix, "")
-        return piece, converted.values, dropped
+        return FieldText(fld.escaped_key + "=", formatted, SUFFIX_BY_TYPE.get(ftype, "")), converted.values, dropped
+
+
+@dataclass(frozen=True)
+class FieldText:
+    """One field of every row: `<prefix><value><suffix>`, absent where `value` is null."""
+
+    prefix: str  # escaped key and '=' (and the opening quote of a string)
+    value: pa.Array
+    suffix: str  # "i", "u", the closing quote, or ""
 
 
 def _count_in_written_rows(masks: list[pa.Array], errors: RowErrors) -> int:
@@ -216,8 +237,71 @@ def _count_in_written_rows(masks: list[pa.Array], errors: RowErrors) -> int:
     return total
 
 
-def _join(pieces: list) -> pa.Array:
-    return pc.binary_join_element_wise(*pieces, "", null_handling="replace", null_replacement="")
+def _series(head: pa.Array | pa.Scalar, tags: list[tuple[pa.DictionaryArray, pa.Array]], length: int) -> pa.Array | pa.Scalar:
+    """Measurement + tag set of every row, built once per distinct combination of tag values.
+
+    Each row gets one integer for its combination (mixed radix: each tag's dictionary index
+    + 1, 0 when empty); the distinct integers are decoded back into their tags' pieces, the
+    strings are built for those few combinations only, and one `take` spreads them over the
+    rows. Should the radix product outgrow int64, the codes are renumbered densely first.
+    """
+    if not tags:
+        return head
+    if isinstance(head, pa.Scalar):
+        codes = np.zeros(length, dtype=np.int64)
+        levels: list[tuple[int, pa.Array]] = []
+        strings = pa.array([head.as_py()], pa.string())
+    else:
+        distinct = head.dictionary_encode()
+        codes = pc.fill_null(distinct.indices, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        strings = pc.fill_null(distinct.dictionary, "")
+        levels = []
+    span = len(strings)
+    for distinct, pieces in tags:
+        width = len(pieces) + 1
+        if span * width >= 2**62:
+            strings, codes = _combine(strings, levels, codes)
+            levels, span = [], len(strings)
+        index = pc.fill_null(distinct.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64) + 1
+        codes = codes * width + index
+        levels.append((width, pa.concat_arrays([pa.array([""], pa.string()), pieces])))
+        span *= width
+    strings, codes = _combine(strings, levels, codes)
+    return strings.take(pa.array(codes))
+
+
+def _combine(strings: pa.Array, levels: list[tuple[int, pa.Array]], codes: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+    """Decode the distinct mixed-radix codes into strings; return them and dense per-row codes."""
+    combined = pa.array(codes).dictionary_encode()
+    remaining = combined.dictionary.to_numpy().copy()
+    parts: list[pa.Array] = []
+    for width, pieces in reversed(levels):
+        parts.append(pieces.take(pa.array(remaining % width)))
+        remaining //= width
+    built = pc.binary_join_element_wise(strings.take(pa.array(remaining)), *reversed(parts), "")
+    return built, combined.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _field_arguments(fields: list[FieldText], length: int) -> tuple[list[pa.Array], pa.Array]:
+    """The join arguments that write the field set, and the mask of rows without any field.
+
+    A field is written as prefix, value, suffix, all three null where the value is, so that
+    one join with nulls replaced by "" leaves them out. The prefix of each row is `key=` if
+    no earlier field of that row is present and `,key=` otherwise: a running OR over the
+    fields' validity (numpy booleans), then a `take` from those two strings. No string is
+    built per field beyond its formatted value, and no comma needs cutting afterwards.
+    """
+    arguments: list[pa.Array] = []
+    earlier = np.zeros(length, dtype=bool)
+    for fld in fields:
+        present = pc.is_valid(fld.value).to_numpy(zero_copy_only=False)
+        choice = pa.array(earlier.astype(np.int8), mask=~present)
+        arguments.append(pa.array([fld.prefix, "," + fld.prefix], pa.string()).take(choice))
+        arguments.append(fld.value)
+        if fld.suffix:
+            arguments.append(pa.array([fld.suffix, fld.suffix], pa.string()).take(choice))
+        earlier |= present
+    return arguments, pa.array(~earlier)
 
 
 def _add_by_dictionary(errors: RowErrors, distinct: pa.DictionaryArray, bad_values: pa.Array | None,
