@@ -26,7 +26,18 @@ def ordered_map(function: Callable[[In], Out], items: Iterable[In], *, workers: 
     pending: deque[tuple[In, Future[Out]]] = deque()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="csv2lp-encode") as pool:
         try:
-            for item in items:
+            iterator = iter(items)
+            while True:
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    break
+                except BaseException:
+                    # The input failed (a damaged file): hand out what was read before it, then fail.
+                    while pending:
+                        first, future = pending.popleft()
+                        yield first, future.result()
+                    raise
                 pending.append((item, pool.submit(function, item)))
                 while len(pending) > workers + ahead - 1:
                     first, future = pending.popleft()

@@ -7,20 +7,22 @@ rows and are counted apart. `RunSummary.balanced` checks the books at the end.
 
 from __future__ import annotations
 
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import BinaryIO, Callable, Sequence
+from typing import BinaryIO, Callable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import rowerrors
-from .encode import EncodeOptions, Encoder
+from .encode import EncodeOptions, Encoded, Encoder
 from .errors import BadRowError, ConverterError, MappingError
 from .mapping import FieldType, MappingSpec, Plan, Precision, resolve
+from .parallel import ordered_map
 from .reader import DEFAULT_BLOCK_SIZE, STDIN, Block, CsvSource, expand_inputs, file_size, open_source
 from .rejects import RejectsWriter
 from .sinks import LineSink
@@ -44,6 +46,8 @@ class ConvertOptions:
     s2_level: int | None = None
     delimiter: str = ","
     block_size: int = DEFAULT_BLOCK_SIZE
+    # Encoder threads: Arrow's kernels release the GIL, so two encode while the caller reads.
+    workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,14 @@ def _total_size(items: list[str]) -> int | None:
     return None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
 
 
+@dataclass(frozen=True)
+class _TypedBlock:
+    block: Block
+    batch: pa.RecordBatch  # the block's cells without blank rows
+    lines_of_rows: np.ndarray
+    types: dict[str, FieldType]
+
+
 class _Run:
     """The state of one convert() call."""
 
@@ -144,15 +156,25 @@ class _Run:
         self.bytes_total: int | None = None
 
     def convert_source(self, source: CsvSource, plan: Plan) -> None:
+        """Read blocks here, encode them on worker threads, write them here, in file order."""
         self.summary.files += 1
-        for block in source.blocks():
-            self._convert_block(source, plan, block)
+
+        def typed_blocks() -> Iterator[_TypedBlock]:
+            for block in source.blocks():
+                batch, lines_of_rows = _drop_blank_rows(block, self.summary)
+                types = self.encoder.decide_types(plan, batch, where=f"{source.name}:{block.first_line}")
+                yield _TypedBlock(block, batch, lines_of_rows, types)
+
+        def encode(typed: _TypedBlock) -> Encoded:
+            return self.encoder.encode_typed(plan, typed.batch, typed.types)
+
+        for typed, encoded in ordered_map(encode, typed_blocks(), workers=self.options.workers):
+            self._finish_block(source, typed.block, typed.batch, typed.lines_of_rows, encoded)
             if self.progress is not None:
                 self.progress(Progress(self.bytes_before + source.bytes_read, self.bytes_total, self.summary.rows_read))
 
-    def _convert_block(self, source: CsvSource, plan: Plan, block: Block) -> None:
-        batch, lines_of_rows = _drop_blank_rows(block, self.summary)
-        encoded = self.encoder.encode(plan, batch, where=f"{source.name}:{block.first_line}")
+    def _finish_block(self, source: CsvSource, block: Block, batch: pa.RecordBatch, lines_of_rows: np.ndarray,
+                      encoded: Encoded) -> None:
         bad_rows = encoded.errors.rows()
         summary = self.summary
         summary.rows_read += batch.num_rows + len(block.invalid)
