@@ -52,6 +52,11 @@ class Encoded:
     lines: pa.Array  # one string per good row, each ending in "\n"
     errors: RowErrors
     fields_dropped: int  # NaN / ±Inf values left out
+    # For the duplicate check, aligned with `lines`: each line's series (an index into
+    # `series_strings`) and its time in output units (None when lines carry no time).
+    series_codes: np.ndarray | None = None
+    series_strings: pa.Array | None = None
+    times: np.ndarray | None = None
 
 
 @dataclass
@@ -108,11 +113,18 @@ class Encoder:
             tags.append((S2_TAG_KEY, distinct, pc.binary_join_element_wise("," + S2_TAG_KEY + "=", distinct.dictionary, "")))
         tags.sort(key=lambda t: t[0].encode())
 
-        series = _series(head, [(d, pieces) for _, d, pieces in tags], batch.num_rows)
+        series_strings, series_codes = _series(head, [(d, pieces) for _, d, pieces in tags], batch.num_rows)
         field_arguments, no_field = _field_arguments(field_pieces, batch.num_rows)
+        # One series in the batch (no tags, or constant ones): a scalar the join broadcasts,
+        # as long as some other argument is an array that gives the join its length.
+        if len(series_strings) == 1 and field_arguments:
+            series = series_strings[0]
+        else:
+            series = series_strings.take(pa.array(series_codes))
         errors.add(no_field, rowerrors.NO_FIELD)
 
         parts: list[pa.Array | pa.Scalar] = [series, pa.scalar(" "), *field_arguments]
+        times = None
         if plan.time is not None:
             parsed = parse_times(batch.column(plan.time.index), fmt=plan.time.format,
                                  timezone=plan.time.timezone, precision=self.options.precision)
@@ -120,11 +132,16 @@ class Encoder:
             for kind, mask in parsed.problems:
                 errors.add(mask, rowerrors.time_problem(kind, plan.time.column, detail), batch.column(plan.time.index))
             parts += [pa.scalar(" "), parsed.values.cast(pa.string())]
+            times = pc.fill_null(parsed.values, 0).to_numpy(zero_copy_only=False)
         parts.append(pa.scalar("\n"))
         lines = pc.binary_join_element_wise(*parts, "", null_handling="replace", null_replacement="")
         if errors.mask is not None:
-            lines = lines.filter(pc.invert(errors.mask))
-        return Encoded(lines, errors, _count_in_written_rows(non_finite, errors))
+            keep = pc.invert(errors.mask)
+            lines = lines.filter(keep)
+            written = keep.to_numpy(zero_copy_only=False)
+            series_codes = series_codes[written]
+            times = times[written] if times is not None else None
+        return Encoded(lines, errors, _count_in_written_rows(non_finite, errors), series_codes, series_strings, times)
 
     # ------------------------------------------------------------ measurement and tags
 
@@ -237,16 +254,18 @@ def _count_in_written_rows(masks: list[pa.Array], errors: RowErrors) -> int:
     return total
 
 
-def _series(head: pa.Array | pa.Scalar, tags: list[tuple[pa.DictionaryArray, pa.Array]], length: int) -> pa.Array | pa.Scalar:
-    """Measurement + tag set of every row, built once per distinct combination of tag values.
+def _series(head: pa.Array | pa.Scalar, tags: list[tuple[pa.DictionaryArray, pa.Array]],
+            length: int) -> tuple[pa.Array, np.ndarray]:
+    """Measurement + tag set of every row, built once per distinct combination of tag values:
+    the distinct series strings, and each row's index into them.
 
     Each row gets one integer for its combination (mixed radix: each tag's dictionary index
     + 1, 0 when empty); the distinct integers are decoded back into their tags' pieces, the
     strings are built for those few combinations only, and one `take` spreads them over the
     rows. Should the radix product outgrow int64, the codes are renumbered densely first.
     """
-    if not tags:
-        return head
+    if isinstance(head, pa.Scalar) and not tags:
+        return pa.array([head.as_py()], pa.string()), np.zeros(length, dtype=np.int64)
     if isinstance(head, pa.Scalar):
         codes = np.zeros(length, dtype=np.int64)
         levels: list[tuple[int, pa.Array]] = []
@@ -266,8 +285,7 @@ def _series(head: pa.Array | pa.Scalar, tags: list[tuple[pa.DictionaryArray, pa.
         codes = codes * width + index
         levels.append((width, pa.concat_arrays([pa.array([""], pa.string()), pieces])))
         span *= width
-    strings, codes = _combine(strings, levels, codes)
-    return strings.take(pa.array(codes))
+    return _combine(strings, levels, codes)
 
 
 def _combine(strings: pa.Array, levels: list[tuple[int, pa.Array]], codes: np.ndarray) -> tuple[pa.Array, np.ndarray]:

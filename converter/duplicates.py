@@ -1,0 +1,139 @@
+"""Duplicate points: rows with the same measurement, tag set and timestamp.
+
+InfluxDB keeps one point per (series, time): a second row with the same key silently
+overwrites the first one's fields. This module finds such rows across a whole run, in
+file order, with bounded memory:
+
+- within a batch the check is exact (a sort of (series, time) keys);
+- across batches, each series remembers the largest time it has seen and, up to
+  `window` timestamps per series, the most recent times themselves. A row later than
+  every time its series has seen cannot be a duplicate; a row that is not is checked
+  against the remembered times, exactly. A row older than all remembered times of its
+  series cannot be checked: it is counted as `unchecked`, never passed off as unique.
+  So the check is exact for files whose series are in time order (Movebank exports are)
+  or out of order by less than `window` points, and says how many rows it could not check.
+
+Memory: about 8 bytes x `window` per series at most (the default, 100,000, is 800 KB per
+series). `mode` decides what a duplicate does: `warn` (count it; the line is written and
+InfluxDB keeps the last one), `error` (reject the row), `nudge` (move the later row by the
+smallest unit of the output precision, as often as needed, so that both points survive;
+its time is then off by that many units, which is the trade-off).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+
+class DuplicateMode(str, Enum):
+    WARN = "warn"
+    ERROR = "error"
+    NUDGE = "nudge"
+
+
+DEFAULT_WINDOW = 100_000
+
+
+@dataclass
+class _SeriesHistory:
+    latest: int  # the largest time seen
+    recent: np.ndarray  # sorted; the most recent times seen, at most `window` of them
+
+
+@dataclass
+class DuplicateCheck:
+    """The outcome for one batch of lines (arrays aligned with the lines)."""
+
+    duplicate: np.ndarray  # bool: the row repeats an earlier (series, time)
+    times: np.ndarray  # int64 times, moved where nudged
+    nudged: np.ndarray  # bool: the row's time was moved
+    unchecked: int  # rows older than their series' remembered window
+
+
+@dataclass
+class DuplicateTracker:
+    mode: DuplicateMode = DuplicateMode.WARN
+    window: int = DEFAULT_WINDOW
+    series_ids: dict[str, int] = field(default_factory=dict)
+    _history: dict[int, _SeriesHistory] = field(default_factory=dict)
+
+    def check(self, series_codes: np.ndarray, series_strings: list[str], times: np.ndarray) -> DuplicateCheck:
+        """`series_codes[i]` indexes `series_strings`; `times[i]` is the row's time in output units."""
+        ids_of_codes = np.array([self.series_ids.setdefault(s, len(self.series_ids)) for s in series_strings],
+                                dtype=np.int64)
+        ids = ids_of_codes[series_codes] if len(series_codes) else np.zeros(0, dtype=np.int64)
+        times = times.astype(np.int64, copy=True)
+        duplicate = np.zeros(len(times), dtype=bool)
+        nudged = np.zeros(len(times), dtype=bool)
+        unchecked = 0
+        # Group rows by series with one stable sort: Python then works once per series, not per row.
+        order = np.argsort(ids, kind="stable")
+        bounds = np.flatnonzero(np.diff(ids[order])) + 1
+        for rows in np.split(order, bounds) if len(order) else []:
+            sid = int(ids[rows[0]])
+            dup, new_times, moved, skipped = self._check_series(sid, times[rows])
+            duplicate[rows], times[rows], nudged[rows] = dup, new_times, moved
+            unchecked += skipped
+        return DuplicateCheck(duplicate, times, nudged, unchecked)
+
+    def _check_series(self, sid: int, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        history = self._history.get(sid)
+        seen = history.recent if history is not None else np.zeros(0, dtype=np.int64)
+        floor = seen[0] if len(seen) else None
+        latest = history.latest if history is not None else None
+
+        # Rows older than everything remembered (and not new either) cannot be checked.
+        too_old = np.zeros(len(times), dtype=bool)
+        if history is not None and len(seen) >= self.window:
+            too_old = times < floor
+
+        duplicate = np.zeros(len(times), dtype=bool)
+        moved = np.zeros(len(times), dtype=bool)
+        # Earlier batches: a time equal to a remembered one.
+        if latest is not None:
+            maybe = (times <= latest) & ~too_old
+            if maybe.any():
+                position = np.searchsorted(seen, times[maybe])
+                hit = position < len(seen)
+                hit[hit] = seen[position[hit]] == times[maybe][hit]
+                duplicate[np.flatnonzero(maybe)[hit]] = True
+        # This batch: a time already used by an earlier row of the batch (stable order = file order).
+        order = np.argsort(times, kind="stable")
+        ordered = times[order]
+        repeat = np.zeros(len(times), dtype=bool)
+        repeat[1:] = ordered[1:] == ordered[:-1]
+        duplicate[order[repeat]] = True
+
+        if self.mode is DuplicateMode.NUDGE and duplicate.any():
+            times, moved = self._nudge(times, duplicate, seen)
+        self._remember(sid, times[~too_old])
+        return duplicate, times, moved, int(too_old.sum())
+
+    @staticmethod
+    def _nudge(times: np.ndarray, duplicate: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Move each duplicate to the next free unit after its time, in file order."""
+        times = times.copy()
+        taken = set(seen.tolist()) | set(times[~duplicate].tolist())
+        moved = np.zeros(len(times), dtype=bool)
+        # Python per duplicate row only: duplicates are the exception being repaired here.
+        for row in np.flatnonzero(duplicate):
+            t = int(times[row])
+            while t in taken:
+                t += 1
+            taken.add(t)
+            moved[row] = t != times[row]
+            times[row] = t
+        return times, moved
+
+    def _remember(self, sid: int, times: np.ndarray) -> None:
+        history = self._history.get(sid)
+        merged = np.union1d(history.recent if history is not None else np.zeros(0, dtype=np.int64), times)
+        if len(merged) > self.window:
+            merged = merged[-self.window:]
+        latest = int(merged[-1]) if len(merged) else (history.latest if history else 0)
+        if history is not None:
+            latest = max(latest, history.latest)
+        self._history[sid] = _SeriesHistory(latest, merged)
