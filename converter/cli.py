@@ -115,7 +115,7 @@ def build_mapping(preset: str | None, config_path: str | None, measurement: str 
         tags=tuple(parse_tag_flag(t) for t in tags),
         fields=tuple(parse_field_flag(f) for f in fields),
         other_columns=OtherColumns(other_columns) if other_columns else None,
-        exclude=frozenset(exclude),
+        exclude=tuple(exclude),
         column_types=dict(parse_type_flag(t) for t in types),
         key_style=KeyStyle.SNAKE_CASE if snake_case_keys else None,
         time_column=NO_TIME if no_time else time_column,

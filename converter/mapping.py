@@ -103,13 +103,13 @@ class MappingSpec:
     tags: tuple[TagSpec, ...] = ()
     fields: tuple[FieldSpec, ...] = ()
     other_columns: OtherColumns = OtherColumns.FIELDS
-    exclude: frozenset[str] = frozenset()
+    exclude: tuple[str, ...] = ()  # tuples, not sets: errors name the first one given
     column_types: Mapping[str, FieldType] = field(default_factory=dict)
     key_style: KeyStyle = KeyStyle.AS_IS
     time: TimeSpec = TimeSpec()
     # Columns whose type came from a --type flag: those must exist. Types in a preset or
     # TOML file may name columns that a given export lacks.
-    checked_type_columns: frozenset[str] = frozenset()
+    checked_type_columns: tuple[str, ...] = ()
 
     def overridden_by(self, other: "MappingOverrides") -> "MappingSpec":
         """Flags on the command line win over the preset or TOML file they are combined with."""
@@ -130,12 +130,12 @@ class MappingSpec:
         if other.other_columns is not None:
             spec = replace(spec, other_columns=other.other_columns)
         if other.exclude:
-            spec = replace(spec, exclude=spec.exclude | other.exclude)
+            spec = replace(spec, exclude=spec.exclude + tuple(c for c in other.exclude if c not in spec.exclude))
         if other.column_types:
             spec = replace(
                 spec,
                 column_types={**spec.column_types, **other.column_types},
-                checked_type_columns=spec.checked_type_columns | frozenset(other.column_types),
+                checked_type_columns=spec.checked_type_columns + tuple(other.column_types),
             )
         if other.key_style is not None:
             spec = replace(spec, key_style=other.key_style)
@@ -158,7 +158,7 @@ class MappingOverrides:
     tags: tuple[TagSpec, ...] = ()
     fields: tuple[FieldSpec, ...] = ()
     other_columns: OtherColumns | None = None
-    exclude: frozenset[str] = frozenset()
+    exclude: tuple[str, ...] = ()
     column_types: Mapping[str, FieldType] = field(default_factory=dict)
     key_style: KeyStyle | None = None
     time_column: str | None = None
@@ -288,7 +288,7 @@ def resolve(spec: MappingSpec, header: Sequence[str], *, source: str, default_me
         claim(tag.column, "tag")
         key = tag.key or _derive_key(tag.column, spec.key_style)
         claim_key(key, f"tag column {tag.column!r}")
-        tags.append(ResolvedTag(tag.column, index, key, escape.key_name(key, what=f"tag key {key!r}")))
+        tags.append(ResolvedTag(tag.column, index, key, escape.key_name(key, what=f"{source}: tag key")))
 
     fields: list[ResolvedField] = []
     for fld in spec.fields:
@@ -299,7 +299,7 @@ def resolve(spec: MappingSpec, header: Sequence[str], *, source: str, default_me
         key = fld.key or _derive_key(fld.column, spec.key_style)
         claim_key(key, f"field column {fld.column!r}")
         ftype = fld.type if fld.type is not FieldType.AUTO else spec.column_types.get(fld.column, FieldType.AUTO)
-        fields.append(ResolvedField(fld.column, index, key, escape.key_name(key, what=f"field key {key!r}"), ftype))
+        fields.append(ResolvedField(fld.column, index, key, escape.key_name(key, what=f"{source}: field key"), ftype))
 
     for column in spec.exclude:
         if column not in positions:
@@ -318,7 +318,7 @@ def resolve(spec: MappingSpec, header: Sequence[str], *, source: str, default_me
                 raise MappingError(f"{source}: column {column!r} gives an empty key; give it one with --field KEY={column}.")
             claim_key(key, f"field column {column!r}")
             ftype = spec.column_types.get(column, FieldType.AUTO)
-            fields.append(ResolvedField(column, index, key, escape.key_name(key, what=f"field key {key!r}"), ftype))
+            fields.append(ResolvedField(column, index, key, escape.key_name(key, what=f"{source}: field key"), ftype))
     for column in spec.checked_type_columns:
         if column not in positions:
             raise _missing_column(column, "--type", header, source)
@@ -392,7 +392,7 @@ def parse_mapping_toml(text: str, *, source: str) -> MappingSpec:
         tags=tuple(_tag_entry(k, v, source) for k, v in data.get("tags", {}).items()),
         fields=tuple(_field_entry(k, v, source) for k, v in data.get("fields", {}).items()),
         other_columns=_enum(OtherColumns, data.get("other_columns", "fields"), "other_columns", source),
-        exclude=frozenset(data.get("exclude", [])),
+        exclude=tuple(data.get("exclude", [])),
         column_types={c: _enum(FieldType, t, f"types.{c}", source) for c, t in data.get("types", {}).items()},
         key_style=_enum(KeyStyle, data.get("key_style", "as-is"), "key_style", source),
         time=TimeSpec(

@@ -41,7 +41,7 @@ def time_problem(kind: str, column: str, detail: str) -> Reason:
         "empty": "give the row a time, or drop it",
         "unparseable": f"fix the value, or set --time-format to match it ({detail})",
         "out of range": "line protocol times must lie between 1677-09-21 and 2262-04-11",
-        "nonexistent or ambiguous local time": f"the local time does not exist or occurs twice in {detail}; give an offset or use UTC",
+        "nonexistent or ambiguous local": f"the local time does not exist or occurs twice in {detail}; give an offset or use UTC",
     }
     return Reason(f"{kind} time in column {column!r}", fixes[kind])
 

@@ -25,7 +25,7 @@ NULL_TEXT = pa.scalar(None, pa.string())
 
 UNPARSEABLE = "unparseable"
 OUT_OF_RANGE = "out of range"
-LOCAL_TIME_GAP = "nonexistent or ambiguous local time"
+LOCAL_TIME_GAP = "nonexistent or ambiguous local"
 EMPTY = "empty"
 
 
@@ -104,8 +104,11 @@ def _cast_iso(text: pa.Array, tz: str | None, note) -> pa.Array:
 def _seconds_plus_fraction(text: pa.Array, tz: str | None) -> tuple[pa.Array, pa.Array]:
     """int64 ns (clamped just outside the range when the time lies beyond it) and a parsed mask."""
     parts = pc.extract_regex(text, r"^(?P<base>[^.]*)(?:\.(?P<frac>[0-9]{1,9}))?(?P<zone>[Zz]|[+-][0-9]{2}:?[0-9]{2})?$")
-    base = pc.binary_join_element_wise(parts.field("base"), parts.field("zone"), "",
-                                       null_handling="replace", null_replacement="")
+    # Rows that are not being re-parsed stay null (a "" there would fail the cast, row by row).
+    base = pc.if_else(pc.is_valid(text),
+                      pc.binary_join_element_wise(parts.field("base"), parts.field("zone"), "",
+                                                  null_handling="replace", null_replacement=""),
+                      NULL_TEXT)
     seconds_type = pa.timestamp("s", tz)
     seconds = cells.cast_per_element(base, lambda a: a.cast(seconds_type), seconds_type).values.cast(pa.int64())
     fraction = pc.utf8_rpad(pc.fill_null(parts.field("frac"), ""), 9, "0").cast(pa.int64())
@@ -127,7 +130,8 @@ def _strptime(text: pa.Array, fmt: str, note) -> pa.Array:
     """strptime, strict: Arrow's (like C's) rolls 31 February over to 3 March, so every parsed
     time is formatted back and must equal its text (leading zeros and case aside)."""
     stamps = pc.strptime(text, format=fmt, unit="ns", error_is_null=True)
-    round_trip = pc.strftime(stamps, format=fmt)
+    # At second resolution: strftime writes %S of a nanosecond timestamp as "00.000000000".
+    round_trip = pc.strftime(stamps.cast(pa.timestamp("s", stamps.type.tz)), format=fmt)
     same = pc.equal(_loose(round_trip), _loose(text))
     note(UNPARSEABLE, pc.and_(pc.is_valid(text), pc.invert(pc.fill_null(same, False))))
     return pc.if_else(pc.fill_null(same, False), stamps, pa.scalar(None, stamps.type))

@@ -97,4 +97,4 @@ def test_naive_times_in_a_zone_and_the_dst_gap():
     values, problems = _parse(["2011-02-11 12:30:00", "2011-03-13 02:30:00", "2011-02-11T17:30:00Z"],
                               timezone="America/New_York")
     assert values == [MOVEBANK_NS, None, MOVEBANK_NS]  # an explicit offset wins over --timezone
-    assert problems == [None, "nonexistent or ambiguous local time", None]
+    assert problems == [None, "nonexistent or ambiguous local", None]
