@@ -11,6 +11,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Sequence
 
@@ -138,7 +139,101 @@ class _TypedBlock:
     block: Block
     batch: pa.RecordBatch  # the block's cells without blank rows
     lines_of_rows: np.ndarray
+    blank_lines: int
     types: dict[str, FieldType]
+
+
+@dataclass
+class EncodedBlock:
+    """One block of one file, encoded: its lines, the source line of each, and its rejects.
+
+    Writing the lines is the caller's: `convert()` sends them to a sink at once, `execd`
+    slices them into paced batches and records how far it got in source line numbers.
+    """
+
+    source: CsvSource
+    block: Block
+    batch: pa.RecordBatch  # the block's rows without blank lines
+    lines_of_rows: np.ndarray  # physical line of each row of `batch`
+    blank_lines: int
+    encoded: Encoded
+
+    @property
+    def lines(self) -> pa.Array:
+        """One line per good row, in file order, each ending in a newline."""
+        return self.encoded.lines
+
+    @cached_property
+    def bad_rows(self) -> np.ndarray:
+        """Indices into `batch` of the rows the encoder rejected."""
+        return self.encoded.errors.rows()
+
+    @cached_property
+    def line_numbers(self) -> np.ndarray:
+        """Physical source line of each entry of `lines` (aligned with it)."""
+        if not self.bad_rows.size:
+            return self.lines_of_rows
+        return np.delete(self.lines_of_rows, self.bad_rows)
+
+    @property
+    def rows_read(self) -> int:
+        return self.batch.num_rows + len(self.block.invalid)
+
+    @property
+    def rows_rejected(self) -> int:
+        return int(self.bad_rows.size) + len(self.block.invalid)
+
+    def count_into(self, summary: RunSummary) -> None:
+        """Add this block's rows, lines and rejects (by reason) to `summary`."""
+        summary.rows_read += self.rows_read
+        summary.lines_written += len(self.lines)
+        summary.rows_rejected += self.rows_rejected
+        summary.fields_dropped += self.encoded.fields_dropped
+        summary.blank_lines += self.blank_lines
+        summary.rejects_by_reason.update(self.encoded.errors.counts())
+        for row in self.block.invalid:
+            summary.rejects_by_reason[rowerrors.ragged_row(row.expected, row.actual).text] += 1
+
+    def save_rejects(self, rejects: RejectsWriter) -> None:
+        """Every rejected row of the block (failed checks and rows Arrow could not split), in line order."""
+        if not (self.bad_rows.size or self.block.invalid):
+            return
+        source, batch, bad_rows, errors = self.source, self.batch, self.bad_rows, self.encoded.errors
+        saves: list[tuple[int, Callable[[], None]]] = []
+        if bad_rows.size:
+            indices = pa.array(bad_rows)
+            columns = [column.take(indices).to_pylist() for column in batch.columns]
+            reasons, values = errors.reason_at(bad_rows), errors.value_at(bad_rows)
+            for i, row in enumerate(bad_rows):
+                line = int(self.lines_of_rows[row])
+                cells = [column[i] for column in columns]
+                saves.append((line, lambda line=line, i=i, cells=cells: rejects.write(
+                    source.header, source.name, line, reasons[i], values[i], cells)))
+        for invalid in self.block.invalid:
+            reason = rowerrors.ragged_row(invalid.expected, invalid.actual).text
+            saves.append((invalid.line, lambda invalid=invalid, reason=reason: rejects.write_raw(
+                source.header, source.name, invalid.line, reason, invalid.text, source.delimiter)))
+        for _, save in sorted(saves, key=lambda s: s[0]):
+            save()
+
+
+def iter_blocks(source: CsvSource, plan: Plan, *, encoder: Encoder, workers: int = 1) -> Iterator[EncodedBlock]:
+    """Read blocks here, encode them on `workers` threads, hand them out in file order.
+
+    `encoder` keeps the types it inferred (decided here, in file order) for later blocks.
+    """
+
+    def typed_blocks() -> Iterator[_TypedBlock]:
+        for block in source.blocks():
+            batch, lines_of_rows, blank = _split_blank_rows(block)
+            types = encoder.decide_types(plan, batch, where=f"{source.name}:{block.first_line}")
+            yield _TypedBlock(block, batch, lines_of_rows, blank, types)
+
+    def encode(typed: _TypedBlock) -> Encoded:
+        return encoder.encode_typed(plan, typed.batch, typed.types)
+
+    for typed, encoded in ordered_map(encode, typed_blocks(), workers=workers):
+        yield EncodedBlock(source, typed.block, typed.batch, typed.lines_of_rows, typed.blank_lines, encoded)
 
 
 class _Run:
@@ -156,85 +251,43 @@ class _Run:
         self.bytes_total: int | None = None
 
     def convert_source(self, source: CsvSource, plan: Plan) -> None:
-        """Read blocks here, encode them on worker threads, write them here, in file order."""
+        """Blocks come encoded and in file order; each is written here, then counted."""
         self.summary.files += 1
-
-        def typed_blocks() -> Iterator[_TypedBlock]:
-            for block in source.blocks():
-                batch, lines_of_rows = _drop_blank_rows(block, self.summary)
-                types = self.encoder.decide_types(plan, batch, where=f"{source.name}:{block.first_line}")
-                yield _TypedBlock(block, batch, lines_of_rows, types)
-
-        def encode(typed: _TypedBlock) -> Encoded:
-            return self.encoder.encode_typed(plan, typed.batch, typed.types)
-
-        for typed, encoded in ordered_map(encode, typed_blocks(), workers=self.options.workers):
-            self._finish_block(source, typed.block, typed.batch, typed.lines_of_rows, encoded)
+        for encoded in iter_blocks(source, plan, encoder=self.encoder, workers=self.options.workers):
+            self._finish_block(encoded)
             if self.progress is not None:
                 self.progress(Progress(self.bytes_before + source.bytes_read, self.bytes_total, self.summary.rows_read))
 
-    def _finish_block(self, source: CsvSource, block: Block, batch: pa.RecordBatch, lines_of_rows: np.ndarray,
-                      encoded: Encoded) -> None:
-        bad_rows = encoded.errors.rows()
-        summary = self.summary
-        summary.rows_read += batch.num_rows + len(block.invalid)
-
-        if self.options.on_error is OnError.FAIL and (bad_rows.size or block.invalid):
-            self._stop_at_first_bad_row(source, batch, lines_of_rows, encoded, bad_rows, block)
-
+    def _finish_block(self, encoded: EncodedBlock) -> None:
+        if self.options.on_error is OnError.FAIL and encoded.rows_rejected:
+            self._stop_at_first_bad_row(encoded)
         self.sink.write_lines(encoded.lines)
-        summary.lines_written += len(encoded.lines)
-        summary.rows_rejected += int(bad_rows.size) + len(block.invalid)
-        summary.fields_dropped += encoded.fields_dropped
-        summary.rejects_by_reason.update(encoded.errors.counts())
-        for row in block.invalid:
-            summary.rejects_by_reason[rowerrors.ragged_row(row.expected, row.actual).text] += 1
-        if self.rejects is not None and (bad_rows.size or block.invalid):
-            self._save_rejects(source, batch, lines_of_rows, encoded.errors, bad_rows, block)
+        encoded.count_into(self.summary)
+        if self.rejects is not None:
+            encoded.save_rejects(self.rejects)
 
-    def _save_rejects(self, source: CsvSource, batch: pa.RecordBatch, lines_of_rows: np.ndarray,
-                      errors: rowerrors.RowErrors, bad_rows: np.ndarray, block: Block) -> None:
-        rejects = self.rejects
-        assert rejects is not None
-        # Rows that failed a check and rows Arrow could not split go out merged, in line order.
-        saves: list[tuple[int, Callable[[], None]]] = []
-        if bad_rows.size:
-            indices = pa.array(bad_rows)
-            columns = [column.take(indices).to_pylist() for column in batch.columns]
-            reasons, values = errors.reason_at(bad_rows), errors.value_at(bad_rows)
-            for i, row in enumerate(bad_rows):
-                line = int(lines_of_rows[row])
-                cells = [column[i] for column in columns]
-                saves.append((line, lambda line=line, i=i, cells=cells: rejects.write(
-                    source.header, source.name, line, reasons[i], values[i], cells)))
-        for invalid in block.invalid:
-            reason = rowerrors.ragged_row(invalid.expected, invalid.actual).text
-            saves.append((invalid.line, lambda invalid=invalid, reason=reason: rejects.write_raw(
-                source.header, source.name, invalid.line, reason, invalid.text, source.delimiter)))
-        for _, save in sorted(saves, key=lambda s: s[0]):
-            save()
-
-    def _stop_at_first_bad_row(self, source: CsvSource, batch: pa.RecordBatch, lines_of_rows: np.ndarray,
-                               encoded, bad_rows: np.ndarray, block: Block) -> None:
+    def _stop_at_first_bad_row(self, block: EncodedBlock) -> None:
+        encoded, lines_of_rows, bad_rows = block.encoded, block.lines_of_rows, block.bad_rows
         candidates: list[tuple[int, str, str, bytes | None]] = []
         if bad_rows.size:
             first = bad_rows[:1]
             reason = encoded.errors.reason_at(first)[0]
             fix = encoded.errors.reasons[reason].fix
             candidates.append((int(lines_of_rows[first[0]]), reason, fix, encoded.errors.value_at(first)[0]))
-        for invalid in block.invalid[:1]:
+        for invalid in block.block.invalid[:1]:
             reason = rowerrors.ragged_row(invalid.expected, invalid.actual)
             candidates.append((invalid.line, reason.text, reason.fix, invalid.text.encode("utf-8", "surrogateescape")))
         line, reason, fix, value = min(candidates, key=lambda c: c[0])
         # Rows before the bad one are good: write them, so the output ends exactly there.
         good_before = int(np.count_nonzero(lines_of_rows < line)) - int(np.count_nonzero(lines_of_rows[bad_rows] < line))
         self.sink.write_lines(encoded.lines.slice(0, good_before))
+        self.summary.blank_lines += block.blank_lines
         self.summary.lines_written += good_before
-        self.summary.rows_read -= batch.num_rows + len(block.invalid) - good_before - 1
+        self.summary.rows_read += good_before + 1
         self.summary.rows_rejected += 1
         self.summary.rejects_by_reason[reason] += 1
         shown = "" if value is None else f": {value.decode('utf-8', errors='replace')!r}"
-        message = (f"{source.name}:{line}: {reason}{shown}. To fix: {fix}. (--on-error fail stops at the "
+        message = (f"{block.source.name}:{line}: {reason}{shown}. To fix: {fix}. (--on-error fail stops at the "
                    f"first bad row; --on-error quarantine saves bad rows to a rejects file and goes on.)")
         self.summary.stopped_at = message
         raise BadRowError(message)
@@ -242,17 +295,23 @@ class _Run:
 
 def _drop_blank_rows(block: Block, summary: RunSummary) -> tuple[pa.RecordBatch, np.ndarray]:
     """Lines without a single cell (blank lines, `,,,`) are not rows: count them and leave them out."""
+    batch, lines_of_rows, blank = _split_blank_rows(block)
+    summary.blank_lines += blank
+    return batch, lines_of_rows
+
+
+def _split_blank_rows(block: Block) -> tuple[pa.RecordBatch, np.ndarray, int]:
+    """The block's rows without blank ones, their line numbers, and how many were blank."""
     batch, lines_of_rows = block.cells, block.row_lines()
     if batch.num_rows == 0 or batch.num_columns == 0:
-        return batch, lines_of_rows
+        return batch, lines_of_rows, 0
     if min(column.null_count for column in batch.columns) == 0:
-        return batch, lines_of_rows  # some column is full: no blank row in this batch
+        return batch, lines_of_rows, 0  # some column is full: no blank row in this batch
     blank = pc.is_null(batch.column(0))
     for column in batch.columns[1:]:
         blank = pc.and_(blank, pc.is_null(column))
     n_blank = int(pc.sum(blank).as_py() or 0)
     if n_blank == 0:
-        return batch, lines_of_rows
-    summary.blank_lines += n_blank
+        return batch, lines_of_rows, 0
     keep = pc.invert(blank)
-    return batch.filter(keep), lines_of_rows[keep.to_numpy(zero_copy_only=False)]
+    return batch.filter(keep), lines_of_rows[keep.to_numpy(zero_copy_only=False)], n_blank
