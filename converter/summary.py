@@ -50,9 +50,9 @@ class RunSummary:
     def text_lines(self) -> list[str]:
         rate = f" in {self.seconds:.2f} s ({self.rows_read / self.seconds:,.0f} rows/s)" if self.seconds > 0 else ""
         out = [
-            f"{self.rows_read:,} rows read from {self.files} file(s){rate}",
-            f"{self.lines_written:,} lines written",
-            f"{self.rows_rejected:,} rows rejected",
+            f"{_count(self.rows_read, 'row')} read from {_count(self.files, 'file')}{rate}",
+            f"{_count(self.lines_written, 'line')} written",
+            f"{_count(self.rows_rejected, 'row')} rejected",
         ]
         for reason, count in self.rejects_by_reason.most_common():
             out.append(f"  {count:,} × {reason}")
@@ -61,7 +61,11 @@ class RunSummary:
         if self.fields_dropped:
             out.append(f"{self.fields_dropped:,} NaN/Inf values left out of their lines (line protocol has no NaN)")
         if self.blank_lines:
-            out.append(f"{self.blank_lines:,} blank lines skipped")
+            out.append(f"{_count(self.blank_lines, 'blank line')} skipped")
         if not self.balanced:  # pragma: no cover - a bug, never an input problem
             out.append("BUG: rows read != lines written + rows rejected; please report it")
         return out
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")

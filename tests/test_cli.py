@@ -34,7 +34,7 @@ WEATHER_ARGS = ("-t", "station", "--type", "temp=float")
 WITH_REJECT = WEATHER + "east,warm,2020-01-01T00:00:02Z\n"
 FLOAT_REASON = "invalid float in column 'temp'"
 
-RATE_LINE = re.compile(r"^\d[\d,]* rows read from \d+ file\(s\)( in \d+\.\d\d s \([\d,]+ rows/s\))?$")
+RATE_LINE = re.compile(r"^\d[\d,]* rows? read from \d+ files?( in \d+\.\d\d s \([\d,]+ rows/s\))?$")
 
 
 @pytest.fixture
@@ -135,10 +135,10 @@ def test_exit_3_finished_with_rejects_and_says_where_they_are(in_tmp: Path) -> N
     assert result.exit_code == 3
     assert result.stdout.splitlines() == WEATHER_LINES
     first, *rest = result.stderr.splitlines()
-    assert RATE_LINE.match(first) and first.startswith("3 rows read from 1 file(s)")
+    assert RATE_LINE.match(first) and first.startswith("3 rows read from 1 file")
     assert rest == [
         "2 lines written",
-        "1 rows rejected",
+        "1 row rejected",
         f"  1 × {FLOAT_REASON}",
         "rejected rows saved to csv2lp-rejects.csv",
     ]
@@ -160,7 +160,7 @@ def test_exit_4_on_error_fail_stops_at_the_first_bad_row(in_tmp: Path) -> None:
         "column's type (--type temp=string) if it holds text. (--on-error fail stops at the first bad row; "
         "--on-error quarantine saves bad rows to a rejects file and goes on.)"
     )
-    assert result.stderr.splitlines()[2:] == ["2 lines written", "1 rows rejected", f"  1 × {FLOAT_REASON}"]
+    assert result.stderr.splitlines()[2:] == ["2 lines written", "1 row rejected", f"  1 × {FLOAT_REASON}"]
 
 
 def test_exit_statuses_are_documented_in_convert_help() -> None:
