@@ -8,6 +8,7 @@ from typing import NoReturn, Sequence
 import click
 
 from . import __version__
+from .duplicates import DuplicateMode
 from .errors import ConverterError
 from .mapping import (
     NO_TIME,
@@ -137,6 +138,9 @@ def build_mapping(preset: str | None, config_path: str | None, measurement: str 
               help="Where --on-error quarantine saves rejected rows (created only when a row is rejected).")
 @click.option("--control-chars", type=click.Choice(["reject", "replace"]), default="reject", show_default=True,
               help="Control characters in tags/names and line breaks in strings: reject the row, or replace them with spaces.")
+@click.option("--duplicates", type=click.Choice([m.value for m in DuplicateMode]), default="warn", show_default=True,
+              help="Rows with the same series and time (InfluxDB keeps only the last): count them, reject them, "
+                   "move later ones by one time unit (nudge), or skip the check.")
 @click.option("--s2-level", type=click.IntRange(0, 30), metavar="N",
               help="Add an s2_cell_id tag: the S2 cell token of (lat, lon) at level N (0-30; 11 is about 5 km).")
 @click.option("-d", "--delimiter", default=",", show_default=True, help="Cell delimiter (one character; 'tab' for tabs).")
@@ -147,7 +151,7 @@ def build_mapping(preset: str | None, config_path: str | None, measurement: str 
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr (default: only when stderr is a terminal).")
 def convert_command(inputs: tuple[str, ...], output: str | None, precision: str, on_error: str, rejects_path: str,
-                    control_chars: str, s2_level: int | None, delimiter: str, block_size: int,
+                    control_chars: str, duplicates: str, s2_level: int | None, delimiter: str, block_size: int,
                     summary_json: str | None, quiet: bool, progress: bool | None, **mapping_flags) -> None:
     """Convert CSV FILEs (paths, globs, '-' for stdin; .gz/.bz2/.zst) to line protocol.
 
@@ -168,6 +172,7 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
         rejects_path=rejects_path,
         replace_control_chars=control_chars == "replace",
         s2_level=s2_level,
+        duplicates=DuplicateMode(duplicates),
         delimiter=delimiter,
         block_size=block_size,
     )

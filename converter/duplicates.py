@@ -29,6 +29,7 @@ import numpy as np
 
 
 class DuplicateMode(str, Enum):
+    OFF = "off"
     WARN = "warn"
     ERROR = "error"
     NUDGE = "nudge"
@@ -130,7 +131,12 @@ class DuplicateTracker:
 
     def _remember(self, sid: int, times: np.ndarray) -> None:
         history = self._history.get(sid)
-        merged = np.union1d(history.recent if history is not None else np.zeros(0, dtype=np.int64), times)
+        old = history.recent if history is not None else np.zeros(0, dtype=np.int64)
+        if len(times) and (not len(old) or times.min() > old[-1]):
+            # In-order data (the usual case): append, no re-sort of the window.
+            merged = np.concatenate((old, np.unique(times)))
+        else:
+            merged = np.union1d(old, times)
         if len(merged) > self.window:
             merged = merged[-self.window:]
         latest = int(merged[-1]) if len(merged) else (history.latest if history else 0)

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from . import cells
 from .rowerrors import ragged_row
+from .duplicates import DuplicateMode, DuplicateTracker
 from .encode import EncodeOptions, Encoder
 from .mapping import FieldType, MappingSpec, OtherColumns, Plan
 from .pipeline import ConvertOptions, _drop_blank_rows, check_inputs, plan_for
@@ -105,6 +106,8 @@ class InspectReport:
     series_over_cap: bool
     warnings: list[str]
     sample: list[str]  # the first output lines, without their "\n"
+    duplicate_points: int = 0  # lines whose series and time repeat an earlier line's
+    duplicates_unchecked: int = 0
 
     def column(self, name: str) -> ColumnReport:
         return next(c for c in self.columns if c.column == name)
@@ -121,6 +124,8 @@ class InspectReport:
             "blank_lines": self.blank_lines,
             "series": self.series,
             "series_over_cap": self.series_over_cap,
+            "duplicate_points": self.duplicate_points,
+            "duplicates_unchecked": self.duplicates_unchecked,
             "columns": [c.to_dict() for c in self.columns],
             "warnings": self.warnings,
             "sample": self.sample,
@@ -149,6 +154,7 @@ class _Inspection:
         self.mapping = mapping
         self.sample_lines = sample_lines
         self.encoder = Encoder(EncodeOptions())
+        self.duplicates = DuplicateTracker(DuplicateMode.WARN)
         self.counts = RunSummary()  # rows, lines, rejects and blank lines, as convert counts them
         self.columns: dict[str, ColumnReport] = {}
         self.measurements: list[str] = []  # constant measurements, one per file at most
@@ -168,6 +174,10 @@ class _Inspection:
             self.counts.lines_written += len(encoded.lines)
             self.counts.rows_rejected += n_rejected + len(block.invalid)
             self.counts.fields_dropped += encoded.fields_dropped
+            if encoded.times is not None and encoded.series_codes is not None and encoded.series_strings is not None:
+                found = self.duplicates.check(encoded.series_codes, encoded.series_strings.to_pylist(), encoded.times)
+                self.counts.duplicate_points += int(found.duplicate.sum())
+                self.counts.duplicates_unchecked += found.unchecked
             reasons = encoded.errors.counts()
             self.counts.rejects_by_reason.update(reasons)
             for row in block.invalid:
@@ -297,6 +307,8 @@ class _Inspection:
             series_over_cap=self.series_over_cap,
             warnings=_cardinality_warnings(columns, counts.lines_written, series),
             sample=self.sample,
+            duplicate_points=counts.duplicate_points,
+            duplicates_unchecked=counts.duplicates_unchecked,
         )
 
 
@@ -385,6 +397,10 @@ def render(report: InspectReport) -> str:
     out.append(f"measurement: {report.measurement if report.measurement is not None else '(from a column)'}")
     series = f"more than {SERIES_CAP:,}" if report.series_over_cap else f"{report.series:,}"
     out.append(f"series (measurement + tag set): {series}")
+    duplicates = f"duplicate points (same series and time as an earlier line; InfluxDB keeps the last): {report.duplicate_points:,}"
+    if report.duplicates_unchecked:
+        duplicates += f" ({report.duplicates_unchecked:,} rows too far out of time order to check)"
+    out.append(duplicates)
     out.append("")
 
     single_input = report.inputs[0] if len(report.inputs) == 1 else None

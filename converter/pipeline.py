@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import rowerrors
+from .duplicates import DEFAULT_WINDOW, DuplicateMode, DuplicateTracker
 from .encode import EncodeOptions, Encoded, Encoder
 from .errors import BadRowError, ConverterError, MappingError
 from .mapping import FieldType, MappingSpec, Plan, Precision, resolve
@@ -49,6 +50,8 @@ class ConvertOptions:
     block_size: int = DEFAULT_BLOCK_SIZE
     # Encoder threads: Arrow's kernels release the GIL, so two encode while the caller reads.
     workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
+    duplicates: DuplicateMode = DuplicateMode.WARN
+    duplicates_window: int = DEFAULT_WINDOW
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,9 @@ class EncodedBlock:
     lines_of_rows: np.ndarray  # physical line of each row of `batch`
     blank_lines: int
     encoded: Encoded
+    duplicates: int = 0  # points that repeat an earlier (series, time)
+    duplicates_unchecked: int = 0  # rows too old for the duplicate window
+    points_nudged: int = 0
 
     @property
     def lines(self) -> pa.Array:
@@ -190,6 +196,9 @@ class EncodedBlock:
         summary.rows_rejected += self.rows_rejected
         summary.fields_dropped += self.encoded.fields_dropped
         summary.blank_lines += self.blank_lines
+        summary.duplicate_points += self.duplicates
+        summary.duplicates_unchecked += self.duplicates_unchecked
+        summary.points_nudged += self.points_nudged
         summary.rejects_by_reason.update(self.encoded.errors.counts())
         for row in self.block.invalid:
             summary.rejects_by_reason[rowerrors.ragged_row(row.expected, row.actual).text] += 1
@@ -217,10 +226,12 @@ class EncodedBlock:
             save()
 
 
-def iter_blocks(source: CsvSource, plan: Plan, *, encoder: Encoder, workers: int = 1) -> Iterator[EncodedBlock]:
+def iter_blocks(source: CsvSource, plan: Plan, *, encoder: Encoder, workers: int = 1,
+                duplicates: DuplicateTracker | None = None) -> Iterator[EncodedBlock]:
     """Read blocks here, encode them on `workers` threads, hand them out in file order.
 
-    `encoder` keeps the types it inferred (decided here, in file order) for later blocks.
+    `encoder` keeps the types it inferred (decided here, in file order) for later blocks;
+    `duplicates`, when given, checks every block's points in file order too.
     """
 
     def typed_blocks() -> Iterator[_TypedBlock]:
@@ -233,7 +244,45 @@ def iter_blocks(source: CsvSource, plan: Plan, *, encoder: Encoder, workers: int
         return encoder.encode_typed(plan, typed.batch, typed.types)
 
     for typed, encoded in ordered_map(encode, typed_blocks(), workers=workers):
-        yield EncodedBlock(source, typed.block, typed.batch, typed.lines_of_rows, typed.blank_lines, encoded)
+        block = EncodedBlock(source, typed.block, typed.batch, typed.lines_of_rows, typed.blank_lines, encoded)
+        if duplicates is not None and duplicates.mode is not DuplicateMode.OFF:
+            check_duplicates(block, duplicates)
+        yield block
+
+
+DUPLICATE_POINT = rowerrors.Reason(
+    "duplicate point: same measurement, tags and time as an earlier row",
+    "InfluxDB would keep only the last of them; fix the source, or use --duplicates nudge to keep both",
+)
+
+
+def check_duplicates(block: EncodedBlock, tracker: DuplicateTracker) -> None:
+    """Count the block's duplicate points; reject them (error) or move their times (nudge)."""
+    encoded = block.encoded
+    if encoded.times is None or encoded.series_codes is None or not len(encoded.lines):
+        return
+    assert encoded.series_strings is not None
+    found = tracker.check(encoded.series_codes, encoded.series_strings.to_pylist(), encoded.times)
+    block.duplicates, block.duplicates_unchecked = int(found.duplicate.sum()), found.unchecked
+    if not block.duplicates:
+        return
+    if tracker.mode is DuplicateMode.NUDGE:
+        moved = np.flatnonzero(found.nudged)
+        block.points_nudged = int(moved.size)
+        old_lines = encoded.lines.take(pa.array(moved)).to_pylist()
+        # Python per nudged line: the repair path. The time is the line's last word.
+        new_lines = [line[: line.rindex(" ") + 1] + f"{found.times[i]}\n" for line, i in zip(old_lines, moved)]
+        encoded.lines = pc.replace_with_mask(encoded.lines, pa.array(found.nudged), pa.array(new_lines, pa.string()))
+        encoded.times = found.times
+    elif tracker.mode is DuplicateMode.ERROR:
+        written = np.flatnonzero(pc.invert(encoded.errors.mask).to_numpy(zero_copy_only=False)) \
+            if encoded.errors.mask is not None else np.arange(block.batch.num_rows)
+        reject = np.zeros(block.batch.num_rows, dtype=bool)
+        reject[written[found.duplicate]] = True
+        encoded.errors.add(pa.array(reject), DUPLICATE_POINT, block.batch.column(0).cast(pa.binary()))
+        keep = ~found.duplicate
+        encoded.lines = encoded.lines.filter(pa.array(keep))
+        encoded.series_codes, encoded.times = encoded.series_codes[keep], encoded.times[keep]
 
 
 class _Run:
@@ -249,11 +298,14 @@ class _Run:
         self.progress = progress
         self.bytes_before = 0
         self.bytes_total: int | None = None
+        # One tracker for the whole run: duplicates are found across files too.
+        self.duplicates = DuplicateTracker(options.duplicates, options.duplicates_window)
 
     def convert_source(self, source: CsvSource, plan: Plan) -> None:
         """Blocks come encoded and in file order; each is written here, then counted."""
         self.summary.files += 1
-        for encoded in iter_blocks(source, plan, encoder=self.encoder, workers=self.options.workers):
+        for encoded in iter_blocks(source, plan, encoder=self.encoder, workers=self.options.workers,
+                                   duplicates=self.duplicates):
             self._finish_block(encoded)
             if self.progress is not None:
                 self.progress(Progress(self.bytes_before + source.bytes_read, self.bytes_total, self.summary.rows_read))

@@ -17,6 +17,9 @@ class RunSummary:
     rejects_by_reason: Counter = field(default_factory=Counter)
     fields_dropped: int = 0  # NaN / ±Inf values left out of their lines
     blank_lines: int = 0  # lines with no cell at all; not rows
+    duplicate_points: int = 0  # lines whose series and time repeat an earlier line's
+    duplicates_unchecked: int = 0  # rows older than the duplicate check's window
+    points_nudged: int = 0  # duplicates whose time --duplicates nudge moved
     bytes_written: int = 0
     seconds: float = 0.0
     rejects_files: list[str] = field(default_factory=list)
@@ -36,6 +39,9 @@ class RunSummary:
             "rejects_by_reason": dict(self.rejects_by_reason.most_common()),
             "fields_dropped": self.fields_dropped,
             "blank_lines": self.blank_lines,
+            "duplicate_points": self.duplicate_points,
+            "duplicates_unchecked": self.duplicates_unchecked,
+            "points_nudged": self.points_nudged,
             "bytes_written": self.bytes_written,
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows_read / self.seconds) if self.seconds > 0 else None,
@@ -60,6 +66,13 @@ class RunSummary:
             out.append(f"rejected rows saved to {', '.join(self.rejects_files)}")
         if self.fields_dropped:
             out.append(f"{self.fields_dropped:,} NaN/Inf values left out of their lines (line protocol has no NaN)")
+        if self.points_nudged:
+            out.append(f"{_count(self.points_nudged, 'duplicate point')} moved to the next free time unit (--duplicates nudge)")
+        elif self.duplicate_points and not any(r.startswith("duplicate point") for r in self.rejects_by_reason):
+            out.append(f"{_count(self.duplicate_points, 'duplicate point')} (same series and time as an earlier line): "
+                       f"InfluxDB keeps only the last of each; see --duplicates")
+        if self.duplicates_unchecked:
+            out.append(f"{_count(self.duplicates_unchecked, 'row')} too far out of time order to check for duplicates")
         if self.blank_lines:
             out.append(f"{_count(self.blank_lines, 'blank line')} skipped")
         if not self.balanced:  # pragma: no cover - a bug, never an input problem

@@ -105,7 +105,7 @@ def test_exit_1_error_is_one_line_naming_the_problem(in_tmp: Path, args: tuple[s
 @pytest.mark.parametrize(
     "args, message",
     [
-        (("weather.csv", "--bogus"), "No such option '--bogus'."),
+        (("weather.csv", "--qqqq"), "No such option '--qqqq'."),
         (("weather.csv", "--precision", "m"),
          "Invalid value for '-p' / '--precision': 'm' is not one of 'ns', 'us', 'ms', 's'."),
         (("weather.csv", "--on-error", "ignore"),
@@ -311,6 +311,9 @@ def test_summary_json_has_the_same_numbers_as_the_summary(in_tmp: Path) -> None:
         "rejects_by_reason": {FLOAT_REASON: 1, "no field: every field cell is empty, NaN or infinite": 1},
         "fields_dropped": 0,
         "blank_lines": 1,
+        "duplicate_points": 0,
+        "duplicates_unchecked": 0,
+        "points_nudged": 0,
         "bytes_written": len("\n".join(WEATHER_LINES) + "\n"),
         "rejects_files": ["csv2lp-rejects.csv"],
         "inferred_types": {},  # temp is declared, not inferred

@@ -63,3 +63,73 @@ def test_memory_stays_bounded_by_the_window(rows):
     tracker = DuplicateTracker(window=100)
     _check(tracker, [(["s"] * rows, list(range(rows)))])
     assert all(len(h.recent) <= 100 for h in tracker._history.values())
+
+
+# ---------------------------------------------------------------- through the whole pipeline
+
+import csv  # noqa: E402
+import io  # noqa: E402
+import textwrap  # noqa: E402
+
+from converter import ConvertOptions, MappingSpec, TagSpec, TimeSpec, convert  # noqa: E402
+from converter.mapping import Precision  # noqa: E402
+from converter.sinks.file import StreamSink  # noqa: E402
+
+DUPLICATED = textwrap.dedent("""\
+    id,time,v
+    a,2020-01-01T00:00:00Z,1
+    a,2020-01-01T00:00:00Z,2
+    b,2020-01-01T00:00:00Z,3
+    a,2020-01-01T00:00:01Z,4
+""")
+
+
+def _convert(tmp_path, mode, *texts, block_size=None):
+    paths = []
+    for i, text in enumerate(texts):
+        path = tmp_path / f"in{i}.csv"
+        path.write_text(text)
+        paths.append(str(path))
+    out = io.BytesIO()
+    options = ConvertOptions(precision=Precision.S, duplicates=DuplicateMode(mode),
+                             rejects_path=str(tmp_path / "rejects.csv"), **({"block_size": block_size} if block_size else {}))
+    summary = convert(paths, mapping=MappingSpec(measurement="m", tags=(TagSpec("id"),), time=TimeSpec(column="time")),
+                      options=options, sink=StreamSink(out, owned=False))
+    return out.getvalue().decode().splitlines(), summary
+
+
+@pytest.mark.parametrize(
+    ("mode", "lines", "counts"),
+    [
+        ("warn", ["m,id=a v=1 1577836800", "m,id=a v=2 1577836800", "m,id=b v=3 1577836800", "m,id=a v=4 1577836801"],
+         (1, 0, 0)),
+        ("error", ["m,id=a v=1 1577836800", "m,id=b v=3 1577836800", "m,id=a v=4 1577836801"], (1, 0, 1)),
+        ("nudge", ["m,id=a v=1 1577836800", "m,id=a v=2 1577836802", "m,id=b v=3 1577836800", "m,id=a v=4 1577836801"],
+         (1, 1, 0)),
+        ("off", ["m,id=a v=1 1577836800", "m,id=a v=2 1577836800", "m,id=b v=3 1577836800", "m,id=a v=4 1577836801"],
+         (0, 0, 0)),
+    ],
+)
+def test_modes_through_the_pipeline(tmp_path, mode, lines, counts):
+    written, summary = _convert(tmp_path, mode, DUPLICATED)
+    assert written == lines
+    assert (summary.duplicate_points, summary.points_nudged, summary.rows_rejected) == counts
+    assert summary.balanced
+    if mode == "error":
+        with open(tmp_path / "rejects.csv", newline="") as handle:
+            rows = list(csv.reader(handle))
+        assert rows[1][:3] == [str(tmp_path / "in0.csv"), "3", "duplicate point: same measurement, tags and time as an earlier row"]
+
+
+def test_duplicates_are_found_across_files_and_blocks(tmp_path):
+    many = "id,time,v\n" + "".join(f"a,{1_600_000_000 + i},{i}\n" for i in range(20_000))
+    again = "id,time,v\na,1600000005,1\na,1600019999,2\na,1700000000,3\n"
+    path_a, path_b = tmp_path / "a.csv", tmp_path / "b.csv"
+    path_a.write_text(many)
+    path_b.write_text(again)
+    out = io.BytesIO()
+    summary = convert([str(path_a), str(path_b)],
+                      mapping=MappingSpec(measurement="m", tags=(TagSpec("id"),), time=TimeSpec(column="time", format="epoch_s")),
+                      options=ConvertOptions(precision=Precision.S, block_size=65536, duplicates=DuplicateMode.WARN),
+                      sink=StreamSink(out, owned=False))
+    assert summary.duplicate_points == 2 and summary.duplicates_unchecked == 0
