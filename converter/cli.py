@@ -130,6 +130,17 @@ def build_mapping(preset: str | None, config_path: str | None, measurement: str 
 @click.argument("inputs", nargs=-1, required=True, metavar="FILE...")
 @_mapping_options
 @click.option("-o", "--output", metavar="FILE", help="Write lines here instead of stdout; a .gz name compresses.")
+@click.option("--influx-url", metavar="URL",
+              help="Write straight to InfluxDB's v2 write API at URL (e.g. http://localhost:8086) instead of "
+                   "stdout. The token comes from $INFLUX_TOKEN or --token-file. Needs influxdb-client.")
+@click.option("--bucket", metavar="NAME", help="With --influx-url: the bucket (InfluxDB 1.x/3.x: the database).")
+@click.option("--org", metavar="NAME", help="With --influx-url: the organization (needed by InfluxDB 2).")
+@click.option("--token-file", metavar="FILE", type=click.Path(dir_okay=False),
+              help="With --influx-url: read the API token from FILE instead of $INFLUX_TOKEN.")
+@click.option("--create-bucket", is_flag=True,
+              help="With --influx-url: create the bucket first when it is missing (InfluxDB 2's buckets API).")
+@click.option("--batch-lines", type=click.IntRange(1), metavar="N",
+              help="With --influx-url: lines per write request (default 5000).")
 @click.option("-p", "--precision", type=click.Choice([p.value for p in Precision]), default="ns", show_default=True,
               help="Timestamp precision; give the same to `influx write -p` or the /write API.")
 @click.option("--on-error", type=click.Choice([o.value for o in OnError]), default="quarantine", show_default=True,
@@ -152,7 +163,9 @@ def build_mapping(preset: str | None, config_path: str | None, measurement: str 
               help="Progress bar on stderr (default: only when stderr is a terminal).")
 def convert_command(inputs: tuple[str, ...], output: str | None, precision: str, on_error: str, rejects_path: str,
                     control_chars: str, duplicates: str, s2_level: int | None, delimiter: str, block_size: int,
-                    summary_json: str | None, quiet: bool, progress: bool | None, **mapping_flags) -> None:
+                    summary_json: str | None, quiet: bool, progress: bool | None, influx_url: str | None,
+                    bucket: str | None, org: str | None, token_file: str | None, create_bucket: bool,
+                    batch_lines: int | None, **mapping_flags) -> None:
     """Convert CSV FILEs (paths, globs, '-' for stdin; .gz/.bz2/.zst) to line protocol.
 
     \b
@@ -161,7 +174,16 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
       csv2lp 'exports/*.csv.gz' --preset movebank --precision ms | influx write -b movebank -p ms
       csv2lp data.csv -m weather -t station -f temp:float -f rain_mm=rain:float --time-column when
       zcat big.csv.gz | csv2lp - --config mapping.toml -o big.lp.gz --summary-json run.json
+      csv2lp gps.csv --preset movebank --influx-url http://localhost:8086 --org me --bucket movebank --token-file ~/.influx-token
     """
+    influx_flags = {"--bucket": bucket, "--org": org, "--token-file": token_file,
+                    "--create-bucket": create_bucket or None, "--batch-lines": batch_lines}
+    if influx_url is None and any(value is not None for value in influx_flags.values()):
+        _fail_usage(f"{', '.join(k for k, v in influx_flags.items() if v is not None)} only go with --influx-url.")
+    if influx_url is not None and output is not None:
+        _fail_usage("-o/--output and --influx-url cannot be combined: lines go to a file or to InfluxDB, not both.")
+    if influx_url is not None and not bucket:
+        _fail_usage("--influx-url needs --bucket (the bucket, or the database on InfluxDB 1.x/3.x).")
     if delimiter == "tab":
         delimiter = "\t"
     if len(delimiter) != 1:
@@ -178,10 +200,18 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
     )
     show_progress = (not quiet) and (progress if progress is not None else sys.stderr.isatty())
     summary: RunSummary | None = None
+    sink_report: list[str] = []  # what a server confirmed (--influx-url)
     status = EXIT_OK
     try:
         mapping = build_mapping(**mapping_flags)
-        sink = open_output(output)
+        if influx_url is not None:
+            from .sinks.influxdb import open_influx_sink
+
+            sink = open_influx_sink(influx_url, bucket=bucket or "", org=org, token_file=token_file,
+                                    create_bucket=create_bucket, batch_lines=batch_lines,
+                                    precision=options.precision, notify=None if quiet else _note)
+        else:
+            sink = open_output(output)
         try:
             from .progressbar import progress_reporter
 
@@ -189,8 +219,10 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
                 summary = convert(list(inputs), mapping=mapping, options=options, sink=sink, progress=report)
         finally:
             sink.close()
+        sink_report = sink.report_lines() if hasattr(sink, "report_lines") else []
     except ConverterError as exc:
-        summary = getattr(exc, "summary", None)
+        # A sink that fails at close() (InfluxDB) fails after convert() returned its summary.
+        summary = getattr(exc, "summary", None) or summary
         _error(str(exc))
         status = exc.exit_code
     except BrokenPipeError:
@@ -200,7 +232,7 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
     if summary is not None:
         # An error before the first file was read has nothing to sum up: its message stands alone.
         if not quiet and (summary.files or status == EXIT_OK):
-            for line in summary.text_lines():
+            for line in [*summary.text_lines(), *sink_report]:
                 click.echo(line, err=True)
         if summary_json:
             summary.write_json(summary_json)
@@ -211,6 +243,10 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
 
 def _error(message: str) -> None:
     click.echo(f"csv2lp: error: {message}", err=True)
+
+
+def _note(message: str) -> None:
+    click.echo(f"csv2lp: {message}", err=True)
 
 
 def _fail_usage(message: str) -> NoReturn:
