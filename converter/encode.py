@@ -171,15 +171,21 @@ class Encoder:
         """The dictionary of a name-like column (tag, measurement) as text, with its bad values rejected."""
         text = cells.to_text(distinct.dictionary)
         _add_by_dictionary(errors, distinct, text.bad, rowerrors.invalid_utf8(column), raw)
-        values = text.values
-        control = escape.has_match(values, escape.CONTROL_CHARS)
-        if cells.any_true(control):
-            if self.options.replace_control_chars:
-                values = escape.replace_matches(values, escape.CONTROL_CHARS)
-            else:
-                _add_by_dictionary(errors, distinct, control, rowerrors.control_character(role, column), raw)
+        values = self._replace_or_reject(
+            text.values, escape.CONTROL_CHARS,
+            lambda mask: _add_by_dictionary(errors, distinct, mask, rowerrors.control_character(role, column), raw))
         _add_by_dictionary(errors, distinct, escape.has_match(values, ambiguous),
                            rowerrors.ambiguous_backslash(role, column), raw)
+        return values
+
+    def _replace_or_reject(self, values: pa.Array, pattern: str, reject) -> pa.Array:
+        """Values matching `pattern` get spaces instead (--control-chars replace), or their rows rejected."""
+        matches = escape.has_match(values, pattern)
+        if not cells.any_true(matches):
+            return values
+        if self.options.replace_control_chars:
+            return escape.replace_matches(values, pattern)
+        reject(matches)
         return values
 
     # ------------------------------------------------------------ fields
@@ -207,13 +213,8 @@ class Encoder:
         if ftype is FieldType.STRING:
             text = cells.to_text(raw)
             errors.add(text.bad, rowerrors.invalid_utf8(fld.column), raw)
-            values = text.values
-            breaks = escape.has_match(values, escape.LINE_BREAKS)
-            if cells.any_true(breaks):
-                if self.options.replace_control_chars:
-                    values = escape.replace_matches(values, escape.LINE_BREAKS)
-                else:
-                    errors.add(breaks, rowerrors.line_break(fld.column), raw)
+            values = self._replace_or_reject(
+                text.values, escape.LINE_BREAKS, lambda mask: errors.add(mask, rowerrors.line_break(fld.column), raw))
             return FieldText(fld.escaped_key + '="', escape.string_field_values(values), '"'), values, None
         if ftype is FieldType.BOOLEAN:
             converted = cells.to_boolean(raw)

@@ -280,26 +280,26 @@ def resolve(spec: MappingSpec, header: Sequence[str], *, source: str, default_me
             )
         keys[key] = role
 
+    def place(item: TagSpec | FieldSpec, role: str) -> tuple[int, str, str] | None:
+        """Position, key and escaped key of a named tag or field column (None: optional and absent)."""
+        if item.optional and item.column not in positions:
+            return None
+        index = position(item.column, role)
+        claim(item.column, role)
+        key = item.key or _derive_key(item.column, spec.key_style)
+        claim_key(key, f"{role} column {item.column!r}")
+        return index, key, escape.key_name(key, what=f"{source}: {role} key")
+
     tags: list[ResolvedTag] = []
     for tag in spec.tags:
-        if tag.optional and tag.column not in positions:
-            continue
-        index = position(tag.column, "tag")
-        claim(tag.column, "tag")
-        key = tag.key or _derive_key(tag.column, spec.key_style)
-        claim_key(key, f"tag column {tag.column!r}")
-        tags.append(ResolvedTag(tag.column, index, key, escape.key_name(key, what=f"{source}: tag key")))
+        if (placed := place(tag, "tag")) is not None:
+            tags.append(ResolvedTag(tag.column, *placed))
 
     fields: list[ResolvedField] = []
     for fld in spec.fields:
-        if fld.optional and fld.column not in positions:
-            continue
-        index = position(fld.column, "field")
-        claim(fld.column, "field")
-        key = fld.key or _derive_key(fld.column, spec.key_style)
-        claim_key(key, f"field column {fld.column!r}")
-        ftype = fld.type if fld.type is not FieldType.AUTO else spec.column_types.get(fld.column, FieldType.AUTO)
-        fields.append(ResolvedField(fld.column, index, key, escape.key_name(key, what=f"{source}: field key"), ftype))
+        if (placed := place(fld, "field")) is not None:
+            ftype = fld.type if fld.type is not FieldType.AUTO else spec.column_types.get(fld.column, FieldType.AUTO)
+            fields.append(ResolvedField(fld.column, *placed, ftype))
 
     for column in spec.exclude:
         if column not in positions:
