@@ -19,6 +19,11 @@ from .datasets import DEFAULT_DATA_DIR, SIZES, Dataset, DatasetUnavailable, make
 from .peers import TELEGRAF_BIN
 
 _skips: list[dict] = []
+_load_average: dict[str, float] = {}
+
+
+def pytest_sessionstart(session):
+    _load_average["start"] = round(os.getloadavg()[0], 2)
 
 
 def pytest_addoption(parser):
@@ -103,6 +108,7 @@ def _telegraf_version() -> str | None:
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):
     """Add what the report needs to describe the run: machine, versions, sizes, skips."""
+    _load_average["end"] = round(os.getloadavg()[0], 2)
     output_json["csv2lp"] = {
         "date": dt.date.today().isoformat(),
         "sizes": config.getoption("--bench-size"),
@@ -113,4 +119,5 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         "versions": {m: _version(m) for m in ("pyarrow", "pandas", "numpy", "influxdb_client", "converter")},
         "telegraf": _telegraf_version(),
         "skips": _skips,
+        "load_average": _load_average,  # other work on a shared machine slows every peer
     }

@@ -4,15 +4,15 @@
 
 Per input: every peer's rows/s, its time as a multiple of `pyarrow.csv.read_csv`'s on
 the same file (the ceiling), how many times csv2lp is faster, process wall time and
-peak RSS. Then the issue's targets, each with PASS/FAIL. Timings use the median round
-of the work time (see peers.py for what the work time covers).
+peak RSS. Then the issue's targets, each with PASS/FAIL. Timings use the fastest round's
+work time (see peers.py for what the work time covers); the machine's load average
+before and after the run is printed with it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,12 +53,13 @@ class Result:
 
     @property
     def seconds(self) -> float | None:
+        """The fastest round: on a shared machine, other load only ever adds time."""
         times = [r["work_seconds"] for r in self.rounds if not r.get("error") and r["work_seconds"] is not None]
-        return statistics.median(times) if times else None
+        return min(times) if times else None
 
     @property
     def process_seconds(self) -> float:
-        return statistics.median(r["process_seconds"] for r in self.rounds)
+        return min(r["process_seconds"] for r in self.rounds)
 
     @property
     def peak_rss_mb(self) -> float:
@@ -109,6 +110,9 @@ def machine_line(meta: dict) -> str:
         f"{meta.get('telegraf') or 'no Telegraf'}",
     ]
     parts.append(f"sizes: {meta.get('sizes', '?')}")
+    load = meta.get("load_average")
+    if load:
+        parts.append(f"1-min load average {load.get('start', '?')} at the start, {load.get('end', '?')} at the end")
     return "; ".join(parts) + "."
 
 
