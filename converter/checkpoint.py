@@ -1,0 +1,152 @@
+"""The execd state file: which file is being sent and how far, and every file already sent.
+
+Progress is kept in CSV *source line numbers*, not row counts: they survive blank lines,
+ragged rows and rejects, and a resumed run that reads the file from its start can tell
+by the line number alone whether a line was sent before.
+
+The file is replaced atomically (write a temp file beside it, fsync, rename, fsync the
+folder), so after a crash or `kill -9` it holds either the old state or the new one,
+never half of each. This module only reads and writes the state; what to do with it is
+execd's business.
+
+    {"version": 1,
+     "current": {"identity": {...}, "sha256": "...", "started_at": "...",
+                 "emitted_through_line": 123456, "replay_from_line": 118000,
+                 "lines_emitted": 98765, "runs": 2, "rejects_path": "..."},
+     "finished": {"<sha256>": {"name": "...", "status": "done", "moved_to": "...",
+                               "lines": 47347, "rejected": 0, "finished_at": "..."}}}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .errors import ConverterError
+
+STATE_VERSION = 1
+
+
+class CorruptStateError(ConverterError):
+    """The state file exists but cannot be understood (truncated by hand, another program's file)."""
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """What makes "the same file": its inode, size, modification time and first MiB.
+
+    The head digest catches a new file that got the inode of a deleted one (ext4 and
+    overlayfs reuse inodes readily).
+    """
+
+    name: str
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    head_sha256: str
+
+
+@dataclass
+class FileProgress:
+    """The file being sent: every line with a source line <= emitted_through_line went out."""
+
+    identity: FileIdentity
+    sha256: str  # of the whole file as stored (compressed bytes for .gz): the "sent once" key
+    started_at: str
+    emitted_through_line: int = 0
+    # Where a resumed run starts sending again: a little before emitted_through_line, so
+    # that what was still in the pipe when the process died is sent again (see execd).
+    replay_from_line: int = 0
+    lines_emitted: int = 0  # lines written by every run so far, re-sent ones included
+    runs: int = 1
+    rejects_path: str | None = None  # chosen once, so a resumed run rewrites the same file
+
+
+@dataclass
+class FinishedFile:
+    name: str
+    status: str  # "done" or "error"
+    moved_to: str | None
+    lines: int
+    rejected: int
+    finished_at: str
+    message: str = ""
+
+
+@dataclass
+class State:
+    current: FileProgress | None = None
+    finished: dict[str, FinishedFile] = field(default_factory=dict)
+
+    def sent_before(self, sha256: str) -> FinishedFile | None:
+        """The record of a file with this content that was sent completely, if any."""
+        record = self.finished.get(sha256)
+        return record if record is not None and record.status == "done" else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "current": asdict(self.current) if self.current is not None else None,
+            "finished": {key: asdict(value) for key, value in self.finished.items()},
+        }
+
+
+def now_text() -> str:
+    """UTC time to the second, ISO 8601: readable in the state file and in log lines."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def load(path: str | Path) -> State:
+    """The saved state; an empty one when the file does not exist. Raise CorruptStateError otherwise."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return State()
+    except OSError as exc:
+        raise ConverterError(f"{path}: cannot read the state file: {exc.strerror or exc}.") from None
+    try:
+        document = json.loads(text)
+        if document.get("version") != STATE_VERSION:
+            raise ValueError(f"version {document.get('version')!r}, expected {STATE_VERSION}")
+        current = document.get("current")
+        progress = None
+        if current is not None:
+            identity = FileIdentity(**current.pop("identity"))
+            progress = FileProgress(identity=identity, **current)
+        finished = {key: FinishedFile(**value) for key, value in document.get("finished", {}).items()}
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise CorruptStateError(f"{path}: not a csv2lp state file ({exc}).") from None
+    return State(progress, finished)
+
+
+def save(path: str | Path, state: State) -> None:
+    """Replace the state file atomically and durably."""
+    path = Path(path)
+    temp = path.with_name(f".{path.name}.tmp")
+    data = json.dumps(state.to_json(), indent=1, sort_keys=True).encode("utf-8")
+    with open(temp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+    fsync_folder(path.parent)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
