@@ -1,0 +1,615 @@
+"""`csv2lp execd`: a spool folder of CSV files, converted and printed at a steady pace for Telegraf.
+
+Telegraf's inputs.execd starts this process once and reads line protocol from its stdout.
+The contract (telegraf plugins/inputs/execd, v1.39.3) and how it is kept here:
+
+- stdout carries line protocol only. fd 1 is taken over at start: lines go through a
+  private copy of it, and fd 1 and sys.stdout then point at stderr, so a stray print
+  (a library, a warning) is logged by Telegraf instead of parsed as a metric.
+- Lines are written in whole lines, at most PIPE_BUF bytes per write(): such a write is
+  atomic, so a `kill -9` never leaves half a line in the pipe. Telegraf would parse that
+  half line as a point (`m v=2i 17000` from `m v=2i 1700000000000000000`).
+- Logs go to stderr, one line each, prefixed `E! `/`W! `/`I! `/`D! `, at most 2 KiB:
+  Telegraf stops reading stderr for good after a line over 64 KiB.
+- It stays alive when the spool is empty: Telegraf restarts a child that exits, even
+  with status 0, and a restarted child must not send anything twice.
+- stdin EOF (Telegraf stopping) or SIGTERM: the current batch is finished, the checkpoint
+  is saved, and the process waits until Telegraf has read every byte of the pipe before
+  it exits 0 (Go closes the pipe as soon as the child is gone, losing what was unread).
+
+Progress is checkpointed after every batch (see checkpoint.py). A resumed run reads the
+file from its start again (nothing can seek in a .gz) and sends the lines after
+`replay_from_line`: the last `replay_lines` or so lines before the checkpoint go out a
+second time, covering what sat in the pipe when the process was killed. They are the
+same points (same series and timestamp), so InfluxDB stores them once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import struct
+import sys
+import termios
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from select import PIPE_BUF
+from typing import Any, Mapping
+
+import numpy as np
+import pyarrow as pa
+
+from . import __version__, checkpoint, spool
+from .checkpoint import FileProgress, FinishedFile, State
+from .encode import EncodeOptions, Encoder
+from .errors import ConverterError
+from .mapping import MappingSpec, Precision, load_mapping_file, load_preset
+from .pacing import Pace, TokenBucket, derive_pace
+from .pipeline import ConvertOptions, iter_blocks, plan_for
+from .reader import CsvSource, open_source
+from .rejects import RejectsWriter
+from .sinks.file import lines_buffer
+from .summary import RunSummary
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+LOG_LINE_LIMIT = 2048
+DRAIN_TIMEOUT_S = 2.0
+PROGRESS_EVERY_S = 10.0
+DEFAULT_PATTERNS = ("*.csv", "*.csv.gz", "*.csv.bz2", "*.csv.zst")
+
+
+# ------------------------------------------------------------------------------ settings
+
+
+@dataclass(frozen=True)
+class SpoolSettings:
+    dir: Path
+    patterns: tuple[str, ...]
+    poll_seconds: float
+    done_dir: Path
+    rejects_dir: Path
+    error_dir: Path
+    state_file: Path
+
+
+@dataclass(frozen=True)
+class ExecdSettings:
+    spool: SpoolSettings
+    mapping: MappingSpec
+    mapping_name: str  # for the start-up log line
+    options: ConvertOptions
+    pace: Pace
+    replay_lines: int
+
+
+@dataclass(frozen=True)
+class SettingsOverrides:
+    """Command-line options; None means "as in the config file"."""
+
+    spool_dir: str | None = None
+    preset: str | None = None
+    mapping: str | None = None
+    precision: str | None = None
+    s2_level: int | None = None
+
+
+# Telegraf's own defaults for [pacing]: without a config file the pace suits a stock agent.
+_KEYS: dict[str, dict[str, Any]] = {
+    "spool": {"dir": None, "patterns": list(DEFAULT_PATTERNS), "poll_seconds": 2.0, "done_dir": None,
+              "rejects_dir": None, "error_dir": None, "state_file": None},
+    "convert": {"preset": None, "mapping": None, "precision": "ns", "s2_level": None, "delimiter": ","},
+    "pacing": {"metric_batch_size": 1000, "metric_buffer_limit": 10000, "flush_interval_seconds": 10.0,
+               "outage_seconds": 30.0, "lines_per_second": None, "batch_lines": None, "replay_lines": 5000},
+}
+_NUMBER = (int, float)
+
+
+def load_settings(config_path: str | None, overrides: SettingsOverrides = SettingsOverrides()) -> ExecdSettings:
+    """Read and check every setting once, before anything is touched. Raise ConverterError naming the key."""
+    where = config_path or "the command line"
+    document: dict[str, Any] = {}
+    base = Path.cwd()
+    if config_path is not None:
+        try:
+            document = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConverterError(f"{config_path}: cannot read the execd config: {exc.strerror or exc}.") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConverterError(f"{config_path}: not valid TOML: {exc}.") from None
+        base = Path(config_path).resolve().parent
+    tables = _check_keys(document, where)
+
+    def get(table: str, key: str, kinds: tuple[type, ...] | type) -> Any:
+        value = tables[table].get(key, _KEYS[table][key])
+        if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
+            raise ConverterError(f"{where}: [{table}] {key} = {value!r} has the wrong type.")
+        return value
+
+    def path(table: str, key: str, default: Path | None) -> Path:
+        value = get(table, key, str)
+        if value is None:
+            if default is None:
+                raise ConverterError(f"{where}: [{table}] {key} is missing: the folder to watch.")
+            return default
+        return (base / value) if not Path(value).is_absolute() else Path(value)
+
+    spool_dir = Path(overrides.spool_dir).resolve() if overrides.spool_dir else path("spool", "dir", None)
+    patterns = get("spool", "patterns", list)
+    if not patterns or not all(isinstance(p, str) and p for p in patterns):
+        raise ConverterError(f"{where}: [spool] patterns must be a non-empty list of globs, e.g. [\"*.csv\"].")
+    poll_seconds = float(get("spool", "poll_seconds", _NUMBER))
+    if poll_seconds <= 0:
+        raise ConverterError(f"{where}: [spool] poll_seconds must be > 0.")
+    spool_settings = SpoolSettings(
+        dir=spool_dir,
+        patterns=tuple(patterns),
+        poll_seconds=poll_seconds,
+        done_dir=path("spool", "done_dir", spool_dir / "done"),
+        rejects_dir=path("spool", "rejects_dir", spool_dir / "rejects"),
+        error_dir=path("spool", "error_dir", spool_dir / "error"),
+        state_file=path("spool", "state_file", spool_dir / ".csv2lp-state.json"),
+    )
+
+    preset = overrides.preset or (None if overrides.mapping else get("convert", "preset", str))
+    mapping_file = overrides.mapping or (None if overrides.preset else get("convert", "mapping", str))
+    if preset and mapping_file:
+        raise ConverterError(f"{where}: [convert] preset and mapping cannot both be set; choose one.")
+    if mapping_file and not overrides.mapping and not Path(mapping_file).is_absolute():
+        mapping_file = str(base / mapping_file)
+    if not preset and not mapping_file:
+        raise ConverterError(f"{where}: [convert] needs preset = \"movebank\" or mapping = \"FILE.toml\".")
+    mapping = load_preset(preset) if preset else load_mapping_file(mapping_file)  # type: ignore[arg-type]
+
+    precision = overrides.precision or get("convert", "precision", str)
+    if precision not in {p.value for p in Precision}:
+        raise ConverterError(f"{where}: [convert] precision = {precision!r}; use ns, us, ms or s.")
+    s2_level = overrides.s2_level if overrides.s2_level is not None else get("convert", "s2_level", int)
+    if s2_level is not None and not 0 <= s2_level <= 30:
+        raise ConverterError(f"{where}: [convert] s2_level must be between 0 and 30.")
+    delimiter = get("convert", "delimiter", str)
+    if len(delimiter) != 1:
+        raise ConverterError(f"{where}: [convert] delimiter must be one character.")
+    options = ConvertOptions(precision=Precision(precision), s2_level=s2_level, delimiter=delimiter)
+
+    lines_per_second = get("pacing", "lines_per_second", _NUMBER)
+    pace = derive_pace(
+        metric_batch_size=get("pacing", "metric_batch_size", int),
+        metric_buffer_limit=get("pacing", "metric_buffer_limit", int),
+        flush_interval_seconds=float(get("pacing", "flush_interval_seconds", _NUMBER)),
+        outage_seconds=float(get("pacing", "outage_seconds", _NUMBER)),
+        lines_per_second=None if lines_per_second is None else float(lines_per_second),
+        batch_lines=get("pacing", "batch_lines", int),
+    )
+    replay_lines = get("pacing", "replay_lines", int)
+    if replay_lines < 0:
+        raise ConverterError(f"{where}: [pacing] replay_lines must be >= 0.")
+    name = f"preset {preset}" if preset else f"mapping {mapping_file}"
+    return ExecdSettings(spool_settings, mapping, name, options, pace, replay_lines)
+
+
+def _check_keys(document: Mapping[str, Any], where: str) -> dict[str, dict[str, Any]]:
+    tables: dict[str, dict[str, Any]] = {}
+    for table, content in document.items():
+        if table not in _KEYS or not isinstance(content, dict):
+            raise ConverterError(f"{where}: unknown section [{table}]; the sections are [spool], [convert] and [pacing].")
+        for key in content:
+            if key not in _KEYS[table]:
+                known = ", ".join(_KEYS[table])
+                raise ConverterError(f"{where}: unknown setting [{table}] {key}; the settings there are {known}.")
+        tables[table] = dict(content)
+    for table in _KEYS:
+        tables.setdefault(table, {})
+    return tables
+
+
+# ------------------------------------------------------------------- stderr and stdout
+
+
+class Log:
+    """Telegraf-style log lines on stderr: one write per line, so threads never interleave."""
+
+    def __init__(self, fd: int = 2) -> None:
+        self.fd = fd
+
+    def _write(self, level: str, message: str) -> None:
+        text = " | ".join(part for part in message.splitlines() if part.strip()) or "-"
+        if len(text) > LOG_LINE_LIMIT:
+            text = text[: LOG_LINE_LIMIT - 15] + " [truncated]"
+        try:
+            os.write(self.fd, f"{level}! {text}\n".encode("utf-8", errors="replace"))
+        except OSError:
+            pass  # Telegraf is gone: nobody is left to tell
+
+    def error(self, message: str) -> None:
+        self._write("E", message)
+
+    def warn(self, message: str) -> None:
+        self._write("W", message)
+
+    def info(self, message: str) -> None:
+        self._write("I", message)
+
+    def debug(self, message: str) -> None:
+        self._write("D", message)
+
+
+def line_aligned_chunks(ends: np.ndarray, limit: int = PIPE_BUF) -> list[tuple[int, int]]:
+    """(start, end) byte ranges of whole lines, each at most `limit` bytes (a longer line alone).
+
+    `ends[i]` is where line i ends (exclusive), counted from the first line's start.
+    """
+    chunks: list[tuple[int, int]] = []
+    start, total = 0, int(ends[-1]) if len(ends) else 0
+    while start < total:
+        fit = int(np.searchsorted(ends, start + limit, side="right"))
+        end = int(ends[fit - 1]) if fit else 0
+        if end <= start:  # the next line alone is longer than `limit`
+            end = int(ends[np.searchsorted(ends, start, side="right")])
+        chunks.append((start, end))
+        start = end
+    return chunks
+
+
+class LineWriter:
+    """The private stdout: whole lines only, in atomic writes (see the module docstring)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.bytes_written = 0
+
+    def write_lines(self, lines: pa.Array) -> None:
+        if not len(lines):
+            return
+        data = memoryview(lines_buffer(lines))
+        offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=lines.offset * 4)
+        for start, end in line_aligned_chunks(offsets[1:] - offsets[0]):
+            while start < end:  # only a line longer than PIPE_BUF can be written in parts
+                start += os.write(self.fd, data[start:end])
+        self.bytes_written += len(data)
+
+    def drain(self, timeout: float) -> int:
+        """Wait until the reader has taken every byte we wrote; return what is still unread."""
+        return wait_until_read(self.fd, timeout)
+
+
+def wait_until_read(fd: int, timeout: float) -> int:
+    """FIONREAD on our end of a pipe tells how much the reader has not read yet (Linux)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            unread = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        except OSError:
+            return 0  # not a pipe (a file, a terminal): nothing to wait for
+        if unread == 0 or time.monotonic() >= deadline:
+            return unread
+        time.sleep(0.005)
+
+
+def _claim_stdout() -> int:
+    """Keep the real stdout for line protocol; send fd 1 and sys.stdout to stderr from now on."""
+    sys.stdout.flush()
+    lines_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return lines_fd
+
+
+# ------------------------------------------------------------------------ stop requests
+
+
+class StopRequest:
+    """Set by stdin EOF, SIGTERM or SIGINT; every wait in execd is a wait on `event`."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reason: str | None = None
+        self.at: float | None = None
+
+    def set(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason, self.at = reason, time.monotonic()
+        self.event.set()
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        return self.event.wait(timeout)
+
+
+def _watch_stdin(stop: StopRequest) -> None:
+    """Read stdin until EOF. Telegraf writes nothing with signal = "none"; newlines are ignored."""
+    try:
+        while os.read(0, 65536):
+            pass
+    except OSError:
+        pass  # no stdin at all counts as closed
+    stop.set("stdin closed")
+
+
+def _install_stop_handlers(stop: StopRequest) -> None:
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda number, frame: stop.set(signal.Signals(number).name))
+    threading.Thread(target=_watch_stdin, args=(stop,), name="csv2lp-stdin", daemon=True).start()
+
+
+# ------------------------------------------------------------------------------ the loop
+
+
+class _Fatal(Exception):
+    """Nothing can go on (the state file cannot be written): exit 1, Telegraf restarts us."""
+
+
+class Spooler:
+    def __init__(self, settings: ExecdSettings, writer: LineWriter, log: Log, stop: StopRequest) -> None:
+        self.settings = settings
+        self.spool = settings.spool
+        self.writer = writer
+        self.log = log
+        self.stop = stop
+        self.bucket = TokenBucket(settings.pace.lines_per_second, stop.event)
+        self.state = State()
+        self.unmovable: set[str] = set()  # names we failed to move out of the spool: skip, do not loop
+
+    def run(self) -> int:
+        s = self.settings
+        self.log.info(f"csv2lp execd {__version__}: watching {self.spool.dir} for {', '.join(self.spool.patterns)} "
+                      f"every {self.spool.poll_seconds:g} s; {s.mapping_name}, precision {s.options.precision.value}; "
+                      f"state in {self.spool.state_file}")
+        self.log.info(f"pacing: {s.pace.describe()}")
+        try:
+            self._prepare()
+            while not self.stop.is_set():
+                candidate = self._next_file()
+                if candidate is None:
+                    self.stop.wait(self.spool.poll_seconds)
+                    continue
+                self._send(candidate.path)
+        except _Fatal as exc:
+            self.log.error(str(exc))
+            return 1
+        except BrokenPipeError:
+            self.stop.set("stdout closed")
+            self.log.warn("stdout was closed (Telegraf is gone); the last batch is not in the checkpoint and will be sent again")
+        return 0
+
+    # -- start-up --------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        try:
+            for folder in (self.spool.dir, self.spool.done_dir, self.spool.rejects_dir, self.spool.error_dir,
+                           self.spool.state_file.parent):
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _Fatal(f"cannot create {exc.filename}: {exc.strerror or exc}; create it and give it to the user "
+                         f"Telegraf runs as.") from None
+        try:
+            self.state = checkpoint.load(self.spool.state_file)
+        except checkpoint.CorruptStateError as exc:
+            kept = self.spool.state_file.with_name(f"{self.spool.state_file.name}.corrupt-{int(time.time())}")
+            os.replace(self.spool.state_file, kept)
+            self.log.error(f"{exc} Kept it as {kept} and started with an empty state: a file that was being sent "
+                           f"is sent again from its start.")
+        except ConverterError as exc:
+            raise _Fatal(str(exc)) from None
+        self._save()  # fail now, not after the first batch, when the state file cannot be written
+        current = self.state.current
+        if current is not None:
+            self.log.info(f"{current.identity.name}: was being sent, through line {current.emitted_through_line:,}; "
+                          f"resuming it first")
+
+    def _save(self) -> None:
+        try:
+            checkpoint.save(self.spool.state_file, self.state)
+        except OSError as exc:
+            raise _Fatal(f"cannot write the state file {self.spool.state_file}: {exc.strerror or exc}.") from None
+
+    # -- choosing a file -------------------------------------------------------------
+
+    def _next_file(self) -> spool.Candidate | None:
+        try:
+            ready = spool.scan(self.spool.dir, self.spool.patterns, settle_seconds=self.spool.poll_seconds)
+        except OSError as exc:
+            raise _Fatal(f"cannot list the spool folder {self.spool.dir}: {exc.strerror or exc}.") from None
+        ready = [c for c in ready if c.path.name not in self.unmovable]
+        current = self.state.current
+        if current is None:
+            return ready[0] if ready else None
+        for candidate in ready:
+            if candidate.path.name == current.identity.name:
+                return candidate
+        if (self.spool.dir / current.identity.name).exists():
+            return None  # being replaced or touched: it goes first once it has settled
+        self.log.warn(f"{current.identity.name}: was being sent (through line {current.emitted_through_line:,}) "
+                      f"but is no longer in the spool; forgetting it")
+        self.state.current = None
+        self._save()
+        return ready[0] if ready else None
+
+    # -- one file --------------------------------------------------------------------
+
+    def _send(self, path: Path) -> None:
+        try:
+            identity = spool.identity(path)
+        except OSError as exc:
+            self._fail(path, None, f"{path}: cannot read: {exc.strerror or exc}.")
+            return
+        current = self.state.current
+        progress = current if current is not None and current.identity == identity else None
+        if current is not None and progress is None:
+            self.log.warn(f"{path.name}: changed since it was started (through line "
+                          f"{current.emitted_through_line:,}); sending it from the start")
+            self.state.current = None
+        if progress is None:
+            try:
+                sha256 = spool.content_sha256(path, self.stop.event)
+            except OSError as exc:
+                self._fail(path, None, f"{path}: cannot read: {exc.strerror or exc}.")
+                return
+            if sha256 is None:
+                return  # stopping
+            before = self.state.sent_before(sha256)
+            if before is not None:
+                target = self._move(path, self.spool.done_dir)
+                self.log.warn(f"{path.name}: the same content was sent on {before.finished_at} (as {before.name}); "
+                              f"moved to {target} without sending it again")
+                return
+            rejects = spool.free_name(self.spool.rejects_dir, f"{path.name}.rejects.csv")
+            progress = FileProgress(identity, sha256, checkpoint.now_text(), rejects_path=str(rejects))
+            self.state.current = progress
+            self.log.info(f"{path.name}: sending ({identity.size:,} bytes)")
+        else:
+            progress.runs += 1
+            self.log.info(f"{path.name}: resuming after line {progress.emitted_through_line:,} (run {progress.runs}); "
+                          f"lines after line {progress.replay_from_line:,} are sent again")
+        self._save()
+        self._convert(path, progress)
+
+    def _convert(self, path: Path, progress: FileProgress) -> None:
+        began = time.monotonic()
+        summary = RunSummary(files=1)
+        rejects = RejectsWriter(progress.rejects_path or spool.free_name(self.spool.rejects_dir, f"{path.name}.rejects.csv"))
+        sent_before = progress.lines_emitted
+        try:
+            source = open_source(str(path), delimiter=self.settings.options.delimiter)
+        except ConverterError as exc:
+            self._fail(path, progress, str(exc))
+            return
+        try:
+            plan = plan_for(source, str(path), self.settings.mapping, self.settings.options)
+            finished = self._emit(path, source, plan, progress, summary, rejects)
+        except BrokenPipeError:
+            raise
+        except (ConverterError, OSError) as exc:  # unreadable from here on: a damaged .gz, a vanished disk
+            sent = progress.lines_emitted - sent_before
+            self._fail(path, progress, f"{exc} ({progress.lines_emitted:,} lines sent before, {sent:,} in this run)")
+            return
+        finally:
+            source.close()
+            rejects.close()
+        if finished:
+            self._finish(path, progress, summary, rejects, time.monotonic() - began)
+
+    def _emit(self, path: Path, source: CsvSource, plan, progress: FileProgress, summary: RunSummary,
+              rejects: RejectsWriter) -> bool:
+        """Send the lines after progress.replay_from_line; True when the file is through, False when stopping."""
+        encoder = Encoder(EncodeOptions(self.settings.options.precision, False, self.settings.options.s2_level))
+        batch = self.settings.pace.batch_lines
+        resend_from = progress.replay_from_line
+        done_lines = 0  # good lines of the file before the current block: the same in every run
+        # (last source line, good lines through it) at batch ends: where a later run starts again
+        boundaries: deque[tuple[int, int]] | None = None
+        last_report = time.monotonic()
+        blocks = iter_blocks(source, plan, encoder=encoder, workers=self.settings.options.workers)
+        try:
+            for block in blocks:
+                # Every run reads the whole file, so the rejects file is rewritten whole, never doubled.
+                block.count_into(summary)
+                block.save_rejects(rejects)
+                lines, numbers = block.lines, block.line_numbers
+                first = int(np.searchsorted(numbers, resend_from, side="right"))
+                if boundaries is None and first < len(lines):
+                    boundaries = deque([(resend_from, done_lines + first)])
+                for start in range(first, len(lines), batch):
+                    count = min(batch, len(lines) - start)
+                    if not self.bucket.acquire(count):
+                        return False
+                    self.writer.write_lines(lines.slice(start, count))
+                    self._advance(progress, boundaries, int(numbers[start + count - 1]), done_lines + start + count,
+                                  count)
+                    if time.monotonic() - last_report >= PROGRESS_EVERY_S:
+                        last_report = time.monotonic()
+                        self.log.debug(f"{path.name}: sent through line {progress.emitted_through_line:,} "
+                                       f"({progress.lines_emitted:,} lines)")
+                done_lines += len(lines)
+                if self.stop.is_set():
+                    return False
+        finally:
+            blocks.close()  # stops the encoder threads of a file left half-way
+        return True
+
+    def _advance(self, progress: FileProgress, boundaries: deque[tuple[int, int]] | None, last_line: int,
+                 through: int, count: int) -> None:
+        assert boundaries is not None
+        progress.emitted_through_line = last_line
+        progress.lines_emitted += count
+        boundaries.append((last_line, through))
+        # Keep the newest boundary that lies at least replay_lines lines back.
+        while len(boundaries) > 1 and boundaries[1][1] <= through - self.settings.replay_lines:
+            boundaries.popleft()
+        progress.replay_from_line = boundaries[0][0]
+        self._save()
+
+    def _finish(self, path: Path, progress: FileProgress, summary: RunSummary, rejects: RejectsWriter,
+                seconds: float) -> None:
+        record = FinishedFile(path.name, "done", None, summary.lines_written, summary.rows_rejected,
+                              checkpoint.now_text())
+        # Recorded before the move: a crash in between leaves a file whose content is known as
+        # sent, and the next scan moves it to done/ without sending it again.
+        self.state.finished[progress.sha256] = record
+        self.state.current = None
+        self._save()
+        target = self._move(path, self.spool.done_dir)
+        record.moved_to = str(target) if target is not None else None
+        self._save()
+        counts = (f"{path.name}: done in {seconds:.1f} s: {summary.rows_read:,} rows, {summary.lines_written:,} lines, "
+                  f"{summary.rows_rejected:,} rejected; {progress.lines_emitted:,} lines sent in {progress.runs} run(s); "
+                  f"moved to {target}")
+        if summary.rows_rejected:
+            reasons = ", ".join(f"{n:,} x {reason}" for reason, n in summary.rejects_by_reason.most_common())
+            self.log.warn(f"{counts}; rejected rows ({reasons}) saved to {', '.join(rejects.paths)}")
+        else:
+            self.log.info(counts)
+
+    def _fail(self, path: Path, progress: FileProgress | None, message: str) -> None:
+        """Move an unusable file to error/, remember it, and say so in exactly one E! line."""
+        target = self._move(path, self.spool.error_dir, quiet=True)
+        where = f"moved to {target}" if target is not None else "could not be moved out of the spool; skipped until restart"
+        if progress is not None:
+            self.state.finished[progress.sha256] = FinishedFile(path.name, "error", str(target) if target else None,
+                                                                progress.lines_emitted, 0, checkpoint.now_text(), message)
+        self.state.current = None
+        self._save()
+        self.log.error(f"{message.rstrip('.')}; {where}")
+
+    def _move(self, path: Path, folder: Path, *, quiet: bool = False) -> Path | None:
+        try:
+            return spool.move_into(folder, path)
+        except OSError as exc:
+            self.unmovable.add(path.name)
+            if not quiet:
+                self.log.error(f"{path.name}: cannot move it to {folder}: {exc.strerror or exc}; skipped until restart")
+            return None
+
+
+# ------------------------------------------------------------------------------ entry
+
+
+def run(config_path: str | None, overrides: SettingsOverrides = SettingsOverrides()) -> int:
+    """`csv2lp execd`: the exit status (0 after a stop request, 1 on a config or state-file error)."""
+    log = Log()
+    try:
+        settings = load_settings(config_path, overrides)
+    except ConverterError as exc:
+        log.error(f"csv2lp execd: {exc}")
+        return 1
+    writer = LineWriter(_claim_stdout())
+    stop = StopRequest()
+    _install_stop_handlers(stop)
+    spooler = Spooler(settings, writer, log, stop)
+    status = spooler.run()
+    unread = writer.drain(DRAIN_TIMEOUT_S)
+    after = f" {time.monotonic() - stop.at:.2f} s after {stop.reason}" if stop.at is not None else ""
+    left = f"; {unread:,} bytes were still unread in the pipe" if unread else ""
+    log.info(f"exiting with status {status}{after}{left}")
+    wait_until_read(2, DRAIN_TIMEOUT_S)
+    return status
+
