@@ -8,12 +8,13 @@
 | `pandas`   | `pandas.read_csv` in chunks + influxdb-client `DataframeSerializer`         |
 | `telegraf` | the real Telegraf: `inputs.file` + `data_format = "csv"` -> `outputs.file` /dev/null, `--once` |
 | `influx`   | `influx write dryrun --format csv` with the annotations as `--header` lines |
+| `influx_csv2lp` | InfluxData's pkg/csv2lp, what `influx write` runs on CSV (.ci/install-annotated-ref) |
 
 Every run is its own process, started by `launch.py`, so its peak RSS is its own. Two
 times come back: the process wall time (start-up included) and the work time, which is
 the conversion alone: for the Python peers a clock around the work inside the process
 (after the imports); for csv2lp its own `--summary-json` seconds; for the external
-binaries (Telegraf, influx) the wall time minus their start-up, measured by the same
+binaries (Telegraf, influx, pkg/csv2lp) the wall time minus their start-up, measured by the same
 command on a one-row file.
 
 Run a Python peer by hand: `python -m benchmarks.peers tutorial FILE.csv --result r.json`.
@@ -40,13 +41,14 @@ LAUNCHER = Path(__file__).resolve().parent / "launch.py"
 # The binaries .ci/install-telegraf and .ci/install-influx-cli build, as tests/ finds them.
 BIN_DIR = Path(os.environ.get("CSV2LP_BIN_DIR") or Path.home() / ".cache" / "csv2lp-bin")
 TELEGRAF_BIN = BIN_DIR / "telegraf"
+ANNOTATED_REF_BIN = BIN_DIR / "annotated-ref"
 INFLUX_MISSING = (
     f"no influx CLI on PATH or in {BIN_DIR}: .ci/install-influx-cli cannot build it here (the Go "
     "module proxy answers 403 for github.com/influxdata/influx-cli)"
 )
 
 PYTHON_PEERS = ("read_csv", "tutorial", "pandas")
-ALL_PEERS = ("read_csv", "csv2lp", "tutorial", "pandas", "telegraf", "influx")
+ALL_PEERS = ("read_csv", "csv2lp", "tutorial", "pandas", "telegraf", "influx", "influx_csv2lp")
 LABELS = {
     "read_csv": "pyarrow.csv.read_csv alone (ceiling)",
     "csv2lp": "csv2lp CLI -> /dev/null",
@@ -54,6 +56,7 @@ LABELS = {
     "pandas": "pandas + influxdb-client DataframeSerializer",
     "telegraf": "Telegraf CSV parser (inputs.file -> outputs.file)",
     "influx": "influx write dryrun (annotated CSV)",
+    "influx_csv2lp": "influx write's CSV converter, pkg/csv2lp (annotated CSV)",
 }
 
 # ---------------------------------------------------------------------------------------
@@ -107,6 +110,7 @@ class Measurement:
     max_rss_kb: int
     rejected: int = 0
     error: str | None = None      # the peer failed; `lines` is how far it got
+    rss_floor_kb: int = 0         # max_rss_kb cannot be lower than this (launch.py's own peak)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -210,19 +214,28 @@ class Launched:
     returncode: int
     stdout: Path
     stderr: Path
+    rss_floor_kb: int = 0
 
 
-def launch(command: list[str], workdir: Path, name: str) -> Launched:
+def launch(command: list[str], workdir: Path, name: str, *, stdin: Path | None = None) -> Launched:
     """Run `command` under launch.py; its stdout and stderr land in workdir/name.{out,err}."""
     stdout, stderr = workdir / f"{name}.out", workdir / f"{name}.err"
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-    done = subprocess.run([sys.executable, "-S", str(LAUNCHER), str(stdout), str(stderr), "--", *command],
+    files = [str(stdin or os.devnull), str(stdout), str(stderr)]
+    done = subprocess.run([sys.executable, "-S", str(LAUNCHER), *files, "--", *command],
                           env=env, capture_output=True, text=True, check=True, cwd=workdir)
     report = json.loads(done.stdout)
     if "error" in report:
         raise Unavailable(report["error"])
-    return Launched(report["wall_seconds"], report["max_rss_kb"], report["returncode"], stdout, stderr)
+    return Launched(report["wall_seconds"], report["max_rss_kb"], report["returncode"], stdout, stderr,
+                    report["rss_floor_kb"])
+
+
+def _measured(run: Launched, lines: int | None, work_seconds: float | None, *, rejected: int = 0,
+              error: str | None = None) -> Measurement:
+    return Measurement(lines, work_seconds, run.wall_seconds, run.max_rss_kb, rejected=rejected, error=error,
+                       rss_floor_kb=run.rss_floor_kb)
 
 
 def _tail(path: Path, lines: int = 2) -> str:
@@ -236,10 +249,9 @@ def run_python_peer(peer: str, input_path: Path, workdir: Path, *, output: str =
     run = launch([sys.executable, "-m", "benchmarks.peers", peer, str(input_path),
                   "--result", str(result), "--output", output], workdir, peer)
     if not result.exists():
-        return Measurement(None, None, run.wall_seconds, run.max_rss_kb,
-                           error=f"exit {run.returncode}: {_tail(run.stderr)}")
+        return _measured(run, None, None, error=f"exit {run.returncode}: {_tail(run.stderr)}")
     got = json.loads(result.read_text())
-    return Measurement(got["lines"], got["work_seconds"], run.wall_seconds, run.max_rss_kb, error=got["error"])
+    return _measured(run, got["lines"], got["work_seconds"], error=got["error"])
 
 
 def csv2lp_command() -> list[str]:
@@ -255,11 +267,9 @@ def run_csv2lp(input_path: Path, workdir: Path, *, output: str = os.devnull, ext
     run = launch([*csv2lp_command(), str(input_path), "--preset", "movebank", "-o", output, "--quiet",
                   "--summary-json", str(summary), "--rejects", str(rejects), *extra], workdir, name)
     if run.returncode not in (0, 3) or not summary.exists():
-        return Measurement(None, None, run.wall_seconds, run.max_rss_kb,
-                           error=f"exit {run.returncode}: {_tail(run.stderr)}")
+        return _measured(run, None, None, error=f"exit {run.returncode}: {_tail(run.stderr)}")
     got = json.loads(summary.read_text())
-    return Measurement(got["lines_written"], got["seconds"], run.wall_seconds, run.max_rss_kb,
-                       rejected=got["rows_rejected"])
+    return _measured(run, got["lines_written"], got["seconds"], rejected=got["rows_rejected"])
 
 
 def one_row_copy(input_path: Path, workdir: Path) -> Path:
@@ -347,7 +357,7 @@ def run_telegraf(input_path: Path, workdir: Path, *, rows: int, output: str = os
         error = f"exit {run.returncode}: {_tail(run.stderr)}"
     elif "buffer overflow" in log:
         error = "Telegraf dropped metrics (buffer overflow)"
-    return Measurement(written, max(run.wall_seconds - startup, 0.0), run.wall_seconds, run.max_rss_kb, error=error)
+    return _measured(run, written, max(run.wall_seconds - startup, 0.0), error=error)
 
 
 # influx write dryrun ------------------------------------------------------------------------
@@ -363,18 +373,26 @@ INFLUX_DATATYPES = {
 }
 
 
-def influx_headers(header: list[str]) -> list[str]:
+def annotations(header: list[str]) -> list[str]:
+    """The extended annotated CSV lines that give the Movebank columns their roles and types."""
     datatypes = ",".join(INFLUX_DATATYPES.get(c, "double") for c in header)
-    return ["--header", f"#constant measurement,{MEASUREMENT}", "--header", f"#datatype {datatypes}"]
+    return [f"#constant measurement,{MEASUREMENT}", f"#datatype {datatypes}"]
+
+
+def influx_headers(header: list[str]) -> list[str]:
+    return [arg for line in annotations(header) for arg in ("--header", line)]
+
+
+def _header(input_path: Path) -> list[str]:
+    with open(input_path, newline="", encoding="utf-8") as source:
+        return next(csv.reader(source))
 
 
 def run_influx_dryrun(input_path: Path, workdir: Path) -> Measurement:
     influx = shutil.which("influx") or (str(BIN_DIR / "influx") if (BIN_DIR / "influx").exists() else None)
     if influx is None:
         raise Unavailable(INFLUX_MISSING)
-    with open(input_path, newline="", encoding="utf-8") as source:
-        header = next(csv.reader(source))
-    base = [influx, "write", "dryrun", "--format", "csv", *influx_headers(header), "--file"]
+    base = [influx, "write", "dryrun", "--format", "csv", *influx_headers(_header(input_path)), "--file"]
     probe = one_row_copy(input_path, workdir)
     startup = statistics.median(launch([*base, str(probe)], workdir, "influx-startup").wall_seconds for _ in range(3))
     # dryrun prints the lines on stdout; launch.py saves them to a file, counted afterwards.
@@ -382,7 +400,39 @@ def run_influx_dryrun(input_path: Path, workdir: Path) -> Measurement:
     lines = count_lines(run.stdout)
     run.stdout.unlink(missing_ok=True)
     error = f"exit {run.returncode}: {_tail(run.stderr)}" if run.returncode != 0 else None
-    return Measurement(lines, max(run.wall_seconds - startup, 0.0), run.wall_seconds, run.max_rss_kb, error=error)
+    return _measured(run, lines, max(run.wall_seconds - startup, 0.0), error=error)
+
+
+def annotated_copy(input_path: Path, workdir: Path) -> Path:
+    """The input with the annotation lines on top, made once beside it (or in workdir)."""
+    folder = input_path.parent if os.access(input_path.parent, os.W_OK) else workdir
+    copy = folder / f"{input_path.stem}.annotated.csv"
+    if copy.exists() and copy.stat().st_mtime >= input_path.stat().st_mtime:
+        return copy
+    partial = copy.with_name(copy.name + ".partial")
+    with open(input_path, "rb") as source, open(partial, "wb") as out:
+        out.write(("\n".join(annotations(_header(input_path))) + "\n").encode())
+        shutil.copyfileobj(source, out, 1 << 22)
+    partial.replace(copy)
+    return copy
+
+
+def run_influx_csv2lp(input_path: Path, workdir: Path, *, output: str = os.devnull) -> Measurement:
+    """pkg/csv2lp (annotated CSV on stdin, lines on stdout) through .ci/install-annotated-ref's binary."""
+    if not ANNOTATED_REF_BIN.exists():
+        raise Unavailable(f"no {ANNOTATED_REF_BIN} (build it with .ci/install-annotated-ref)")
+    command = [str(ANNOTATED_REF_BIN)]
+    probe = annotated_copy(one_row_copy(input_path, workdir), workdir)
+    startup = statistics.median(launch(command, workdir, "influx-csv2lp-startup", stdin=probe).wall_seconds
+                                for _ in range(3))
+    # Lines go to stdout, which launch.py saves to a file: counted, then moved to `output`.
+    run = launch(command, workdir, "influx-csv2lp", stdin=annotated_copy(input_path, workdir))
+    lines = count_lines(run.stdout)
+    if output != os.devnull:
+        shutil.move(run.stdout, output)
+    run.stdout.unlink(missing_ok=True)
+    error = f"exit {run.returncode}: {_tail(run.stderr)}" if run.returncode != 0 else None
+    return _measured(run, lines, max(run.wall_seconds - startup, 0.0), error=error)
 
 
 # ---------------------------------------------------------------------------------------
@@ -407,6 +457,8 @@ def run_peer(peer: str, input_path: Path, workdir: Path, *, rows: int, output: s
         return run_telegraf(input_path, workdir, rows=rows, output=output)
     if peer == "influx":
         return run_influx_dryrun(input_path, workdir)
+    if peer == "influx_csv2lp":
+        return run_influx_csv2lp(input_path, workdir, output=output)
     raise ValueError(f"unknown peer {peer!r}; choose from {', '.join(ALL_PEERS)}")
 
 

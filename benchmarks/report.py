@@ -66,6 +66,14 @@ class Result:
         return max(r["max_rss_kb"] for r in self.rounds) / 1024
 
     @property
+    def peak_rss_text(self) -> str:
+        """'≤ 10' when the peer stayed below what the launcher could measure (its own peak)."""
+        floor = max(r.get("rss_floor_kb", 0) for r in self.rounds) / 1024
+        if floor and self.peak_rss_mb <= floor * 1.01:
+            return f"≤ {floor:,.0f}"
+        return f"{self.peak_rss_mb:,.0f}"
+
+    @property
     def rows_per_second(self) -> float | None:
         s = self.seconds
         return self.dataset["rows"] / s if s else None
@@ -139,7 +147,7 @@ def dataset_table(key: str, results: dict, skips: list[dict]) -> list[str]:
         faster = r.seconds / mine.seconds if (r.seconds and mine and mine.seconds and peer != "csv2lp") else None
         note = _cell(f"FAILED {_how_far(r)}: {r.error}") if r.error else f"{len(r.rounds)} round(s)"
         lines.append(f"| {LABELS[peer]} | {_num(r.rows_per_second)} | {_num(r.seconds, 2)} | {_times(ratio)} | "
-                     f"{_times(faster)} | {_num(r.process_seconds, 2)} | {_num(r.peak_rss_mb)} | {note} |")
+                     f"{_times(faster)} | {_num(r.process_seconds, 2)} | {r.peak_rss_text} | {note} |")
     return lines + [""]
 
 
@@ -254,7 +262,7 @@ def render(path: Path) -> str:
             note = _cell(f"FAILED {_how_far(r)}: {r.error}") if r.error else f"{len(r.rounds)} round(s)"
             lines.append(f"| {VARIANT_LABELS.get(r.variant, r.variant)} | {r.dataset['label']} | "
                          f"{_num(r.rows_per_second)} | {_num(r.seconds, 2)} | {_num(r.process_seconds, 2)} | "
-                         f"{_num(r.peak_rss_mb)} | {rejected:,} | {note} |")
+                         f"{r.peak_rss_text} | {rejected:,} | {note} |")
         lines.append("")
     lines += ["**Targets**", "", "| target | measured | goal | result |", "|---|---|---|---|"]
     for t in targets(results):

@@ -38,6 +38,12 @@ def _points(path: Path) -> list[tuple]:
     return sorted((p["measurement"], sorted(p["tags"].items()), sorted(p["fields"].items()), p["time"]) for p in parsed)
 
 
+def _renamed(points: list[tuple]) -> list[tuple]:
+    """Points keyed by column names (Telegraf, pkg/csv2lp) with csv2lp's preset keys instead."""
+    return sorted((m, sorted((peers.TAGS[k], v) for k, v in tags),
+                   sorted((peers.field_key(k), v) for k, v in fields), t) for m, tags, fields, t in points)
+
+
 @pytest.fixture(scope="module")
 def tiny_csv(tmp_path_factory) -> Path:
     return generate.generate(tmp_path_factory.mktemp("bench") / "tiny.csv", 1_500, seed=11).path
@@ -133,9 +139,16 @@ def test_telegraf_peer_converts_every_row_once(telegraf_bin, tiny_csv, csv2lp_po
     assert measured.error is None, measured.error
     assert measured.lines == 1_500 == len(out.read_text().splitlines())
     # Telegraf keeps the column names as keys: with them renamed, the points are csv2lp's.
-    renamed = sorted((m, sorted((peers.TAGS[k], v) for k, v in tags),
-                      sorted((peers.field_key(k), v) for k, v in fields), t) for m, tags, fields, t in _points(out))
-    assert renamed == csv2lp_points
+    assert _renamed(_points(out)) == csv2lp_points
+
+
+def test_influx_csv2lp_peer_writes_csv2lp_points(tiny_csv, csv2lp_points, tmp_path):
+    if not peers.ANNOTATED_REF_BIN.exists():
+        pytest.skip(f"no {peers.ANNOTATED_REF_BIN}: build it with .ci/install-annotated-ref")
+    out = tmp_path / "influx.lp"
+    measured = peers.run_peer("influx_csv2lp", tiny_csv, tmp_path, rows=1_500, output=str(out))
+    assert (measured.error, measured.lines) == (None, 1_500)
+    assert _renamed(_points(out)) == csv2lp_points
 
 
 def test_influx_peer_runs_or_says_why_not(tiny_csv, tmp_path):
