@@ -166,7 +166,10 @@ def load_settings(config_path: str | None, overrides: SettingsOverrides = Settin
         mapping_file = str(base / mapping_file)
     if not preset and not mapping_file:
         raise ConverterError(f"{where}: [convert] needs preset = \"movebank\" or mapping = \"FILE.toml\".")
-    mapping = load_preset(preset) if preset else load_mapping_file(mapping_file)  # type: ignore[arg-type]
+    try:
+        mapping = load_preset(preset) if preset else load_mapping_file(mapping_file)  # type: ignore[arg-type]
+    except ConverterError as exc:
+        raise ConverterError(f"{where}: [convert] {exc}") from None
 
     precision = overrides.precision or get("convert", "precision", str)
     if precision not in {p.value for p in Precision}:
@@ -180,14 +183,17 @@ def load_settings(config_path: str | None, overrides: SettingsOverrides = Settin
     options = ConvertOptions(precision=Precision(precision), s2_level=s2_level, delimiter=delimiter)
 
     lines_per_second = get("pacing", "lines_per_second", _NUMBER)
-    pace = derive_pace(
-        metric_batch_size=get("pacing", "metric_batch_size", int),
-        metric_buffer_limit=get("pacing", "metric_buffer_limit", int),
-        flush_interval_seconds=float(get("pacing", "flush_interval_seconds", _NUMBER)),
-        outage_seconds=float(get("pacing", "outage_seconds", _NUMBER)),
-        lines_per_second=None if lines_per_second is None else float(lines_per_second),
-        batch_lines=get("pacing", "batch_lines", int),
-    )
+    try:
+        pace = derive_pace(
+            metric_batch_size=get("pacing", "metric_batch_size", int),
+            metric_buffer_limit=get("pacing", "metric_buffer_limit", int),
+            flush_interval_seconds=float(get("pacing", "flush_interval_seconds", _NUMBER)),
+            outage_seconds=float(get("pacing", "outage_seconds", _NUMBER)),
+            lines_per_second=None if lines_per_second is None else float(lines_per_second),
+            batch_lines=get("pacing", "batch_lines", int),
+        )
+    except ConverterError as exc:
+        raise ConverterError(f"{where}: {exc}") from None
     replay_lines = get("pacing", "replay_lines", int)
     if replay_lines < 0:
         raise ConverterError(f"{where}: [pacing] replay_lines must be >= 0.")

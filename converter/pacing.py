@@ -52,25 +52,25 @@ def derive_pace(*, metric_batch_size: int, metric_buffer_limit: int, flush_inter
                 batch_lines: int | None = None) -> Pace:
     """The pace from Telegraf's [agent] settings and the outage to ride out; explicit values win."""
     if metric_batch_size < 1 or flush_interval_seconds <= 0 or outage_seconds < 0:
-        raise ConverterError("[pacing]: metric_batch_size must be >= 1, flush_interval_seconds > 0 "
+        raise ConverterError("[pacing] metric_batch_size must be >= 1, flush_interval_seconds > 0 "
                              "and outage_seconds >= 0.")
     room = metric_buffer_limit - 2 * metric_batch_size
     if room <= 0:
         raise ConverterError(
-            f"[pacing]: metric_buffer_limit ({metric_buffer_limit:,}) must be more than twice metric_batch_size "
+            f"[pacing] metric_buffer_limit ({metric_buffer_limit:,}) must be more than twice metric_batch_size "
             f"({metric_batch_size:,}), or Telegraf's buffer overflows with the output up; raise it in telegraf.conf "
             f"and here."
         )
     if lines_per_second is None:
         lines_per_second = room / (outage_seconds + flush_interval_seconds)
     if lines_per_second < 0:
-        raise ConverterError("[pacing]: lines_per_second must be >= 0 (0 turns pacing off).")
+        raise ConverterError("[pacing] lines_per_second must be >= 0 (0 turns pacing off).")
     if not lines_per_second:
         return Pace(0.0, batch_lines or metric_batch_size, None)
     if batch_lines is None:
         batch_lines = min(metric_batch_size, max(1, int(lines_per_second * BATCH_SECONDS)))
     if batch_lines < 1:
-        raise ConverterError("[pacing]: batch_lines must be >= 1.")
+        raise ConverterError("[pacing] batch_lines must be >= 1.")
     outage = outage_ridden_out(metric_batch_size=metric_batch_size, metric_buffer_limit=metric_buffer_limit,
                                flush_interval_seconds=flush_interval_seconds, lines_per_second=lines_per_second)
     return Pace(float(lines_per_second), batch_lines, max(0.0, outage))
