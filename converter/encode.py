@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 
 from . import cells, escape, geo, rowerrors
 from .mapping import FieldType, Plan, Precision, ResolvedField
+from .row_keys import RowKeyedField
 from .rowerrors import RowErrors
 from .timestamps import parse_times
 
@@ -90,6 +91,7 @@ class Encoder:
         tags: list[tuple[str, pa.DictionaryArray, pa.Array]] = []
         field_pieces: list[FieldText] = []
         coordinates: dict[str, pa.Array] = {}
+        row_keys: tuple[pa.Array, pa.Array] | None = None  # a field key per row (row_keys.py)
 
         head = self._measurement(plan, batch, errors)
         for tag in plan.tags:
@@ -102,6 +104,8 @@ class Encoder:
                 continue  # nothing to say for this column in this batch
             raw = batch.column(fld.index)
             piece, values, dropped_here = self._field_piece(fld, ftype, raw, errors)
+            if isinstance(fld, RowKeyedField):
+                piece, row_keys = self._keyed_by_row(fld, piece, batch, errors)
             if dropped_here is not None:
                 non_finite.append(dropped_here)
             field_pieces.append(piece)
@@ -121,6 +125,8 @@ class Encoder:
             series = series_strings[0]
         else:
             series = series_strings.take(pa.array(series_codes))
+        if row_keys is not None:
+            series_strings, series_codes = _with_field_keys(series_strings, series_codes, *row_keys)
         errors.add(no_field, rowerrors.NO_FIELD)
 
         parts: list[pa.Array | pa.Scalar] = [series, pa.scalar(" "), *field_arguments]
@@ -190,6 +196,21 @@ class Encoder:
 
     # ------------------------------------------------------------ fields
 
+    def _keyed_by_row(self, fld: RowKeyedField, piece: "FieldText", batch: pa.RecordBatch,
+                      errors: RowErrors) -> tuple["FieldText", tuple[pa.Array, pa.Array]]:
+        """`piece` with each row's key read from column `fld.key_index`, checked and escaped once
+        per distinct key like a tag value; rows with an empty key get no such field. Also the
+        escaped keys and each row's index into them, for the duplicate check."""
+        raw = batch.column(fld.key_index)
+        distinct = raw.dictionary_encode()
+        keys = escape.tag_values(self._clean_names(distinct, fld.key_column, "field key", raw, errors,
+                                                   escape.AMBIGUOUS_BACKSLASH_IN_KEY))
+        assert isinstance(piece.prefix, str)
+        after_key = piece.prefix[len(fld.escaped_key):]  # "=" or '="'
+        prefixes = pc.binary_join_element_wise(keys, after_key, "").take(distinct.indices)
+        keyed = FieldText(prefixes, pc.if_else(pc.is_valid(prefixes), piece.value, NULL_TEXT), piece.suffix)
+        return keyed, (keys, distinct.indices)
+
     def _type_of(self, fld: ResolvedField, raw: pa.Array, where: str) -> FieldType:
         """A declared type, or the type an AUTO column got from its first non-empty batch."""
         if fld.type is not FieldType.AUTO:
@@ -240,7 +261,7 @@ class Encoder:
 class FieldText:
     """One field of every row: `<prefix><value><suffix>`, absent where `value` is null."""
 
-    prefix: str  # escaped key and '=' (and the opening quote of a string)
+    prefix: str | pa.Array  # escaped key and '=' (and the opening quote of a string); per row: row_keys.py
     value: pa.Array
     suffix: str  # "i", "u", the closing quote, or ""
 
@@ -289,6 +310,17 @@ def _series(head: pa.Array | pa.Scalar, tags: list[tuple[pa.DictionaryArray, pa.
     return _combine(strings, levels, codes)
 
 
+def _with_field_keys(strings: pa.Array, codes: np.ndarray, keys: pa.Array,
+                     key_codes: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Series strings and codes for the duplicate check when each line carries one field whose
+    key comes from the row (row_keys.py): lines of one series and time with different keys are
+    fields of one point, not duplicates, so the key joins the series (one more mixed-radix level)."""
+    width = len(keys) + 1
+    index = pc.fill_null(key_codes, -1).to_numpy(zero_copy_only=False).astype(np.int64) + 1
+    pieces = pa.concat_arrays([pa.array([""], pa.string()), pc.binary_join_element_wise(" ", keys, "")])
+    return _combine(strings, [(width, pieces)], codes * width + index)
+
+
 def _combine(strings: pa.Array, levels: list[tuple[int, pa.Array]], codes: np.ndarray) -> tuple[pa.Array, np.ndarray]:
     """Decode the distinct mixed-radix codes into strings; return them and dense per-row codes."""
     combined = pa.array(codes).dictionary_encode()
@@ -315,7 +347,11 @@ def _field_arguments(fields: list[FieldText], length: int) -> tuple[list[pa.Arra
     for fld in fields:
         present = pc.is_valid(fld.value).to_numpy(zero_copy_only=False)
         choice = pa.array(earlier.astype(np.int8), mask=~present)
-        arguments.append(pa.array([fld.prefix, "," + fld.prefix], pa.string()).take(choice))
+        if isinstance(fld.prefix, str):
+            arguments.append(pa.array([fld.prefix, "," + fld.prefix], pa.string()).take(choice))
+        else:  # a key per row: the comma is joined on where an earlier field is present
+            with_comma = pc.binary_join_element_wise(",", fld.prefix, "")
+            arguments.append(pc.if_else(pa.array(earlier, mask=~present), with_comma, fld.prefix))
         arguments.append(fld.value)
         if fld.suffix:
             arguments.append(pa.array([fld.suffix, fld.suffix], pa.string()).take(choice))
