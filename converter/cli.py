@@ -8,6 +8,7 @@ from typing import NoReturn, Sequence
 import click
 
 from . import __version__
+from .annotated import InputFormat
 from .duplicates import DuplicateMode
 from .errors import ConverterError
 from .mapping import (
@@ -157,12 +158,16 @@ def build_mapping(preset: str | None, config_path: str | None, measurement: str 
 @click.option("-d", "--delimiter", default=",", show_default=True, help="Cell delimiter (one character; 'tab' for tabs).")
 @click.option("--block-size", type=click.IntRange(1 << 16), default=DEFAULT_BLOCK_SIZE, show_default=True,
               help="Bytes per read block; the longest row must fit in one.")
+@click.option("--format", "input_format", type=click.Choice([f.value for f in InputFormat]), default="auto",
+              show_default=True, help="Input format: annotated CSV (influx write's: #datatype lines or name|type "
+                                      "headers; it carries its own mapping) or plain CSV; auto looks at the first line.")
 @click.option("--summary-json", metavar="FILE", help="Also write the end-of-run numbers as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr (default: only when stderr is a terminal).")
 def convert_command(inputs: tuple[str, ...], output: str | None, precision: str, on_error: str, rejects_path: str,
                     control_chars: str, duplicates: str, s2_level: int | None, delimiter: str, block_size: int,
+                    input_format: str,
                     summary_json: str | None, quiet: bool, progress: bool | None, influx_url: str | None,
                     bucket: str | None, org: str | None, token_file: str | None, create_bucket: bool,
                     batch_lines: int | None, **mapping_flags) -> None:
@@ -197,6 +202,7 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
         duplicates=DuplicateMode(duplicates),
         delimiter=delimiter,
         block_size=block_size,
+        input_format=InputFormat(input_format),
     )
     show_progress = (not quiet) and (progress if progress is not None else sys.stderr.isatty())
     summary: RunSummary | None = None
