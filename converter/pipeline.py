@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import cached_property
 from pathlib import Path
@@ -19,13 +19,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import annotated, rowerrors
+from . import rowerrors
 from .duplicates import DEFAULT_WINDOW, DuplicateMode, DuplicateTracker
 from .encode import EncodeOptions, Encoded, Encoder
 from .errors import BadRowError, ConverterError, MappingError
-from .mapping import FieldType, MappingSpec, Plan, Precision, resolve
+from .mapping import FieldType, MappingSpec, Plan, Precision, TagSpec, resolve
 from .parallel import ordered_map
-from .reader import DEFAULT_BLOCK_SIZE, STDIN, Block, CsvSource, expand_inputs, file_size, open_source
+from .reader import DEFAULT_BLOCK_SIZE, PLAIN, STDIN, Block, CsvSource, ReadSettings, expand_inputs, file_size, open_source
 from .rejects import RejectsWriter
 from .sinks import LineSink
 from .summary import RunSummary
@@ -52,7 +52,7 @@ class ConvertOptions:
     workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
     duplicates: DuplicateMode = DuplicateMode.WARN
     duplicates_window: int = DEFAULT_WINDOW
-    input_format: annotated.InputFormat = annotated.InputFormat.AUTO  # plain or annotated CSV (annotated.py)
+    read: ReadSettings = PLAIN  # where header and data are (Telegraf's CSV options, see telegraf_csv.py)
 
 
 @dataclass(frozen=True)
@@ -81,18 +81,16 @@ def check_inputs(inputs: Sequence[str], mapping: MappingSpec, options: ConvertOp
     for item in items:
         if item == STDIN:
             continue  # stdin cannot be read twice; its header is checked when it is opened
-        source = open_source(item, delimiter=options.delimiter, block_size=options.block_size)
+        source = open_source(item, delimiter=options.delimiter, block_size=options.block_size, settings=options.read)
         try:
-            if annotated.is_annotated(source, options.input_format):  # its first table's annotations and header
-                annotated.check(source, mapping=mapping, delimiter=options.delimiter, block_size=options.block_size)
-            else:
-                plan_for(source, item, mapping, options)
+            plan_for(source, item, mapping, options)
         finally:
             source.close()
     return items
 
 
 def plan_for(source: CsvSource, item: str, mapping: MappingSpec, options: ConvertOptions) -> Plan:
+    mapping = with_source_columns(mapping, source)
     plan = resolve(mapping, source.header, source=source.name, default_measurement=default_measurement(item))
     if options.s2_level is not None:
         for key in ("lat", "lon"):
@@ -103,6 +101,22 @@ def plan_for(source: CsvSource, item: str, mapping: MappingSpec, options: Conver
                     f"(e.g. --field lat=LATCOLUMN:float --field lon=LONCOLUMN:float, or --preset movebank)."
                 )
     return plan
+
+
+def with_source_columns(mapping: MappingSpec, source: CsvSource) -> MappingSpec:
+    """What the file itself says about its columns: metadata lines are tags, types given by position
+    are types by name (flags and the mapping's own types win)."""
+    if source.column_types:
+        mapping = replace(mapping, column_types={**source.column_types, **mapping.column_types})
+    tag_columns = {tag.column for tag in mapping.tags}
+    for key in source.metadata:
+        if key in tag_columns:
+            continue  # a tag column of that name: the reader gave it the metadata value, or not
+        if key not in source.metadata_columns:
+            raise MappingError(f"{source.name}: the metadata tag {key!r} has the name of a column that is not a "
+                               f"tag column; make that column a tag, or rename one of them.")
+        mapping = replace(mapping, tags=mapping.tags + (TagSpec(column=key),))
+    return mapping
 
 
 def convert(inputs: Sequence[str], *, mapping: MappingSpec, options: ConvertOptions, sink: LineSink,
@@ -117,14 +131,10 @@ def convert(inputs: Sequence[str], *, mapping: MappingSpec, options: ConvertOpti
         items = check_inputs(inputs, mapping, options)
         run.bytes_total = _total_size(items)
         for item in items:
-            source = open_source(item, delimiter=options.delimiter, block_size=options.block_size, stdin=stdin)
+            source = open_source(item, delimiter=options.delimiter, block_size=options.block_size, stdin=stdin,
+                                 settings=options.read)
             try:
-                if annotated.is_annotated(source, options.input_format):  # one file, one section per table
-                    for number, (section, plan) in enumerate(annotated.sections(
-                            source, mapping=mapping, delimiter=options.delimiter, block_size=options.block_size)):
-                        run.convert_source(section, plan, count_file=number == 0)
-                else:
-                    run.convert_source(source, plan_for(source, item, mapping, options))
+                run.convert_source(source, plan_for(source, item, mapping, options))
             finally:
                 run.bytes_before += source.bytes_read
                 source.close()
@@ -310,9 +320,9 @@ class _Run:
         # One tracker for the whole run: duplicates are found across files too.
         self.duplicates = DuplicateTracker(options.duplicates, options.duplicates_window)
 
-    def convert_source(self, source: CsvSource, plan: Plan, *, count_file: bool = True) -> None:
+    def convert_source(self, source: CsvSource, plan: Plan) -> None:
         """Blocks come encoded and in file order; each is written here, then counted."""
-        self.summary.files += count_file
+        self.summary.files += 1
         for encoded in iter_blocks(source, plan, encoder=self.encoder, workers=self.options.workers,
                                    duplicates=self.duplicates):
             self._finish_block(encoded)
