@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import rowerrors
+from . import annotated, rowerrors
 from .duplicates import DEFAULT_WINDOW, DuplicateMode, DuplicateTracker
 from .encode import EncodeOptions, Encoded, Encoder
 from .errors import BadRowError, ConverterError, MappingError
@@ -52,6 +52,7 @@ class ConvertOptions:
     workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
     duplicates: DuplicateMode = DuplicateMode.WARN
     duplicates_window: int = DEFAULT_WINDOW
+    input_format: annotated.InputFormat = annotated.InputFormat.AUTO  # plain or annotated CSV (annotated.py)
     read: ReadSettings = PLAIN  # where header and data are (Telegraf's CSV options, see telegraf_csv.py)
 
 
@@ -83,7 +84,10 @@ def check_inputs(inputs: Sequence[str], mapping: MappingSpec, options: ConvertOp
             continue  # stdin cannot be read twice; its header is checked when it is opened
         source = open_source(item, delimiter=options.delimiter, block_size=options.block_size, settings=options.read)
         try:
-            plan_for(source, item, mapping, options)
+            if annotated.is_annotated(source, options.input_format):  # its first table's annotations and header
+                annotated.check(source, mapping=mapping, delimiter=options.delimiter, block_size=options.block_size)
+            else:
+                plan_for(source, item, mapping, options)
         finally:
             source.close()
     return items
@@ -134,7 +138,12 @@ def convert(inputs: Sequence[str], *, mapping: MappingSpec, options: ConvertOpti
             source = open_source(item, delimiter=options.delimiter, block_size=options.block_size, stdin=stdin,
                                  settings=options.read)
             try:
-                run.convert_source(source, plan_for(source, item, mapping, options))
+                if annotated.is_annotated(source, options.input_format):  # one file, one section per table
+                    for number, (section, plan) in enumerate(annotated.sections(
+                            source, mapping=mapping, delimiter=options.delimiter, block_size=options.block_size)):
+                        run.convert_source(section, plan, count_file=number == 0)
+                else:
+                    run.convert_source(source, plan_for(source, item, mapping, options))
             finally:
                 run.bytes_before += source.bytes_read
                 source.close()
@@ -320,9 +329,9 @@ class _Run:
         # One tracker for the whole run: duplicates are found across files too.
         self.duplicates = DuplicateTracker(options.duplicates, options.duplicates_window)
 
-    def convert_source(self, source: CsvSource, plan: Plan) -> None:
+    def convert_source(self, source: CsvSource, plan: Plan, *, count_file: bool = True) -> None:
         """Blocks come encoded and in file order; each is written here, then counted."""
-        self.summary.files += 1
+        self.summary.files += count_file
         for encoded in iter_blocks(source, plan, encoder=self.encoder, workers=self.options.workers,
                                    duplicates=self.duplicates):
             self._finish_block(encoded)
