@@ -81,10 +81,19 @@ _BOM = b"\xef\xbb\xbf"
 
 
 def is_annotated(source: CsvSource, wanted: InputFormat) -> bool:
-    """Whether `source` is read as annotated CSV: asked for, or (auto) its first record says so."""
-    if wanted is not InputFormat.AUTO:
-        return wanted is InputFormat.ANNOTATED
-    return looks_annotated(source.header)
+    """Whether `source` is read as annotated CSV: asked for, or (auto) its first record says so.
+
+    Not with Telegraf's CSV options (skipped lines, header rows, ...): those describe a plain
+    CSV file, and the annotations would be read from lines they have already moved.
+    """
+    if wanted is InputFormat.CSV:
+        return False
+    if not source.settings.plain:
+        if wanted is InputFormat.ANNOTATED:
+            raise MappingError(f"{source.name}: --format annotated does not combine with the header and line "
+                               f"options of a Telegraf CSV config; annotated CSV says where its header is itself.")
+        return False
+    return wanted is InputFormat.ANNOTATED or looks_annotated(source.header)
 
 
 def looks_annotated(header: Sequence[str]) -> bool:

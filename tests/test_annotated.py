@@ -788,3 +788,23 @@ def test_rejects_file_names_the_columns_by_label(tmp_path):
     saved = rejects.read_text().splitlines()
     assert saved[0].endswith("m,v,#constant site")
     assert saved[1].endswith("x,bad,s1") and ",4," in saved[1]
+
+
+def test_telegraf_read_settings_keep_a_file_plain(tmp_path):
+    """Telegraf's CSV options describe a plain file: auto does not switch to annotated under them."""
+    from converter.annotated import is_annotated
+    from converter.reader import ReadSettings, open_source
+
+    source_path = tmp_path / "in.csv"
+    source_path.write_text("junk line\nm|measurement,v|long\nx,1\n")
+    plain = open_source(str(source_path))
+    skipping = open_source(str(source_path), settings=ReadSettings(skip_rows=1))
+    try:
+        assert not is_annotated(plain, InputFormat.AUTO)  # its first line is no annotation
+        assert not is_annotated(skipping, InputFormat.AUTO)
+        assert is_annotated(plain, InputFormat.ANNOTATED)
+        with pytest.raises(MappingError, match="does not combine"):
+            is_annotated(skipping, InputFormat.ANNOTATED)
+    finally:
+        plain.close()
+        skipping.close()
