@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
+from pathlib import Path
 from typing import NoReturn, Sequence
 
 import click
+from click.core import ParameterSource
 
 from . import __version__
 from .annotated import InputFormat
@@ -28,6 +31,7 @@ from .pipeline import ConvertOptions, OnError, convert
 from .reader import DEFAULT_BLOCK_SIZE
 from .sinks import open_output
 from .summary import RunSummary
+from .telegraf_csv import TelegrafCsvConfig, is_telegraf_csv_config, load_telegraf_csv_options
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -110,7 +114,9 @@ def build_mapping(preset: str | None, config_path: str | None, measurement: str 
                   time_format: str | None, timezone: str | None) -> MappingSpec:
     if preset and config_path:
         raise ConverterError("--preset and --config cannot be combined; put the preset's settings in your TOML file.")
-    base = load_preset(preset) if preset else load_mapping_file(config_path) if config_path else MappingSpec()
+    telegraf = telegraf_config(config_path)
+    base = (load_preset(preset) if preset else telegraf.mapping if telegraf else
+            load_mapping_file(config_path) if config_path else MappingSpec())
     overrides = MappingOverrides(
         measurement=measurement,
         measurement_column=measurement_column,
@@ -125,6 +131,32 @@ def build_mapping(preset: str | None, config_path: str | None, measurement: str 
         timezone=timezone,
     )
     return base.overridden_by(overrides)
+
+
+def telegraf_config(config_path: str | None) -> TelegrafCsvConfig | None:
+    """The --config file in Telegraf's terms (csv_* keys or [[inputs.file]]); None for a csv2lp mapping file."""
+    try:
+        text = Path(config_path).read_text(encoding="utf-8") if config_path else ""
+    except (OSError, UnicodeDecodeError):
+        return None  # load_mapping_file says what is wrong with it
+    return load_telegraf_csv_options(Path(config_path)) if config_path and is_telegraf_csv_config(text) else None
+
+
+def _with_telegraf_settings(options: ConvertOptions, config_path: str | None) -> ConvertOptions:
+    """A Telegraf config's read settings; its delimiter and csv_skip_errors, and plain CSV, unless
+    -d/--on-error/--format are given."""
+    telegraf = telegraf_config(config_path)
+    if telegraf is None:
+        return options
+    context = click.get_current_context()
+
+    def given(name: str) -> bool:
+        return context.get_parameter_source(name) is not ParameterSource.DEFAULT
+
+    return replace(options, read=telegraf.read,
+                   delimiter=options.delimiter if given("delimiter") else telegraf.delimiter,
+                   on_error=OnError.SKIP if telegraf.skip_errors and not given("on_error") else options.on_error,
+                   input_format=options.input_format if given("input_format") else InputFormat.CSV)
 
 
 @main.command(epilog=EXIT_CODES_HELP)
@@ -210,6 +242,7 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
     status = EXIT_OK
     try:
         mapping = build_mapping(**mapping_flags)
+        options = _with_telegraf_settings(options, mapping_flags["config_path"])
         if influx_url is not None:
             from .sinks.influxdb import open_influx_sink
 
@@ -278,6 +311,10 @@ def inspect_command(inputs: tuple[str, ...], delimiter: str, sample_lines: int, 
 
     try:
         mapping = build_mapping(**mapping_flags)
+        telegraf = telegraf_config(mapping_flags["config_path"])
+        if telegraf is not None and (not telegraf.read.plain or telegraf.delimiter != ","):
+            raise ConverterError("inspect does not apply the header, line and delimiter options of a Telegraf "
+                                 "config yet; use `csv2lp convert` (its summary and rejects file tell the same).")
         report = inspect_inputs(list(inputs), mapping=mapping, delimiter="\t" if delimiter == "tab" else delimiter,
                                 sample_lines=sample_lines)
     except ConverterError as exc:

@@ -430,3 +430,247 @@ def test_files_too_short_for_their_settings(tmp_path: Path, data: bytes, setting
     with pytest.raises(InputError) as caught:
         open_source(str(path), settings=settings)
     assert message in str(caught.value)
+
+
+# ---------------------------------------------------------------- each option end to end (csv2lp --config)
+
+
+def convert(tmp_path: Path, csv_text: str, config: str, *args: str) -> tuple[int, list[str], str]:
+    """Run `csv2lp convert in.csv --config telegraf.conf ARGS`: exit status, output lines, stderr."""
+    from click.testing import CliRunner
+
+    from converter.cli import main
+
+    (tmp_path / "in.csv").write_text(textwrap.dedent(csv_text).lstrip("\n"))
+    (tmp_path / "telegraf.conf").write_text(textwrap.dedent(config))
+    runner = CliRunner()
+    result = runner.invoke(main, ["convert", str(tmp_path / "in.csv"), "--config", str(tmp_path / "telegraf.conf"),
+                                  "--rejects", str(tmp_path / "rejects.csv"), "-q", *args])
+    return result.exit_code, result.stdout.splitlines(), result.stderr
+
+
+def rejected_lines(tmp_path: Path) -> list[tuple[int, str]]:
+    import csv
+
+    path = tmp_path / "rejects.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return [(int(row[1]), row[2]) for row in list(csv.reader(f))[1:]]
+
+
+def test_telegrafs_metadata_example(tmp_path: Path) -> None:
+    # The second example of Telegraf's CSV parser README (its output there is sketchy: "cpu" as the
+    # name though no measurement column is set, integers without `i`, a time 7 hours off).
+    status, lines, _ = convert(tmp_path, """
+        # Version=1.1
+        # File Created: 2021-11-17T07:02:45+10:00
+        Version,measurement,cpu,time_user,time_system,time_idle,time
+        1.2,cpu,cpu0,42,42,42,2018-09-13T13:03:28Z
+        """, """
+        [[inputs.file]]
+          files = ["example"]
+          data_format = "csv"
+          csv_metadata_rows = 2
+          csv_metadata_separators = [":", "="]
+          csv_metadata_trim_set = " #"
+          csv_header_row_count = 1
+          csv_tag_columns = ["Version","cpu"]
+          csv_timestamp_column = "time"
+          csv_timestamp_format = "2006-01-02T15:04:05Z07:00"
+        """, "-m", "file")
+
+    assert lines == [r"file,File\ Created=2021-11-17T07:02:45+10:00,Version=1.1,cpu=cpu0 "
+                     r'measurement="cpu",time_user=42,time_system=42,time_idle=42 1536843808000000000']
+    assert status == 0
+
+
+def test_tag_overwrite_keeps_the_columns_value(tmp_path: Path) -> None:
+    _, lines, _ = convert(tmp_path, """
+        Version=1.1
+        Version,v
+        1.2,7
+        """, """
+        csv_metadata_rows = 1
+        csv_metadata_separators = ["="]
+        csv_header_row_count = 1
+        csv_tag_columns = ["Version"]
+        csv_tag_overwrite = true
+        """, "-m", "m")
+
+    assert lines == ["m,Version=1.2 v=7"]
+
+
+def test_a_metadata_key_that_names_a_field_column_is_refused(tmp_path: Path) -> None:
+    status, lines, stderr = convert(tmp_path, "v=1\nv,w\n1,2\n", """
+        csv_metadata_rows = 1
+        csv_metadata_separators = ["="]
+        csv_header_row_count = 1
+        """)
+
+    assert "the metadata tag 'v' has the name of a column that is not a tag column" in stderr
+    assert (status, lines) == (1, [])
+
+
+def test_skip_rows_two_header_rows_skip_columns_and_unix_ms(tmp_path: Path) -> None:
+    status, lines, _ = convert(tmp_path, """
+        logger 7 export
+        -----
+        row,temp,rain,ti
+        ,_c,_mm,me
+        1,20.5,0,1700000000123
+        2,19,1.5,1700000001000
+        """, """
+        csv_skip_rows = 2
+        csv_header_row_count = 2
+        csv_skip_columns = 1
+        csv_column_types = ["float", "float", "int"]
+        csv_timestamp_column = "time"
+        csv_timestamp_format = "unix_ms"
+        """, "-m", "w")
+
+    assert lines == ["w temp_c=20.5,rain_mm=0 1700000000123000000", "w temp_c=19,rain_mm=1.5 1700000001000000000"]
+    assert status == 0
+
+
+def test_column_names_delimiter_and_column_types(tmp_path: Path) -> None:
+    status, lines, _ = convert(tmp_path, """
+        web1;0.5;3;true;up;1700000000
+        web2;1.25;4;F;down;1700000060
+        """, """
+        csv_column_names = ["host", "load", "procs", "ok", "state", "ts"]
+        csv_column_types = ["string", "float", "int", "bool", "string", "int"]
+        csv_delimiter = ";"
+        csv_tag_columns = ["host"]
+        csv_timestamp_column = "ts"
+        csv_timestamp_format = "unix"
+        """, "-m", "sys")
+
+    assert lines == ['sys,host=web1 load=0.5,procs=3i,ok=true,state="up" 1700000000000000000',
+                     'sys,host=web2 load=1.25,procs=4i,ok=false,state="down" 1700000060000000000']
+    assert status == 0
+
+
+def test_the_delimiter_flag_beats_csv_delimiter(tmp_path: Path) -> None:
+    _, lines, _ = convert(tmp_path, "a|b\n1|2\n", "csv_header_row_count = 1\ncsv_delimiter = \";\"\n",
+                          "-m", "m", "-d", "|")
+    assert lines == ["m a=1,b=2"]
+
+
+def test_comments_trim_space_and_a_go_layout_in_a_time_zone(tmp_path: Path) -> None:
+    status, lines, _ = convert(tmp_path, """
+        # exported 2024-01-01
+        site, level, note, when
+        # a comment
+         north , 1.5, a b ,31/12/2023 23:00:00
+        south,  2,  c,01/07/2024 12:00:00
+        #""", """
+        csv_header_row_count = 1
+        csv_comment = "#"
+        csv_trim_space = true
+        csv_tag_columns = ["site"]
+        csv_timestamp_column = "when"
+        csv_timestamp_format = "02/01/2006 15:04:05"
+        csv_timezone = "Europe/Berlin"
+        """, "-m", "lvl")
+
+    assert lines == ['lvl,site=north level=1.5,note="a b" 1704060000000000000',
+                     'lvl,site=south level=2,note="c" 1719828000000000000']
+    assert status == 0
+
+
+def test_fractional_seconds_through_an_iso_layout(tmp_path: Path) -> None:
+    status, lines, _ = convert(tmp_path, """
+        k,v,t
+        a,1,2024-05-06T07:08:09.123456789+02:00
+        b,2,2024-05-06T07:08:09Z
+        """, """
+        csv_header_row_count = 1
+        csv_tag_columns = ["k"]
+        csv_timestamp_column = "t"
+        csv_timestamp_format = "2006-01-02T15:04:05.999999999Z07:00"
+        """, "-m", "m")
+    assert lines == ["m,k=a v=1 1714972089123456789", "m,k=b v=2 1714979289000000000"]
+    assert status == 0
+
+
+def test_skip_values_leave_fields_and_tags_out(tmp_path: Path) -> None:
+    status, lines, _ = convert(tmp_path, """
+        sensor,a,b,t
+        x,1.5,NA,1700000000
+        NA,,2.5,1700000001
+        """, """
+        csv_header_row_count = 1
+        csv_skip_values = ["", "NA"]
+        csv_tag_columns = ["sensor"]
+        csv_timestamp_column = "t"
+        csv_timestamp_format = "unix"
+        """, "-m", "m")
+
+    assert lines == ["m,sensor=x a=1.5 1700000000000000000", "m b=2.5 1700000001000000000"]
+    assert status == 0
+
+
+def test_skip_errors_is_on_error_skip_and_the_flag_beats_it(tmp_path: Path) -> None:
+    csv_text = """
+        # header comes next
+        id,n,t
+        # comment
+        a,1,1700000000
+        b,oops,1700000001
+        c,3,not-a-time
+        """
+    config = """
+        csv_header_row_count = 1
+        csv_comment = "#"
+        csv_skip_errors = true
+        csv_column_types = ["string", "int", "int"]
+        csv_tag_columns = ["id"]
+        csv_timestamp_column = "t"
+        csv_timestamp_format = "unix"
+        """
+    status, lines, _ = convert(tmp_path, csv_text, config, "-m", "m")
+    assert lines == ["m,id=a n=1i 1700000000000000000"]
+    assert (status, rejected_lines(tmp_path)) == (3, [])
+
+    status, lines, _ = convert(tmp_path, csv_text, config, "-m", "m", "--on-error", "quarantine")
+    assert lines == ["m,id=a n=1i 1700000000000000000"]
+    # Physical lines: the comment lines count.
+    assert rejected_lines(tmp_path) == [(5, "invalid integer in column 'n'"), (6, "unparseable time in column 't'")]
+    assert status == 3
+
+
+def test_measurement_column_and_name_override(tmp_path: Path) -> None:
+    csv_text = """
+        kind,host,v
+        cpu,a,1.5
+        mem,a,2.5
+        """
+    config = """
+        csv_header_row_count = 1
+        csv_measurement_column = "kind"
+        csv_tag_columns = ["host"]
+        """
+    _, lines, _ = convert(tmp_path, csv_text, config)
+    assert lines == ["cpu,host=a v=1.5", "mem,host=a v=2.5"]
+
+    _, lines, _ = convert(tmp_path, csv_text, config + 'name_override = "fixed"\n')
+    assert lines == ["fixed,host=a v=1.5", "fixed,host=a v=2.5"]
+
+
+def test_a_csv2lp_mapping_file_is_still_a_mapping_file(tmp_path: Path) -> None:
+    _, lines, _ = convert(tmp_path, "a,b\n1,x\n", 'measurement = "m"\n[tags]\nb = "b"\n')
+    assert lines == ["m,b=x a=1"]
+
+
+def test_inspect_refuses_telegraf_read_settings(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from converter.cli import main
+
+    (tmp_path / "in.csv").write_text("# c\na\n1\n")
+    (tmp_path / "telegraf.conf").write_text('csv_header_row_count = 1\ncsv_comment = "#"\n')
+    result = CliRunner().invoke(main, ["inspect", str(tmp_path / "in.csv"), "--config", str(tmp_path / "telegraf.conf")])
+
+    assert "inspect does not apply the header, line and delimiter options of a Telegraf config" in result.stderr
+    assert result.exit_code == 1
