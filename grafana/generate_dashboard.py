@@ -279,11 +279,14 @@ def data_quality_table_panel(*, panel_id: int, grid: dict) -> dict:
 
     One query per WHERE clause; aggregates without GROUP BY time() all carry the start of
     the time range as their time, so Grafana's "merge" joins them into one row per animal.
+    fill(0): an animal with records but no fix in the range has count("lat") null, and
+    null in `count - count` makes the difference null too; filled, it is 0 fixes and all
+    records without coordinates.
     """
     counts = select(
         'count("event_id") AS "records", count("lat") AS "fixes", '
         'count("event_id") - count("lat") AS "without coordinates"',
-        where=STUDY_AND_TAXON, group_by='"individual"',
+        where=STUDY_AND_TAXON, group_by='"individual" fill(0)',
     )
     flagged = [
         ("B", "visible", "false", "not visible"),
@@ -311,10 +314,15 @@ def data_quality_table_panel(*, panel_id: int, grid: dict) -> dict:
 
 
 def missing_coordinates_panel(*, panel_id: int, grid: dict) -> dict:
-    """Fix attempts that failed (a record but no coordinates), per day and animal."""
+    """Fix attempts that failed (a record but no coordinates), per day and animal.
+
+    fill(0), not fill(none): on a day when every attempt failed, count("lat") has no
+    value and `count - count` would be null, hiding exactly the days this panel is for.
+    Filled, such a day counts all its records; days without records show as 0 (no bar).
+    """
     query = select(
         'count("event_id") - count("lat") AS "without coordinates"',
-        where=STUDY_AND_TAXON, group_by='time(1d), "individual" fill(none)',
+        where=STUDY_AND_TAXON, group_by='time(1d), "individual" fill(0)',
     )
     return panel(
         panel_id, "timeseries", "Records without coordinates per day", grid,
