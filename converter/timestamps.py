@@ -8,6 +8,7 @@ later in time and the order of points is kept.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,9 +131,17 @@ def _strptime(text: pa.Array, fmt: str, note) -> pa.Array:
     """strptime, strict: Arrow's (like C's) rolls 31 February over to 3 March, so every parsed
     time is formatted back and must equal its text (leading zeros and case aside)."""
     stamps = pc.strptime(text, format=fmt, unit="ns", error_is_null=True)
+    check_fmt, check_text, check_stamps = fmt, text, stamps
+    zone = re.search(r"\s*%z$", fmt)
+    if zone:
+        # strftime can only write the time back in UTC, not in the row's own offset: check the
+        # local date and time instead, parsed again without the offset at the end.
+        check_fmt = fmt[: zone.start()]
+        check_text = pc.replace_substring_regex(text, r"\s*([Zz]|[+-][0-9]{2}:?[0-9]{2})$", "")
+        check_stamps = pc.strptime(check_text, format=check_fmt, unit="ns", error_is_null=True)
     # At second resolution: strftime writes %S of a nanosecond timestamp as "00.000000000".
-    round_trip = pc.strftime(stamps.cast(pa.timestamp("s", stamps.type.tz)), format=fmt)
-    same = pc.equal(_loose(round_trip), _loose(text))
+    round_trip = pc.strftime(check_stamps.cast(pa.timestamp("s", check_stamps.type.tz)), format=check_fmt)
+    same = pc.and_(pc.equal(_loose(round_trip), _loose(check_text)), pc.is_valid(stamps))
     note(UNPARSEABLE, pc.and_(pc.is_valid(text), pc.invert(pc.fill_null(same, False))))
     return pc.if_else(pc.fill_null(same, False), stamps, pa.scalar(None, stamps.type))
 

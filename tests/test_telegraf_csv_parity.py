@@ -257,11 +257,9 @@ def test_same_points_as_telegraf(case: Case, telegraf_bin: Path, tmp_path: Path)
     assert ours == theirs
 
 
-# A Go layout with a numeric offset outside ISO 8601 shapes becomes a strptime pattern with %z.
-# timestamps._strptime checks each parsed time by formatting it back, in UTC, so any offset
-# other than +0000 fails that check and the row is rejected. Strict: this fails once fixed.
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="timestamps._strptime round-trips %z times in UTC and rejects other offsets")
+# A Go layout with a numeric offset outside ISO 8601 shapes becomes a strptime pattern with %z
+# (regression: the strict strptime check used to format the time back in UTC and reject any
+# other offset).
 def test_same_points_as_telegraf_with_a_numeric_offset_layout(telegraf_bin: Path, tmp_path: Path) -> None:
     case = Case("rfc1123z", """
         k,v,t

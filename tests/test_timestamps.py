@@ -98,3 +98,9 @@ def test_naive_times_in_a_zone_and_the_dst_gap():
                               timezone="America/New_York")
     assert values == [MOVEBANK_NS, None, MOVEBANK_NS]  # an explicit offset wins over --timezone
     assert problems == [None, "nonexistent or ambiguous local", None]
+
+
+def test_strptime_with_an_offset_is_checked_in_its_own_local_time():
+    values, problems = _parse(["Fri, 11 Feb 2011 10:30:00 -0700", "Mon, 31 Feb 2011 17:30:00 +0000"],
+                              fmt="%a, %d %b %Y %H:%M:%S %z")
+    assert values == [MOVEBANK_NS, None] and problems == [None, "unparseable"]
