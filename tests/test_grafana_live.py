@@ -25,9 +25,9 @@ import subprocess
 import sys
 import textwrap
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -453,8 +453,8 @@ def test_expected_emptiness_is_what_the_data_lacks(loaded):
 
 def test_interval_and_time_filter_reach_the_server_as_grafana_sends_them(dashboard):
     selection = SELECTIONS[1]
-    queries = runnable_queries(dashboard, selections={"study": [ALBATROSS_STUDY], "taxon": ALL, "individual": "2131-2131"},
-                               time_from=selection.time_from, time_to=selection.time_to)
+    picks = {"study": [ALBATROSS_STUDY], "taxon": ALL, "individual": "2131-2131"}
+    queries = runnable_queries(dashboard, selections=picks, time_from=selection.time_from, time_to=selection.time_to)
     speed = next(q for q in queries if panel_key_or_none(q) == (4, "A"))
 
     assert "GROUP BY time(2h) fill(none)" in speed.influxql

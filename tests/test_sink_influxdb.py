@@ -18,7 +18,6 @@ import threading
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -211,7 +210,8 @@ WITHOUT_CLIENT = textwrap.dedent(
     try:
         main(sys.argv[1:])
     finally:
-        sys.stderr.write("\\nloaded: %s\\n" % sorted(m for m in sys.modules if m.startswith(("influxdb_client", "converter.sinks.influxdb"))))
+        loaded = sorted(m for m in sys.modules if m.startswith(("influxdb_client", "converter.sinks.influxdb")))
+        sys.stderr.write("\\nloaded: %s\\n" % loaded)
     """
 )
 
@@ -317,7 +317,8 @@ def test_one_gzip_request_per_chunk_with_the_lines_as_given(recording_server):
         assert request.headers["Content-Encoding"] == "gzip"
         assert request.headers["Authorization"] == f"Token {TOKEN}"
     assert (sink.lines_sent, sink.lines_confirmed, sink.requests_confirmed, sink.retries) == (5, 5, 3, 0)
-    assert sink.report_lines()[0].startswith(f"5 lines confirmed by {recording_server.url} (bucket tracks) in 3 request(s)")
+    assert sink.report_lines()[0].startswith(
+        f"5 lines confirmed by {recording_server.url} (bucket tracks) in 3 request(s)")
 
 
 # --- a server that is not there --------------------------------------------------------------

@@ -24,10 +24,8 @@ import gzip
 import os
 import subprocess
 import sys
-import textwrap
 import threading
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections import defaultdict

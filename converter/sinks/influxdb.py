@@ -222,7 +222,9 @@ class InfluxSink:
             max_retry_delay=int(settings.max_retry_delay_s * 1000),
             max_retries=settings.max_retries,
             max_retry_time=int(settings.max_retry_time_s * 1000),
-            max_close_wait=int(settings.give_up_after_s * 1000 * (settings.max_pending_chunks + 1)),
+            # The chunk that fails first may take all its retries; once it has failed,
+            # the chunks queued behind it get one try each.
+            max_close_wait=int((settings.give_up_after_s + settings.max_pending_chunks * settings.timeout_s) * 1000),
             # One request at a time, in file order: when a point appears twice in the input,
             # the later line must win, as it does with `influx write` or a file.
             write_scheduler=ThreadPoolScheduler(max_workers=1),
