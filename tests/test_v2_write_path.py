@@ -147,13 +147,13 @@ StartEndpoint = Callable[..., V2Endpoint]
 def start_endpoint(telegraf_to_influxdb: StartTelegraf, influxdb: InfluxDB1Server, influx_db: str) -> StartEndpoint:
     """Factory: a running listener (token TOKEN) relaying into the fresh database `influx_db`."""
 
-    def start(**listener: object) -> V2Endpoint:
+    def start(agent: dict[str, object] | None = None, **listener: object) -> V2Endpoint:
         port = free_loopback_port()
         settings = "".join(f"  {key} = {value}\n" for key, value in listener.items())
         telegraf = telegraf_to_influxdb(
             f'[[inputs.influxdb_v2_listener]]\n  service_address = "127.0.0.1:{port}"\n  token = "{TOKEN}"\n{settings}',
             # The whole fishers file fits in the buffer: a full buffer drops the oldest metrics.
-            agent={"metric_batch_size": 5_000, "metric_buffer_limit": 200_000},
+            agent={"metric_batch_size": 5_000, "metric_buffer_limit": 200_000, **(agent or {})},
             name="v2-listener",
         )
         telegraf.wait_for_log(r"Started HTTP listener service on")
@@ -235,7 +235,8 @@ def test_direct_write_of_the_sample_every_point_arrives(endpoint):
 @pytest.mark.slow
 def test_direct_write_of_the_fishers_file_every_point_arrives(endpoint, shared_movebank):
     began = time.monotonic()
-    done = direct_write(FISHERS, endpoint, "--precision", "ms")
+    # One read block for the whole file, so the requests are 5,000 lines each but the last.
+    done = direct_write(FISHERS, endpoint, "--precision", "ms", "--block-size", str(64 << 20))
     cli_seconds = time.monotonic() - began
 
     assert done.returncode == 0, done.stderr
@@ -308,7 +309,9 @@ def test_precision_that_disagrees_moves_every_point(endpoint):
 def test_429_from_a_full_listener_is_retried_until_everything_arrives(start_endpoint):
     # With max_undelivered_metrics the listener answers 429 while that many metrics have
     # not reached InfluxDB yet: 600 are accepted, the next 600 do not fit until they have.
-    endpoint = start_endpoint(max_undelivered_metrics=1_000)
+    # A 3 s flush makes it unlikely that the first 600 reach InfluxDB in the few
+    # milliseconds before the next 600 arrive (which would leave nothing to retry).
+    endpoint = start_endpoint(agent={"flush_interval": "3s"}, max_undelivered_metrics=1_000)
 
     done = direct_write(SAMPLE, endpoint, "--batch-lines", "600")
 
