@@ -25,7 +25,8 @@ from .encode import EncodeOptions, Encoded, Encoder
 from .errors import BadRowError, ConverterError, MappingError
 from .mapping import FieldType, MappingSpec, Plan, Precision, TagSpec, resolve
 from .parallel import ordered_map
-from .reader import DEFAULT_BLOCK_SIZE, PLAIN, STDIN, Block, CsvSource, ReadSettings, expand_inputs, file_size, open_source
+from .read_settings import PLAIN, ReadSettings
+from .reader import DEFAULT_BLOCK_SIZE, STDIN, Block, CsvSource, expand_inputs, file_size, open_source
 from .rejects import RejectsWriter
 from .sinks import LineSink
 from .summary import RunSummary

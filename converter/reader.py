@@ -20,13 +20,9 @@ sees them, and cells are trimmed column by column after. Line numbers stay physi
 
 from __future__ import annotations
 
-import codecs
-import csv
 import glob
 import io
 import os
-import re
-import struct
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,14 +30,16 @@ from typing import BinaryIO, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from .errors import InputError, MappingError
+from .header import read_header
 from .mapping import FieldType
+from .read_settings import (PLAIN, SKIPPED_COLUMN, CommentFilter, ReadSettings, blank_rows, constant_column,
+                            read_header_rows, read_metadata, take_lines, trimmed)
+from .streams import COMPRESSION_BY_SUFFIX, GZIP_MAGIC, CountingReader, PrefixedReader, decompressing
+from .utf8guard import FROM_STAND_IN_TEXT, Utf8Guard, restore_cells
 
-COMPRESSION_BY_SUFFIX = {".gz": "gzip", ".gzip": "gzip", ".bz2": "bz2", ".zst": "zstd", ".zstd": "zstd"}
-GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_BLOCK_SIZE = 4 << 20
 STDIN = "-"
 
@@ -58,325 +56,6 @@ def expand_inputs(inputs: Sequence[str]) -> list[str]:
             raise InputError(f"{item}: the pattern matches no file.")
         expanded.extend(matches)
     return expanded
-
-
-class _CountingReader(io.RawIOBase):
-    """Counts the bytes taken from the underlying file: progress in on-disk bytes."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self.count = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        data = self._raw.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        self.count += n
-        return n
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
-
-
-class _PrefixedReader(io.RawIOBase):
-    """Gives back bytes already taken from a stream (to read the header), then the rest."""
-
-    def __init__(self, prefix: bytes, rest) -> None:
-        self._prefix = memoryview(prefix)
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        if self._prefix:
-            n = min(len(buffer), len(self._prefix))
-            buffer[:n] = self._prefix[:n]
-            self._prefix = self._prefix[n:]
-            return n
-        data = self._rest.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        return n
-
-
-# pyarrow decodes the text of a row it cannot split as strict UTF-8 before it calls
-# `invalid_row_handler`; a ragged row holding a byte that is not UTF-8 makes that decoding
-# fail and stops the whole file (pyarrow 26, _csv.pyx `_handle_invalid_row`). So, in chunks
-# that are not valid UTF-8 (and only there), each such byte 0xXY travels through Arrow as the
-# private-use character U+10FFXY, and is turned back into the same byte in the cells of each
-# batch and in the text of each invalid row. Cells keep their exact bytes, so the encoder
-# still rejects them as invalid UTF-8. (A genuine U+10FF80..U+10FFFF in such a chunk would
-# come back as a raw byte: that plane is private use and unheard of in CSV exports.)
-_STAND_IN_BASE = 0x10FF00
-_TO_STAND_IN = {0xDC00 + b: _STAND_IN_BASE + b for b in range(0x80, 0x100)}
-_FROM_STAND_IN_TEXT = {v: k for k, v in _TO_STAND_IN.items()}  # to surrogateescape's U+DCXY
-_STAND_IN_LEAD = chr(_STAND_IN_BASE + 0x80).encode()[:2]  # every stand-in starts with these bytes
-_STAND_IN_BYTES = re.compile(b"\xf4\x8f[\xbe\xbf][\x80-\xbf]")
-
-
-class _Utf8Guard(io.RawIOBase):
-    """Passes valid UTF-8 through untouched; swaps undecodable bytes for stand-ins (see above)."""
-
-    def __init__(self, raw) -> None:
-        self._raw = raw
-        self._carry = b""  # an incomplete character at the end of the last chunk
-        self._out = b""
-        self.swapped = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        while not self._out:
-            chunk = self._raw.read(len(buffer))
-            final = not chunk
-            data = self._carry + (chunk or b"")
-            if not data:
-                return 0
-            self._out, self._carry = self._guard(data, final)
-        n = min(len(buffer), len(self._out))
-        buffer[:n] = self._out[:n]
-        self._out = self._out[n:]
-        return n
-
-    def _guard(self, data: bytes, final: bool) -> tuple[bytes, bytes]:
-        if data.isascii():
-            return data, b""
-        cut = len(data) if final else _without_incomplete_tail(data)
-        head = data if cut == len(data) else data[:cut]
-        if _is_utf8(head):
-            return head, data[cut:]
-        text, used = codecs.utf_8_decode(data, "surrogateescape", final)
-        self.swapped = True
-        return text.translate(_TO_STAND_IN).encode("utf-8"), data[used:]
-
-
-def _is_utf8(data: bytes) -> bool:
-    """Arrow's SIMD UTF-8 check, ten times faster than decoding the chunk in Python."""
-    text = pa.Array.from_buffers(pa.string(), 1, [None, pa.py_buffer(struct.pack("<ii", 0, len(data))),
-                                                  pa.py_buffer(data)])
-    try:
-        text.validate(full=True)
-        return True
-    except pa.ArrowInvalid:
-        return False
-
-
-def _without_incomplete_tail(data: bytes) -> int:
-    """Length of `data` without a multi-byte character cut off at its end (it comes with the next chunk)."""
-    for back in range(1, min(4, len(data)) + 1):
-        byte = data[-back]
-        if byte < 0x80:
-            return len(data)
-        if byte >= 0xC0:  # the lead byte of the last character
-            needed = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
-            return len(data) - back if needed > back else len(data)
-    return len(data)
-
-
-def _restore_cells(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Give back the original bytes of cells that went through Arrow as stand-ins."""
-    columns = list(batch.columns)
-    changed = False
-    for i, column in enumerate(columns):
-        data = column.buffers()[2]
-        if data is None or data.to_pybytes().find(_STAND_IN_LEAD) < 0:
-            continue
-        cells = column.to_pylist()
-        columns[i] = pa.array([None if c is None else _STAND_IN_BYTES.sub(_original_byte, c) for c in cells],
-                              pa.binary())
-        changed = True
-    return pa.RecordBatch.from_arrays(columns, schema=batch.schema) if changed else batch
-
-
-def _original_byte(match: re.Match) -> bytes:
-    return bytes([ord(match.group().decode("utf-8")) - _STAND_IN_BASE])
-
-
-@dataclass(frozen=True)
-class ReadSettings:
-    """Where a file's header and data are, and how its cells are cleaned (Telegraf's CSV parser
-    options, see telegraf_csv.py). The defaults read a plain CSV: the first record is the header."""
-
-    skip_rows: int = 0  # physical lines dropped first
-    metadata_rows: int = 0  # the next physical lines: `key<separator>value` tags for every row
-    metadata_separators: tuple[str, ...] = ()  # tried longest first
-    metadata_trim_set: str = ""  # characters stripped from both ends of metadata keys and values
-    metadata_wins: bool = True  # a metadata key that names a column replaces that column's cells
-    comment: str = ""  # lines starting with it are dropped (after the metadata lines)
-    header_rows: int = 1  # records that name the columns, their cells joined per column
-    column_names: tuple[str, ...] = ()  # given names: header rows are then read and ignored
-    skip_columns: int = 0  # cells dropped from the left of every row (and of the header)
-    trim_space: bool = False  # spaces and tabs before cells, and spaces after them, are dropped
-    skip_values: tuple[str, ...] = ()  # cells equal to one of these are empty
-    column_types: tuple[FieldType, ...] = ()  # one type per column, by position
-
-    @property
-    def plain(self) -> bool:
-        return self == ReadSettings()
-
-
-PLAIN = ReadSettings()
-_BOM = b"\xef\xbb\xbf"
-_SKIPPED_COLUMN = "\x00skipped column {}"  # Arrow's name for a skipped column: no header has NUL
-
-
-class _CommentFilter(io.RawIOBase):
-    """Drops the lines that start with `comment`, and remembers where, to keep line numbers physical.
-
-    The search is for b"\\n" + comment in whole lines, so the work is per comment line, not per
-    row. (A line inside a quoted cell that starts with the comment character is dropped too;
-    Telegraf's Go reader would keep it. Comment lines inside quoted cells are unheard of.)
-    """
-
-    def __init__(self, raw, comment: str) -> None:
-        self._raw = raw
-        self._comment = comment.encode("utf-8")
-        self._marker = b"\n" + self._comment
-        self._carry = b""  # the start of a line that goes on in the next chunk
-        self._out = b""
-        self._kept_lines = 0
-        self.dropped_before: list[int] = []  # for each dropped line: how many kept lines came before it
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        while not self._out:
-            chunk = self._raw.read(max(len(buffer), 1 << 16))
-            if not chunk:
-                data, self._carry = self._carry, b""
-                if not data:
-                    return 0
-            else:
-                data = self._carry + chunk
-                cut = data.rfind(b"\n") + 1  # whole lines only: a comment marker never straddles chunks
-                data, self._carry = data[:cut], data[cut:]
-            self._out = self._drop_comments(data)
-        n = min(len(buffer), len(self._out))
-        buffer[:n] = self._out[:n]
-        self._out = self._out[n:]
-        return n
-
-    def _drop_comments(self, data: bytes) -> bytes:
-        kept: list[bytes] = []
-        pos = 0  # always the start of a line
-        while pos < len(data):
-            if data.startswith(self._comment, pos):
-                end = data.find(b"\n", pos)
-                pos = len(data) if end < 0 else end + 1
-                self.dropped_before.append(self._kept_lines)
-                continue
-            found = data.find(self._marker, pos)
-            stop = len(data) if found < 0 else found + 1
-            self._kept_lines += data.count(b"\n", pos, stop)
-            kept.append(data[pos:stop])
-            pos = stop
-        return b"".join(kept)
-
-
-def _take_lines(name: str, stream, count: int) -> tuple[list[bytes], bytes]:
-    """The first `count` physical lines of `stream` (a leading BOM dropped), and the bytes read past them."""
-    data = stream.read(64 << 10) or b""
-    if data.startswith(_BOM):
-        data = data[len(_BOM):]
-    while data.count(b"\n") < count:
-        chunk = stream.read(64 << 10)
-        if not chunk:
-            break
-        data += chunk
-    lines: list[bytes] = []
-    pos = 0
-    while len(lines) < count and pos < len(data):
-        end = data.find(b"\n", pos)
-        end = len(data) if end < 0 else end + 1
-        lines.append(data[pos:end])
-        pos = end
-    if len(lines) < count:
-        raise InputError(f"{name}: the file has {len(lines)} lines, fewer than the {count} to skip and read "
-                         f"as metadata before the header.")
-    return lines, data[pos:]
-
-
-def _metadata(name: str, lines: Sequence[bytes], first_line: int, settings: ReadSettings) -> dict[str, str]:
-    """`key<separator>value` lines -> tags; lines without a separator, or with an empty key, give none."""
-    separators = sorted(dict.fromkeys(settings.metadata_separators), key=len, reverse=True)
-    found: dict[str, str] = {}
-    for number, raw in enumerate(lines, start=first_line):
-        try:
-            line = raw.decode("utf-8").rstrip("\r\n")
-        except UnicodeDecodeError:
-            raise InputError(f"{name}:{number}: the metadata line is not valid UTF-8; re-export the file as UTF-8.") from None
-        for separator in separators:
-            key, sep, value = line.partition(separator)
-            key = key.strip(settings.metadata_trim_set)
-            if sep and key:
-                found[key] = value.strip(settings.metadata_trim_set)
-                break
-    return found
-
-
-def _read_header_rows(name: str, stream, delimiter: str, settings: ReadSettings) -> tuple[bytes, list[str], int]:
-    """Read `settings.header_rows` records (blank lines between them are skipped), join their cells per
-    column, and return the bytes after them, the names and the lines they took."""
-    prefix = b""
-    size = 64 << 10
-    while True:
-        chunk = stream.read(size)
-        prefix += chunk or b""
-        at_eof = not chunk
-        parsed = _parse_header_rows(prefix, delimiter, settings, at_eof)
-        if parsed is not None or at_eof:
-            break
-        size *= 2
-    if parsed is None:
-        raise InputError(f"{name}: the file ends before its {settings.header_rows} header line(s); "
-                         f"a CSV file with a header is expected.")
-    names, used, lines = parsed
-    _check_header_text(name, prefix, tuple(names))
-    return prefix[used:], names, lines
-
-
-def _parse_header_rows(prefix: bytes, delimiter: str, settings: ReadSettings,
-                       at_eof: bool) -> tuple[list[str], int, int] | None:
-    text = prefix.decode("utf-8", errors="surrogateescape")
-    if not at_eof:
-        text = text[: max(text.rfind("\n"), text.rfind("\r")) + 1]  # whole lines only
-    taken = 0  # characters of `text` the csv module has read
-
-    def lines():
-        nonlocal taken
-        for line in io.StringIO(text, newline=""):
-            taken += len(line)
-            yield line
-
-    rows = csv.reader(lines(), delimiter=delimiter)
-    names: list[str] = []
-    found = 0
-    try:
-        while found < settings.header_rows:
-            row = next(rows)
-            if not row:
-                continue  # Go's CSV reader skips blank lines, in the header too
-            found += 1
-            for i, cell in enumerate(row):
-                if settings.trim_space:
-                    cell = cell.lstrip().strip(" ")
-                if i < len(names):
-                    names[i] += cell
-                else:
-                    names.append(cell)
-    except (StopIteration, csv.Error):
-        return None
-    if not at_eof and taken == len(text):
-        return None  # the last record may go on in a quoted cell beyond what was read: read more
-    head = text[:taken]
-    return names, len(head.encode("utf-8", errors="surrogateescape")), head.count("\n")
 
 
 @dataclass(frozen=True)
@@ -422,7 +101,7 @@ class CsvSource:
     metadata lines' tags; `column_types` the types given by position, by column name.
     """
 
-    def __init__(self, name: str, stream: io.RawIOBase, counter: _CountingReader, *,
+    def __init__(self, name: str, stream: io.RawIOBase, counter: CountingReader, *,
                  delimiter: str, block_size: int, settings: ReadSettings = PLAIN) -> None:
         self.name = name
         self.delimiter = delimiter
@@ -432,34 +111,34 @@ class CsvSource:
         self.metadata_columns: tuple[str, ...] = ()
         self.column_types: dict[str, FieldType] = {}
         self._counter = counter
-        self._comments: _CommentFilter | None = None
+        self._comments: CommentFilter | None = None
         self._line_offset = 0  # physical lines before the stream Arrow's lines are counted in
         self._arrow_names: list[str] | None = None  # None: Arrow reads the header line itself
         if settings.plain:
-            prefix, self.header, self.header_lines = _read_header(name, stream, delimiter)
+            prefix, self.header, self.header_lines = read_header(name, stream, delimiter)
             self._data_line = 1 + self.header_lines
-            rest: io.RawIOBase = _PrefixedReader(prefix, stream)
+            rest: io.RawIOBase = PrefixedReader(prefix, stream)
         else:
             rest = self._read_preamble(stream)
-        self._guard = _Utf8Guard(rest)
+        self._guard = Utf8Guard(rest)
         # BufferedReader.read(n) fills whole blocks even where the raw streams return short reads.
         self._stream = io.BufferedReader(self._guard, buffer_size=1 << 16)
 
     def _read_preamble(self, stream) -> io.RawIOBase:
         """Skipped lines, metadata lines and header rows, none of which Arrow sees: it gets the names."""
         settings = self.settings
-        taken, after = _take_lines(self.name, stream, settings.skip_rows + settings.metadata_rows)
-        self.metadata = _metadata(self.name, taken[settings.skip_rows:], settings.skip_rows + 1, settings)
+        taken, after = take_lines(self.name, stream, settings.skip_rows + settings.metadata_rows)
+        self.metadata = read_metadata(self.name, taken[settings.skip_rows:], settings.skip_rows + 1, settings)
         self._line_offset = len(taken)
-        rest: io.RawIOBase = _PrefixedReader(after, stream)
+        rest: io.RawIOBase = PrefixedReader(after, stream)
         if settings.comment:
-            rest = self._comments = _CommentFilter(rest, settings.comment)
+            rest = self._comments = CommentFilter(rest, settings.comment)
         names: list[str] = []
         lines = 0
         if settings.header_rows:
-            after_header, names, lines = _read_header_rows(self.name, rest, self.delimiter, settings)
-            rest = _PrefixedReader(after_header, rest)
-        skipped = [_SKIPPED_COLUMN.format(i) for i in range(settings.skip_columns)]
+            after_header, names, lines = read_header_rows(self.name, rest, self.delimiter, settings)
+            rest = PrefixedReader(after_header, rest)
+        skipped = [SKIPPED_COLUMN.format(i) for i in range(settings.skip_columns)]
         if settings.column_names:
             names = list(settings.column_names)
         else:
@@ -484,7 +163,7 @@ class CsvSource:
         pending: list[_Pending] = []
 
         def on_invalid(row: pa_csv.InvalidRow) -> str:
-            text = row.text.translate(_FROM_STAND_IN_TEXT) if self._guard.swapped else row.text
+            text = row.text.translate(FROM_STAND_IN_TEXT) if self._guard.swapped else row.text
             pending.append(_Pending(row.number if row.number is not None else -1, text,
                                     row.expected_columns, row.actual_columns))
             return "skip"
@@ -504,7 +183,7 @@ class CsvSource:
                 raise InputError(_read_failure(self.name, self._physical_line(next_line), exc,
                                                self.block_size)) from exc
             if self._guard.swapped:
-                batch = _restore_cells(batch)
+                batch = restore_cells(batch)
             block, next_record, next_line = _place(self.name, batch, pending, next_record, next_line)
             yield self._finish(block)
         if pending:  # invalid rows after the last good row
@@ -566,12 +245,12 @@ class CsvSource:
         columns = list(batch.columns[settings.skip_columns:])
         if settings.trim_space:
             skip = pa.array([v.encode() for v in settings.skip_values], pa.binary()) if settings.skip_values else None
-            columns = [_trimmed(column, skip) for column in columns]
+            columns = [trimmed(column, skip) for column in columns]
         if self.metadata:
-            blank = _blank_rows(columns)
+            blank = blank_rows(columns)
             names = self.header
             for key, value in self.metadata.items():
-                constant = _constant(value, batch.num_rows, blank)
+                constant = constant_column(value, batch.num_rows, blank)
                 if key in self.metadata_columns:
                     columns.append(constant)
                 elif settings.metadata_wins:
@@ -580,34 +259,6 @@ class CsvSource:
 
     def close(self) -> None:
         self._counter.close()
-
-
-def _trimmed(column: pa.Array, skip_values: pa.Array | None) -> pa.Array:
-    """Spaces and tabs before a cell and spaces after it dropped (what Go's TrimLeadingSpace and
-    strings.Trim(value, " ") do in Telegraf); cells left empty, or equal to a skip value once
-    trimmed, become null. The ASCII kernels work on bytes, so cells that are not UTF-8 keep theirs."""
-    text = pc.ascii_rtrim(pc.ascii_ltrim(column.view(pa.string()), " \t"), " ").view(pa.binary())
-    empty = pc.equal(pc.binary_length(text), 0)
-    if skip_values is not None:
-        empty = pc.or_(empty, pc.is_in(text, value_set=skip_values))
-    return pc.if_else(pc.fill_null(empty, False), pa.scalar(None, pa.binary()), text)
-
-
-def _blank_rows(columns: Sequence[pa.Array]) -> pa.Array | None:
-    """Rows with no cell at all (None when there is none): metadata stays out of them, so they stay blank."""
-    if not columns or min(column.null_count for column in columns) == 0:
-        return None
-    blank = pc.is_null(columns[0])
-    for column in columns[1:]:
-        blank = pc.and_(blank, pc.is_null(column))
-    return blank
-
-
-def _constant(value: str, length: int, blank: pa.Array | None) -> pa.Array:
-    if value == "":
-        return pa.nulls(length, pa.binary())
-    constant = pa.repeat(pa.scalar(value.encode("utf-8"), pa.binary()), length)
-    return constant if blank is None else pc.if_else(blank, pa.scalar(None, pa.binary()), constant)
 
 
 def _read_failure(name: str, line: int, exc: Exception, block_size: int) -> str:
@@ -683,86 +334,20 @@ def _place(name: str, batch: pa.RecordBatch, pending: list[_Pending], first_reco
     return block, end, first_line + int(span.sum())
 
 
-def _read_header(name: str, stream, delimiter: str) -> tuple[bytes, tuple[str, ...], int]:
-    """Take enough bytes to hold the header record, parse it, and hand the bytes back."""
-    prefix = b""
-    size = 64 << 10
-    while True:
-        chunk = stream.read(size)
-        prefix += chunk or b""
-        at_eof = not chunk
-        complete = _parse_header(prefix, delimiter, at_eof)
-        if complete is not None or at_eof:
-            break
-        size *= 2
-    if complete is None or not prefix.strip(b"\xef\xbb\xbf\r\n"):
-        raise InputError(f"{name}: the file is empty; a CSV file with a header line is expected.")
-    header, lines = complete
-    _check_header_text(name, prefix, header)
-    return prefix, header, lines
-
-
-COMPRESSION_MAGIC = {GZIP_MAGIC: ".gz", b"BZh": ".bz2", b"\x28\xb5\x2f\xfd": ".zst"}
-
-
-def _check_header_text(name: str, prefix: bytes, header: tuple[str, ...]) -> None:
-    """Refuse, with the reason, inputs that are not UTF-8 CSV text (binary, UTF-16, compressed)."""
-    for magic, suffix in COMPRESSION_MAGIC.items():
-        if prefix.startswith(magic) and any("\x00" in cell or _undecodable(cell) for cell in header):
-            raise InputError(f"{name}: the file is compressed ({suffix}) but its name does not end in {suffix}; "
-                             f"rename it so that csv2lp decompresses it.")
-    if prefix.startswith((b"\xff\xfe", b"\xfe\xff")) or any("\x00" in cell for cell in header):
-        raise InputError(f"{name}: the header line holds NUL bytes: this is not UTF-8 CSV text (a binary file, "
-                         f"or UTF-16 text?). Re-export it as UTF-8, e.g. iconv -f UTF-16 -t UTF-8.")
-    for number, cell in enumerate(header, start=1):
-        if _undecodable(cell):
-            shown = cell.encode("utf-8", errors="surrogateescape")
-            raise InputError(f"{name}: the header is not valid UTF-8 (column {number}: {shown!r}); "
-                             f"re-export the file as UTF-8.")
-
-
-def _undecodable(cell: str) -> bool:
-    """True for a cell decoded with surrogateescape from bytes that are not UTF-8."""
-    return any("\udc80" <= char <= "\udcff" for char in cell)
-
-
-def _parse_header(prefix: bytes, delimiter: str, at_eof: bool) -> tuple[tuple[str, ...], int] | None:
-    if prefix.startswith(b"\xef\xbb\xbf"):
-        prefix = prefix[3:]
-    if not at_eof:
-        cut = prefix.rfind(b"\n")
-        if cut < 0:
-            return None
-        prefix = prefix[: cut + 1]
-    # surrogateescape keeps undecodable bytes recognisable, so they are refused by name, not guessed at.
-    text = prefix.decode("utf-8", errors="surrogateescape")
-    rows = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        header = next(rows)
-    except StopIteration:
-        return None
-    except csv.Error:
-        return None
-    consumed = rows.line_num
-    if not at_eof and consumed >= text.count("\n") and not text.endswith("\n"):
-        return None
-    return tuple(header), consumed
-
-
 def open_source(item: str, *, delimiter: str = ",", block_size: int = DEFAULT_BLOCK_SIZE,
                 stdin: BinaryIO | None = None, settings: ReadSettings = PLAIN) -> CsvSource:
     """Open one input ('-' for stdin) and read its header (where `settings` say it is)."""
     if item == STDIN:
         raw = stdin if stdin is not None else sys.stdin.buffer
-        counter = _CountingReader(raw)
+        counter = CountingReader(raw)
         head = counter.read(2)
-        source: io.RawIOBase = _PrefixedReader(head, counter)
+        source: io.RawIOBase = PrefixedReader(head, counter)
         if head == GZIP_MAGIC:
-            source = _decompressing(source, "gzip")
+            source = decompressing(source, "gzip")
         return CsvSource("<stdin>", source, counter, delimiter=delimiter, block_size=block_size, settings=settings)
     path = Path(item)
     try:
-        counter = _CountingReader(open(path, "rb"))
+        counter = CountingReader(open(path, "rb"))
     except FileNotFoundError:
         raise InputError(f"{item}: no such file.") from None
     except IsADirectoryError:
@@ -772,32 +357,12 @@ def open_source(item: str, *, delimiter: str = ",", block_size: int = DEFAULT_BL
     codec = COMPRESSION_BY_SUFFIX.get(path.suffix.lower())
     stream: io.RawIOBase = counter
     if codec is not None:
-        stream = _decompressing(counter, codec)
+        stream = decompressing(counter, codec)
     try:
         return CsvSource(str(item), stream, counter, delimiter=delimiter, block_size=block_size, settings=settings)
     except (OSError, pa.ArrowInvalid) as exc:
         counter.close()
         raise InputError(f"{item}: cannot read ({codec or 'uncompressed'}): {exc}. Check the file and its extension.") from exc
-
-
-class _NativeAsRaw(io.RawIOBase):
-    """A pyarrow NativeFile seen as a Python raw stream."""
-
-    def __init__(self, native) -> None:
-        self._native = native
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        data = self._native.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        return n
-
-
-def _decompressing(raw: io.RawIOBase, codec: str) -> io.RawIOBase:
-    return _NativeAsRaw(pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), codec))
 
 
 def file_size(item: str) -> int | None:

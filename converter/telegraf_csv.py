@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 from .errors import MappingError
 from .mapping import NO_TIME, FieldType, MappingSpec, TagSpec, TimeSpec
-from .reader import ReadSettings
+from .read_settings import ReadSettings
 
 if sys.version_info >= (3, 11):
     import tomllib
