@@ -16,6 +16,8 @@ The contract (telegraf plugins/inputs/execd, v1.39.3) and how it is kept here:
 - stdin EOF (Telegraf stopping) or SIGTERM: the current batch is finished, the checkpoint
   is saved, and the process waits until Telegraf has read every byte of the pipe before
   it exits 0 (Go closes the pipe as soon as the child is gone, losing what was unread).
+  Last it closes its ends of the pipes, so that Telegraf's readers end on EOF, not on
+  "file already closed".
 
 Progress is checkpointed after every batch (see checkpoint.py). A resumed run reads the
 file from its start again (nothing can seek in a .gz) and sends the lines after
@@ -62,6 +64,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 LOG_LINE_LIMIT = 2048
 DRAIN_TIMEOUT_S = 2.0
+HANG_UP_GRACE_S = 0.05
 PROGRESS_EVERY_S = 10.0
 DEFAULT_PATTERNS = ("*.csv", "*.csv.gz", "*.csv.bz2", "*.csv.zst")
 
@@ -617,5 +620,20 @@ def run(config_path: str | None, overrides: SettingsOverrides = SettingsOverride
     left = f"; {unread:,} bytes were still unread in the pipe" if unread else ""
     log.info(f"exiting with status {status}{after}{left}")
     wait_until_read(2, DRAIN_TIMEOUT_S)
+    _hang_up(writer.fd)
     return status
+
+
+def _hang_up(lines_fd: int) -> None:
+    """Close our ends of Telegraf's pipes, then give its readers a moment to see EOF.
+
+    Go's exec.Cmd.Wait closes the read ends once the child is gone; a reader still blocked
+    in read() then fails with "read |0: file already closed", which Telegraf logs as an
+    error at every shutdown. Readers that got EOF first end quietly.
+    """
+    null = os.open(os.devnull, os.O_WRONLY)
+    for fd in (lines_fd, 1, 2):
+        os.dup2(null, fd)  # closes the pipe end; a late write (at interpreter exit) goes nowhere
+    os.close(null)
+    time.sleep(HANG_UP_GRACE_S)
 

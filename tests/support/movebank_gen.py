@@ -47,6 +47,8 @@ def generate(rows: int, path: Path, *, individuals: int = 20, seed: int = 7) -> 
     lon = np.round(-73.9 + animal * 0.01 + rng.normal(0, 0.02, rows), 7)
 
     def text(values: np.ndarray, keep: np.ndarray | None = None) -> pa.Array:
+        if values.dtype.kind == "f":
+            values = values + 0.0  # rounding small negatives gives -0.0, written "-0": no export has that
         array = pc.cast(pa.array(values), pa.string())
         return array if keep is None else pc.if_else(pa.array(keep), array, pa.scalar(None, pa.string()))
 

@@ -58,6 +58,19 @@ TEST_AGENT = {
 # metrics still in the buffer when Telegraf stops with its output down are lost
 # without it: its absence alone proves nothing, count the points too.
 BUFFER_OVERFLOW_PATTERN = r"W! \[outputs\.[^\]]+\] Metric buffer overflow; (\d+) metrics have been dropped"
+# Debug lines (agent debug = true) after every successful write, and the buffer level then.
+WROTE_BATCH_PATTERN = r"D! \[outputs\.[^\]]+\] Wrote batch of (\d+) metrics in"
+BUFFER_FULLNESS_PATTERN = r"D! \[outputs\.[^\]]+\] Buffer fullness: (\d+) / (\d+) metrics"
+
+
+def metrics_written(log: str) -> int:
+    """Metrics Telegraf wrote successfully, from its debug log: re-sent metrics count each time."""
+    return sum(int(n) for n in re.findall(WROTE_BATCH_PATTERN, log))
+
+
+def peak_buffer_fullness(log: str) -> int:
+    """The fullest the output buffer was at any write attempt (debug log), 0 when never logged."""
+    return max((int(n) for n, _ in re.findall(BUFFER_FULLNESS_PATTERN, log)), default=0)
 
 
 class TelegrafError(AssertionError):
@@ -362,7 +375,7 @@ def telegraf_to_influxdb(
 ) -> StartTelegraf:
     """Factory: Telegraf whose only output is [[outputs.influxdb]] into the fresh `influx_db`.
 
-    `telegraf_to_influxdb(inputs_text, agent=None, output=None, env=None)`: `inputs_text`
+    `telegraf_to_influxdb(inputs_text, agent=None, output=None, env=None, max_lifetime=...)`: `inputs_text`
     holds the input (and processor) tables; `agent` overrides TEST_AGENT settings;
     `output` overrides [[outputs.influxdb]] settings. Query back with
     `influxdb.points(measurement, influx_db)`.
@@ -375,6 +388,7 @@ def telegraf_to_influxdb(
         output: Mapping[str, object] | None = None,
         env: Mapping[str, str] | None = None,
         name: str = "telegraf",
+        max_lifetime: float = MAX_LIFETIME_S,
     ) -> TelegrafProcess:
         config = "\n".join(
             [
@@ -383,6 +397,6 @@ def telegraf_to_influxdb(
                 textwrap.dedent(inputs_text),
             ]
         )
-        return start_telegraf(config, env=env, name=name)
+        return start_telegraf(config, env=env, name=name, max_lifetime=max_lifetime)
 
     return start
