@@ -106,7 +106,7 @@ def test_telegraf_that_cannot_load_its_config_fails_wait_for_log_at_once(start_t
 # --- (b) execd -> outputs.influxdb -> a real InfluxDB ------------------------------------
 
 PRINT_THEN_WAIT_FOR_EOF = """\
-    import sys, time
+    import os, sys, time
     sys.stdout.write(
         "probe,animal=F1,study=Fishers lat=42.75,lon=-73.5,event_id=101i,visible=true 1300000000000000000\\n"
         "probe,animal=F1,study=Fishers lat=42.76,lon=-73.51,event_id=102i,visible=true 1300000060000000000\\n"
@@ -118,7 +118,12 @@ PRINT_THEN_WAIT_FOR_EOF = """\
     sys.stdin.buffer.read()
     sys.stderr.write("I! stdin EOF, bye\\n")
     sys.stderr.flush()
-    time.sleep(0.3)  # let Telegraf read it: it closes the pipes as soon as we are gone
+    # Hang up before exiting, as csv2lp execd does: Telegraf's readers then end on EOF. A child
+    # that just exits races Go's Wait(), which closes the pipes ("read |0: file already closed").
+    time.sleep(0.3)
+    os.close(1)
+    os.close(2)
+    time.sleep(0.05)
 """
 
 
@@ -391,6 +396,20 @@ def test_shipped_telegraf_conf_passes_telegrafs_own_config_check(telegraf_bin):
     assert "E!" not in result.stderr, result.stderr
 
 
+def test_shipped_telegraf_conf_refuses_to_start_without_its_variables(telegraf_bin):
+    """`${NAME:?message}`: a missing variable stops Telegraf at once, instead of sending "${NAME}"."""
+    missing = {key: value for key, value in SHIPPED_ENV.items() if key != "INFLUX_BUCKET"}
+    result = subprocess.run(
+        [str(telegraf_bin), "config", "check", "--config", str(TELEGRAF_DIR / "telegraf.conf")],
+        env={"PATH": "/usr/bin:/bin", **missing},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "required variable INFLUX_BUCKET is missing a value: set INFLUX_BUCKET to the bucket" in result.stderr
+
+
 def readme_config_blocks() -> dict[str, str]:
     """The ```toml @<file> blocks of telegraf/README.md (Telegraf's own README convention)."""
     text = (TELEGRAF_DIR / "README.md").read_text()
@@ -416,6 +435,38 @@ def test_pacing_settings_in_csv2lp_toml_copy_telegrafs_agent_settings():
     )
     assert rate == 2000
     assert min(pacing["metric_batch_size"], rate / 2) == 1000
+
+
+def readme_pacing_table() -> list[list[str]]:
+    """The rows of the table under "## Pacing" in telegraf/README.md, cells without markup."""
+    text = (TELEGRAF_DIR / "README.md").read_text()
+    section = text[text.index("## Pacing") :]
+    rows = re.findall(r"^\| (\**[\d,]+.*)\|$", section, re.M)
+    return [[cell.strip().strip("*") for cell in row.split("|")] for row in rows]
+
+
+def test_readme_pacing_table_follows_from_the_formula_and_marks_the_shipped_row():
+    from converter.pacing import outage_ridden_out
+
+    agent = tomllib.loads((TELEGRAF_DIR / "telegraf.conf").read_text())["agent"]
+    batch, flush = agent["metric_batch_size"], float(agent["flush_interval"].rstrip("s"))
+    rows = readme_pacing_table()
+    assert len(rows) >= 3
+    shipped = []
+    for limit, rate, outage, duration, memory in rows:
+        limit_n, rate_n = int(limit.replace(",", "")), int(rate.replace(",", ""))
+        seconds = outage_ridden_out(metric_batch_size=batch, metric_buffer_limit=limit_n,
+                                    flush_interval_seconds=flush, lines_per_second=rate_n)
+        assert outage == f"{int(seconds)} s", (limit, rate)  # rounded down: the safe side
+        minutes, rest = divmod(round(1_000_000 / rate_n), 60)
+        assert duration == f"{minutes} min {rest} s", (limit, rate)
+        assert memory == f"~{round(limit_n * 2.1 / 1000 / 10) * 10} MB", (limit, memory)  # 2.1 KiB a metric
+        if limit_n == agent["metric_buffer_limit"]:
+            shipped.append(rate_n)
+    pacing = tomllib.loads((TELEGRAF_DIR / "csv2lp.toml").read_text())["pacing"]
+    expected = (pacing["metric_buffer_limit"] - 2 * batch) / (pacing["outage_seconds"] + pacing["flush_interval_seconds"])
+    assert expected in shipped
+    assert "| **" in (TELEGRAF_DIR / "README.md").read_text()  # the shipped row stands out
 
 
 @pytest.mark.slow
