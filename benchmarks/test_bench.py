@@ -9,10 +9,13 @@ every row, never how fast it was.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
+from .datasets import Dataset
 from .peers import ALL_PEERS, LABELS, Measurement, Unavailable, run_csv2lp, run_peer
 
 pytestmark = pytest.mark.benchmark
@@ -30,16 +33,33 @@ def _available_memory_kb() -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """The run a variant is compared with, measured in the same rounds (see measure)."""
+
+    data: Dataset
+    runner: Callable[[], Measurement]
+
+
 def measure(benchmark, record_property, *, peer: str, data, runner, rounds: int, variant: str = "plain",
-            expected_lines: int | None = None) -> list[Measurement]:
-    """Run `runner()` for `rounds` rounds under pytest-benchmark; keep every round's numbers."""
+            baseline: Baseline | None = None) -> list[Measurement]:
+    """Run `runner()` for `rounds` rounds under pytest-benchmark; keep every round's numbers.
+
+    With a baseline, every round runs both, back to back and in alternating order, so a
+    ratio compares two runs that saw the same load on a shared machine.
+    """
     record_property("peer", peer)
     record_property("dataset", data.key)
     record_property("variant", variant)
     rounds_done: list[Measurement] = []
+    baseline_done: list[Measurement] = []
 
     def one_round():
+        if baseline is not None and len(rounds_done) % 2 == 0:
+            baseline_done.append(baseline.runner())
         rounds_done.append(runner())
+        if baseline is not None and len(baseline_done) < len(rounds_done):
+            baseline_done.append(baseline.runner())
 
     benchmark.group = data.key
     benchmark.extra_info.update(peer=peer, label=LABELS.get(peer, peer), variant=variant,
@@ -49,15 +69,22 @@ def measure(benchmark, record_property, *, peer: str, data, runner, rounds: int,
     except Unavailable as exc:
         pytest.skip(str(exc))
     benchmark.extra_info["rounds"] = [m.as_dict() for m in rounds_done]
+    if baseline is not None:
+        benchmark.extra_info["baseline"] = {"dataset": baseline.data.as_dict(),
+                                            "rounds": [m.as_dict() for m in baseline_done]}
+        _check_lines(peer, baseline.data, baseline_done)
+    _check_lines(peer, data, rounds_done)
+    return rounds_done
 
-    expected = data.rows - data.bad_rows if expected_lines is None else expected_lines
-    for m in rounds_done:
+
+def _check_lines(peer: str, data: Dataset, rounds: list[Measurement]) -> None:
+    expected = data.rows - data.bad_rows
+    for m in rounds:
         if m.error:
             # A peer that fails is a result (recorded, shown in the report), not a harness bug.
-            warnings.warn(f"{peer} on {data.key}: {m.error} after {m.lines} lines", stacklevel=2)
+            warnings.warn(f"{peer} on {data.key}: {m.error} after {m.lines} lines", stacklevel=3)
         else:
             assert m.lines == expected, f"{peer} wrote {m.lines} lines for {expected} good rows"
-    return rounds_done
 
 
 PEER_RUNS = [(dataset, peer) for dataset in ("fishers", "large") for peer in ALL_PEERS]
@@ -91,25 +118,28 @@ def _skip_telegraf_if_too_big(bench, data, record_property) -> None:
 
 
 def test_csv2lp_s2_level(benchmark, record_property, bench, tmp_path):
-    """--s2-level costs <= 15 % extra (against test_peer[fishers-csv2lp])."""
+    """--s2-level costs <= 15 % extra: against plain csv2lp on the same file, in the same rounds."""
     data = bench.dataset("fishers")
     measure(benchmark, record_property, peer="csv2lp", data=data, rounds=bench.rounds(ROUNDS["csv2lp"]), variant="s2",
-            runner=lambda: run_csv2lp(data.path, tmp_path, extra=("--s2-level", S2_LEVEL), name="csv2lp-s2"))
+            runner=lambda: run_csv2lp(data.path, tmp_path, extra=("--s2-level", S2_LEVEL), name="csv2lp-s2"),
+            baseline=Baseline(data, lambda: run_csv2lp(data.path, tmp_path)))
 
 
-def test_csv2lp_scaling_base(benchmark, record_property, bench, tmp_path):
-    """1/10 of the large file's rows: 10x the rows must cost <= 11x the time."""
-    data = bench.dataset("base")
-    measure(benchmark, record_property, peer="csv2lp", data=data, rounds=bench.rounds(ROUNDS["csv2lp"]),
-            runner=lambda: run_csv2lp(data.path, tmp_path))
+def test_csv2lp_scaling(benchmark, record_property, bench, tmp_path):
+    """10x the rows costs <= 11x the time: the large file against 1/10 of its rows, in the same rounds."""
+    base, large = bench.dataset("base"), bench.dataset("large")
+    measure(benchmark, record_property, peer="csv2lp", data=large, rounds=bench.rounds(ROUNDS["csv2lp"]),
+            variant="scaling", runner=lambda: run_csv2lp(large.path, tmp_path),
+            baseline=Baseline(base, lambda: run_csv2lp(base.path, tmp_path)))
 
 
 def test_csv2lp_quarantine(benchmark, record_property, bench, tmp_path):
-    """--on-error quarantine (the default) with 1 % bad rows costs <= 10 % extra."""
-    data = bench.dataset("bad")
+    """--on-error quarantine with 1 % bad rows costs <= 10 % extra: against a clean file of as many rows."""
+    data, clean = bench.dataset("bad"), bench.dataset("base")
     rounds = measure(benchmark, record_property, peer="csv2lp", data=data, rounds=bench.rounds(ROUNDS["csv2lp"]),
                      variant="quarantine",
-                     runner=lambda: run_csv2lp(data.path, tmp_path, extra=("--on-error", "quarantine")))
+                     runner=lambda: run_csv2lp(data.path, tmp_path, extra=("--on-error", "quarantine")),
+                     baseline=Baseline(clean, lambda: run_csv2lp(clean.path, tmp_path)))
     for m in rounds:
         assert m.error or m.rejected == data.bad_rows, f"{m.rejected} rows rejected, {data.bad_rows} were bad"
 

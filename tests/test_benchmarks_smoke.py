@@ -185,11 +185,14 @@ def test_benchmark_suite_runs_end_to_end_and_reports_every_target(tmp_path):
     ran = {(b["extra_info"]["dataset"]["key"], b["extra_info"]["peer"], b["extra_info"]["variant"])
            for b in results["benchmarks"]}
     assert {("large", peer, "plain") for peer in ("read_csv", "csv2lp", "tutorial", "pandas")} <= ran
-    assert {("base", "csv2lp", "plain"), ("bad", "csv2lp", "quarantine"), ("big", "csv2lp", "big")} <= ran
-    for bench in results["benchmarks"]:
-        dataset = bench["extra_info"]["dataset"]
-        for measured in bench["extra_info"]["rounds"]:
-            assert measured["error"] is None, (bench["name"], measured["error"])
+    assert {("large", "csv2lp", "scaling"), ("bad", "csv2lp", "quarantine"), ("big", "csv2lp", "big")} <= ran
+    runs = [info for b in results["benchmarks"] for info in (b["extra_info"], b["extra_info"].get("baseline"))
+            if info is not None]
+    assert {info["dataset"]["key"] for info in runs} == {"fishers", "large", "base", "bad", "big"}
+    for info in runs:
+        dataset = info["dataset"]
+        for measured in info["rounds"]:
+            assert measured["error"] is None, (dataset["key"], measured["error"])
             assert measured["lines"] == dataset["rows"] - dataset["bad_rows"]
     table = (tmp_path / "results" / "tiny.md").read_text()
     assert table.count("| PASS |") + table.count("| FAIL |") + table.count("| n/a |") == 7
@@ -205,8 +208,11 @@ def test_report_verdicts_follow_the_numbers(tmp_path):
                    "max_rss_kb": rss_kb, "rejected": bad, "error": None}]
         return {"extra_info": {"peer": peer, "variant": variant, "dataset": dataset, "rounds": rounds}}
 
-    path = tmp_path / "r.json"
-    path.write_text(json.dumps({"benchmarks": [
+    def paired(variant_bench, baseline_bench):
+        variant_bench["extra_info"]["baseline"] = baseline_bench["extra_info"]
+        return variant_bench
+
+    separate = [
         bench("fishers", "read_csv", 1.0), bench("fishers", "csv2lp", 1.2),        # 1.2x: PASS
         bench("fishers", "tutorial", 24.0),                                        # 20x: FAIL
         bench("fishers", "telegraf", 6.0),                                         # 5x: PASS
@@ -214,8 +220,19 @@ def test_report_verdicts_follow_the_numbers(tmp_path):
         bench("base", "csv2lp", 1.0), bench("large", "csv2lp", 10.5, rows=10_000_000),  # 10.5x: PASS
         bench("bad", "csv2lp", 1.05, variant="quarantine", bad=10_000),           # +5 %: PASS
         bench("big", "csv2lp", 20.0, variant="big", rss_kb=400 * 1024),           # 400 MB: FAIL
+    ]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"benchmarks": separate}))
+    _, results, _ = report.load(path)
+    assert [t.verdict for t in report.targets(results)] == ["PASS", "FAIL", "PASS", "FAIL", "PASS", "FAIL", "PASS"]
+    assert "| FAIL |" in report.render(path)
+
+    # Measured in the same rounds, the baseline decides the ratios, not the separate runs.
+    path.write_text(json.dumps({"benchmarks": separate + [
+        paired(bench("fishers", "csv2lp", 1.5, variant="s2"), bench("fishers", "csv2lp", 1.4)),   # +7 %: PASS
+        paired(bench("large", "csv2lp", 12.0, rows=10_000_000, variant="scaling"),
+               bench("base", "csv2lp", 1.0)),                                                     # 12x: FAIL
+        paired(bench("bad", "csv2lp", 1.3, variant="quarantine", bad=10_000), bench("base", "csv2lp", 1.0)),
     ]}))
     _, results, _ = report.load(path)
-    verdicts = [t.verdict for t in report.targets(results)]
-    assert verdicts == ["PASS", "FAIL", "PASS", "FAIL", "PASS", "FAIL", "PASS"]
-    assert "| FAIL |" in report.render(path)
+    assert [t.verdict for t in report.targets(results)] == ["PASS", "FAIL", "PASS", "FAIL", "FAIL", "PASS", "FAIL"]
