@@ -495,17 +495,24 @@ class Spooler:
         try:
             plan = plan_for(source, str(path), self.settings.mapping, self.settings.options)
             finished = self._emit(path, source, plan, progress, summary, rejects)
-        except BrokenPipeError:
+        except (BrokenPipeError, _Fatal):
             raise
         except (ConverterError, OSError) as exc:  # unreadable from here on: a damaged .gz, a vanished disk
-            sent = progress.lines_emitted - sent_before
-            self._fail(path, progress, f"{exc} ({progress.lines_emitted:,} lines sent before, {sent:,} in this run)")
+            self._fail(path, progress, f"{exc} ({self._sent_text(progress, sent_before)})")
+            return
+        except Exception as exc:  # a bug of ours: this file goes to error/, the others still go out
+            self._fail(path, progress, f"{path}: cannot convert: {type(exc).__name__}: {exc} "
+                                       f"({self._sent_text(progress, sent_before)}); please report this")
             return
         finally:
             source.close()
             rejects.close()
         if finished:
             self._finish(path, progress, summary, rejects, time.monotonic() - began)
+
+    @staticmethod
+    def _sent_text(progress: FileProgress, sent_before: int) -> str:
+        return f"stopped after {progress.lines_emitted:,} lines were sent, {progress.lines_emitted - sent_before:,} in this run"
 
     def _emit(self, path: Path, source: CsvSource, plan, progress: FileProgress, summary: RunSummary,
               rejects: RejectsWriter) -> bool:

@@ -383,7 +383,7 @@ def test_a_damaged_gzip_tail_sends_the_lines_before_it_then_goes_to_error(tmp_pa
     assert child.stop() == 0
     assert "cut.csv.gz: cannot decompress" in error
     sent = len(child.lines())
-    assert f"({sent:,} lines sent before, {sent:,} in this run); moved to" in error
+    assert f"(stopped after {sent:,} lines were sent, {sent:,} in this run); moved to" in error
     assert [p.name for p in (spool / "error").iterdir()] == ["cut.csv.gz"]
 
 
@@ -401,6 +401,33 @@ def test_a_file_without_read_permission_goes_to_error(tmp_path, children):
     assert child.stop() == 0
     [error] = error_lines(child.log())
     assert re.fullmatch(r"E! \S+/secret\.csv: cannot read: Permission denied; moved to \S+/error/secret\.csv", error)
+    assert child.lines() == convert_reference(SAMPLE)
+
+
+def test_an_unexpected_error_sends_that_file_to_error_and_the_loop_goes_on(tmp_path, children):
+    """A bug met by one file (simulated here) must not stop the others nor make Telegraf restart us forever."""
+    spool = tmp_path / "spool"
+    drop(spool, SAMPLE, "boom.csv")
+    drop(spool, SAMPLE, "fine.csv")
+    os.utime(spool / "fine.csv", ns=(0, (spool / "boom.csv").stat().st_mtime_ns + 1))
+    config = write_config(tmp_path, spool)
+    script = textwrap.dedent(f"""
+        import sys
+        from converter import execd
+        real = execd.iter_blocks
+        def failing(source, *args, **kwargs):
+            if source.name.endswith("boom.csv"):
+                raise RuntimeError("simulated bug")
+            return real(source, *args, **kwargs)
+        execd.iter_blocks = failing
+        sys.exit(execd.run({str(config)!r}))
+    """)
+    child = children(argv=[PYTHON, "-c", script])
+    child.wait_for_log(r"^I! fine\.csv: done")
+    assert child.stop() == 0
+    [error] = error_lines(child.log())
+    assert re.fullmatch(r"E! \S+/boom\.csv: cannot convert: RuntimeError: simulated bug \(stopped after 0 lines were "
+                        r"sent, 0 in this run\); please report this; moved to \S+/error/boom\.csv", error), error
     assert child.lines() == convert_reference(SAMPLE)
 
 
