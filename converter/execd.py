@@ -37,10 +37,11 @@ import termios
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from select import PIPE_BUF
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pyarrow as pa

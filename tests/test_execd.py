@@ -23,10 +23,10 @@ from pathlib import Path
 import line_protocol_parser
 import numpy as np
 import pytest
+from support.data import REPO, SAMPLE
 
 from converter import execd
 from converter.errors import ConverterError
-from support.data import REPO, SAMPLE
 
 SAMPLE_ROWS = 1200
 PYTHON = sys.executable
@@ -73,11 +73,10 @@ def drop(spool: Path, source: Path | bytes, name: str) -> Path:
 class ExecdChild:
     """`python -m converter execd`, with stdout and stderr read continuously (a full pipe would block it)."""
 
-    def __init__(self, *args: str, preexec_fn=None, argv: list[str] | None = None) -> None:
+    def __init__(self, *args: str, argv: list[str] | None = None) -> None:
         argv = argv or [PYTHON, "-m", "converter", "execd", *args]
         self.process = subprocess.Popen(argv, stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
-                                        preexec_fn=preexec_fn)
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
         self.out = bytearray()
         self.err = bytearray()
         self._readers = [threading.Thread(target=self._pump, args=(self.process.stdout, self.out), daemon=True),
@@ -100,7 +99,7 @@ class ExecdChild:
     def wait_for_log(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            match = re.search(pattern, self.log(), re.M)
+            match = re.search(pattern, self.log(), re.MULTILINE)
             if match:
                 return match
             if self.process.poll() is not None:
@@ -180,7 +179,7 @@ def test_sends_a_dropped_file_exactly_as_convert_would_then_exits_0_on_stdin_eof
     assert (record["name"], record["status"], record["lines"], record["rejected"]) == ("fishers.csv", "done", 1200, 0)
     # Every log line carries a level prefix Telegraf understands.
     assert all(re.match(r"[EWID]! ", line) for line in child.log().splitlines()), child.log()
-    assert re.search(r"^I! exiting with status 0 \d\.\d\d s after stdin closed$", child.log(), re.M)
+    assert re.search(r"^I! exiting with status 0 \d\.\d\d s after stdin closed$", child.log(), re.MULTILINE)
 
 
 def test_stays_alive_while_the_spool_is_empty_and_picks_up_a_file_dropped_later(tmp_path, children):
@@ -216,7 +215,7 @@ def test_stdout_carries_line_protocol_only_even_when_something_prints(tmp_path, 
     child.wait_for_log(r"^stray write to fd 1$")
     assert child.stop() == 0
     assert child.lines() == convert_reference(SAMPLE)
-    assert re.search(r"^stray print$", child.log(), re.M)
+    assert re.search(r"^stray print$", child.log(), re.MULTILINE)
 
 
 def stop_mid_file(tmp_path: Path, children, how: str) -> tuple[Path, ExecdChild, list[bytes]]:
@@ -237,7 +236,7 @@ def test_a_stop_mid_file_finishes_the_batch_saves_the_checkpoint_and_a_restart_r
     config, child, first_run = stop_mid_file(tmp_path, children, how)
     assert child.stopped_in < 2.0
     reason = "stdin closed" if how == "eof" else "SIGTERM"
-    assert re.search(rf"^I! exiting with status 0 \d\.\d\d s after {reason}$", child.log(), re.M)
+    assert re.search(rf"^I! exiting with status 0 \d\.\d\d s after {reason}$", child.log(), re.MULTILINE)
     reference = convert_reference(SAMPLE)
     assert first_run == reference[: len(first_run)]
 
@@ -257,7 +256,7 @@ def test_a_stop_mid_file_finishes_the_batch_saves_the_checkpoint_and_a_restart_r
 
 
 def test_kill_9_mid_file_loses_nothing_and_leaves_no_half_line(tmp_path, children):
-    config, child, first_run = stop_mid_file(tmp_path, children, "sigkill")
+    config, _, first_run = stop_mid_file(tmp_path, children, "sigkill")
     second = children("--config", str(config))
     second.wait_for_log(r"^I! fishers\.csv: done")
     assert second.stop() == 0

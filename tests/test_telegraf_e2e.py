@@ -23,7 +23,6 @@ import re
 import shutil
 import sys
 import time
-from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
