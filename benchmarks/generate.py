@@ -6,8 +6,8 @@
 The file has the header of the shared fishers export (`fishers-new-york.csv.gz`) and its
 shapes, measured on that file: about 30 % failed fixes (empty `location-long`/`-lat`,
 in runs of ~4 rows, with a long `eobs:used-time-to-get-fix`), `behavioural-classification`
-filled in ~9 % of rows with four words, ten `eobs:*` and sensor columns that are always
-empty, eight individuals of uneven size one after the other, each track in time order
+filled in ~9 % of rows with four words, thirteen `eobs:*` and sensor columns that are
+always empty, eight individuals of uneven size one after the other, each track in time order
 with ~2-minute fixes and the export's millisecond jitter (`.000`, `.999`, `.998`, `.001`),
 strings quoted and numbers bare, exactly as Movebank writes them.
 
