@@ -103,32 +103,49 @@ def _cast_iso(text: pa.Array, tz: str | None, note) -> pa.Array:
     return ns.cast(target)
 
 
-ISO_PARTS = (r"^(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})(?:[Tt ](?P<h>[0-9]{2}):(?P<m>[0-9]{2})(?::(?P<s>[0-9]{2}))?)?"
+ISO_PARTS = (r"^(?P<y>[0-9]{4})-(?P<mo>[0-9]{2})-(?P<d>[0-9]{2})"
+             r"(?:[Tt ](?P<h>[0-9]{2}):(?P<mi>[0-9]{2})(?::(?P<s>[0-9]{2}))?)?"
              r"(?:\.(?P<frac>[0-9]{1,9}))?(?P<zone>[Zz]|(?P<sign>[+-])(?P<zh>[0-9]{2}):?(?P<zm>[0-9]{2}))?$")
+_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+
+
+def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of proleptic Gregorian dates (H. Hinnant's algorithm, in numpy)."""
+    y = y - (m <= 2)
+    era = np.floor_divide(y, 400)
+    yoe = y - era * 400
+    doy = (153 * (m + np.where(m > 2, -3, 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
 
 
 def _seconds_plus_fraction(text: pa.Array, tz: str | None) -> tuple[pa.Array, pa.Array]:
     """int64 ns (clamped just outside the range when the time lies beyond it) and a parsed mask.
 
-    The parts come from one regex; `strptime` with `error_is_null`, checked by formatting the
-    time back, validates every date and time at once (Arrow alone rolls 30 February over).
-    Cells of a shape the regex does not know get Arrow's own cast, one by one: they are rare."""
+    One regex splits every cell into its parts; the calendar (month, days in the month, hours,
+    minutes, seconds) is checked and the seconds since 1970 are computed in integer arithmetic
+    (Arrow's own parsers would roll 30 February over, or overflow near the range ends). Cells of
+    a shape the regex does not know get Arrow's own cast, one by one: they are rare."""
     parts = pc.extract_regex(text, ISO_PARTS)
-    field = parts.field
 
-    def part(name: str, default: str) -> pa.Array:
+    def number(name: str, default: int) -> np.ndarray:
         # An optional group that took no part in the match comes back as "", not null.
-        value = pc.fill_null(field(name), "")
-        return pc.if_else(pc.equal(value, ""), default, value)
+        value = pc.fill_null(parts.field(name), "")
+        value = pc.if_else(pc.equal(value, ""), str(default), value)
+        return value.cast(pa.int64()).to_numpy(zero_copy_only=False)
 
-    local = pc.binary_join_element_wise(field("date"), " ", part("h", "00"), ":", part("m", "00"), ":", part("s", "00"), "")
-    naive = pc.strptime(local, format="%Y-%m-%d %H:%M:%S", unit="s", error_is_null=True)
-    valid = pc.fill_null(pc.equal(pc.strftime(naive, format="%Y-%m-%d %H:%M:%S"), local), False)
-    seconds = pc.if_else(valid, naive.cast(pa.int64()), pa.scalar(None, pa.int64()))
-    zone_seconds = pc.add(pc.multiply(part("zh", "00").cast(pa.int64()), 3600), pc.multiply(part("zm", "00").cast(pa.int64()), 60))
-    zone_seconds = pc.if_else(pc.equal(part("sign", "+"), "-"), pc.negate(zone_seconds), zone_seconds)
-    seconds = pc.subtract(seconds, zone_seconds)
-    fraction = pc.utf8_rpad(part("frac", ""), 9, "0").cast(pa.int64())
+    matched = pc.is_valid(parts).to_numpy(zero_copy_only=False)
+    year, month, day = number("y", 1970), number("mo", 1), number("d", 1)
+    hour, minute, second = number("h", 0), number("mi", 0), number("s", 0)
+    month_ok = (month >= 1) & (month <= 12)
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    days_in_month = _DAYS_IN_MONTH[np.where(month_ok, month, 0)] + (leap & (month == 2))
+    valid = matched & month_ok & (day >= 1) & (day <= days_in_month) & (hour <= 23) & (minute <= 59) & (second <= 59)
+    zone = (number("zh", 0) * 3600 + number("zm", 0) * 60) * np.where(pc.equal(
+        pc.fill_null(parts.field("sign"), ""), "-").to_numpy(zero_copy_only=False), -1, 1)
+    clock = _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - zone
+    seconds = pa.array(clock, pa.int64(), mask=~valid)
+    fraction = pc.utf8_rpad(pc.fill_null(parts.field("frac"), ""), 9, "0").cast(pa.int64())
     seconds, fraction = _arrow_cast_for_the_rest(text, seconds, fraction, tz)
     parsed = pc.fill_null(pc.is_valid(seconds), False)
     # Compare (seconds, fraction) with the range ends without overflowing int64.

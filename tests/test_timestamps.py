@@ -104,3 +104,32 @@ def test_strptime_with_an_offset_is_checked_in_its_own_local_time():
     values, problems = _parse(["Fri, 11 Feb 2011 10:30:00 -0700", "Mon, 31 Feb 2011 17:30:00 +0000"],
                               fmt="%a, %d %b %Y %H:%M:%S %z")
     assert values == [MOVEBANK_NS, None] and problems == [None, "unparseable"]
+
+
+from datetime import datetime, timedelta, timezone  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(
+    st.datetimes(min_value=datetime(1678, 1, 1), max_value=datetime(2261, 12, 31)),
+    st.sampled_from(["", "Z", "+02:00", "-0530", "+14:00"]),
+    st.sampled_from([" ", "T"]),
+    st.integers(0, 9),
+), min_size=1, max_size=20))
+def test_batches_with_a_bad_cell_parse_every_good_cell_exactly(rows):
+    """A bad cell sends the whole batch through the vectorized seconds+fraction parser (the
+    fast cast fails); every good cell must still come out as Python's datetime says."""
+    texts, expected = [], []
+    for moment, zone, sep, digits in rows:
+        fraction = f"{moment.microsecond:06d}{'000'}"[:digits]
+        texts.append(moment.strftime(f"%Y-%m-%d{sep}%H:%M:%S") + (f".{fraction}" if digits else "") + zone)
+        offset = {"": 0, "Z": 0, "+02:00": 120, "-0530": -330, "+14:00": 840}[zone]
+        base = (moment.replace(microsecond=0) - timedelta(minutes=offset)).replace(tzinfo=timezone.utc)
+        seconds = int((base - datetime(1970, 1, 1, tzinfo=timezone.utc)).total_seconds())
+        expected.append(seconds * 10**9 + (int(fraction.ljust(9, "0")) if digits else 0))
+    values, problems = _parse(texts + ["2011-02-30 25:61:00.000"])
+    assert values[:-1] == expected
+    assert problems == [None] * len(texts) + ["unparseable"]
