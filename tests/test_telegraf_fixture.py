@@ -331,6 +331,32 @@ def test_child_that_waits_for_its_stdout_pipe_to_drain_loses_no_line_at_exit(sta
     assert sum(1 for _ in sink.open()) == 100_000
 
 
+HALF_LINE_THEN_KILL = """\
+    import os, signal, sys, time
+    sys.stdout.buffer.write(b"half,src=execd v=1i 1700000000000000000\\nhalf,src=execd v=2i 17000")
+    sys.stdout.flush()
+    time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGKILL)  # killed in the middle of a write
+"""
+
+
+def test_a_half_line_left_in_the_pipe_by_a_killed_child_becomes_a_wrong_point(start_telegraf, tmp_path):
+    """Why csv2lp execd writes whole lines in writes of at most PIPE_BUF bytes (atomic on a pipe):
+    Telegraf parses the cut-off tail at EOF as a point, here at 17000 ns instead of 1.7e18."""
+    script = write_script(tmp_path, "half.py", HALF_LINE_THEN_KILL)
+    sink = tmp_path / "out.lp"
+    telegraf = start_telegraf(
+        "\n".join([agent_section(), execd_section(script, restart_delay="1h"), file_output_section(sink)])
+    )
+    telegraf.wait_for_log(r"\[inputs\.execd\] Process \S+ exited: signal: killed")
+    wait_until(lambda: sink.exists() and len(sink.read_text().splitlines()) == 2, 10, "2 lines in the file output")
+    telegraf.stop()
+    assert sink.read_text().splitlines() == [
+        "half,src=execd v=1i 1700000000000000000",
+        "half,src=execd v=2i 17000",
+    ]
+
+
 LONG_LINES = """\
     import sys
     size = int(sys.argv[1])
