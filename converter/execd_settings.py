@@ -1,0 +1,168 @@
+"""Settings of `csv2lp execd`: the TOML file (telegraf/csv2lp.toml), checked strictly once at start,
+and the command-line overrides. Every error names the file and the key."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConverterError
+from .mapping import MappingSpec, Precision, load_mapping_file, load_preset
+from .pacing import Pace, derive_pace
+from .pipeline import ConvertOptions
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+DEFAULT_PATTERNS = ("*.csv", "*.csv.gz", "*.csv.bz2", "*.csv.zst")
+
+
+@dataclass(frozen=True)
+class SpoolSettings:
+    dir: Path
+    patterns: tuple[str, ...]
+    poll_seconds: float
+    done_dir: Path
+    rejects_dir: Path
+    error_dir: Path
+    state_file: Path
+
+
+@dataclass(frozen=True)
+class ExecdSettings:
+    spool: SpoolSettings
+    mapping: MappingSpec
+    mapping_name: str  # for the start-up log line
+    options: ConvertOptions
+    pace: Pace
+    replay_lines: int
+
+
+@dataclass(frozen=True)
+class SettingsOverrides:
+    """Command-line options; None means "as in the config file"."""
+
+    spool_dir: str | None = None
+    preset: str | None = None
+    mapping: str | None = None
+    precision: str | None = None
+    s2_level: int | None = None
+
+
+# Telegraf's own defaults for [pacing]: without a config file the pace suits a stock agent.
+_KEYS: dict[str, dict[str, Any]] = {
+    "spool": {"dir": None, "patterns": list(DEFAULT_PATTERNS), "poll_seconds": 2.0, "done_dir": None,
+              "rejects_dir": None, "error_dir": None, "state_file": None},
+    "convert": {"preset": None, "mapping": None, "precision": "ns", "s2_level": None, "delimiter": ","},
+    "pacing": {"metric_batch_size": 1000, "metric_buffer_limit": 10000, "flush_interval_seconds": 10.0,
+               "outage_seconds": 30.0, "lines_per_second": None, "batch_lines": None, "replay_lines": 5000},
+}
+_NUMBER = (int, float)
+
+
+def load_settings(config_path: str | None, overrides: SettingsOverrides = SettingsOverrides()) -> ExecdSettings:
+    """Read and check every setting once, before anything is touched. Raise ConverterError naming the key."""
+    where = config_path or "the command line"
+    document: dict[str, Any] = {}
+    base = Path.cwd()
+    if config_path is not None:
+        try:
+            document = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConverterError(f"{config_path}: cannot read the execd config: {exc.strerror or exc}.") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConverterError(f"{config_path}: not valid TOML: {exc}.") from None
+        base = Path(config_path).resolve().parent
+    tables = _check_keys(document, where)
+
+    def get(table: str, key: str, kinds: tuple[type, ...] | type) -> Any:
+        value = tables[table].get(key, _KEYS[table][key])
+        if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
+            raise ConverterError(f"{where}: [{table}] {key} = {value!r} has the wrong type.")
+        return value
+
+    def path(table: str, key: str, default: Path | None) -> Path:
+        value = get(table, key, str)
+        if value is None:
+            if default is None:
+                raise ConverterError(f"{where}: [{table}] {key} is missing: the folder to watch.")
+            return default
+        return (base / value) if not Path(value).is_absolute() else Path(value)
+
+    spool_dir = Path(overrides.spool_dir).resolve() if overrides.spool_dir else path("spool", "dir", None)
+    patterns = get("spool", "patterns", list)
+    if not patterns or not all(isinstance(p, str) and p for p in patterns):
+        raise ConverterError(f"{where}: [spool] patterns must be a non-empty list of globs, e.g. [\"*.csv\"].")
+    poll_seconds = float(get("spool", "poll_seconds", _NUMBER))
+    if poll_seconds <= 0:
+        raise ConverterError(f"{where}: [spool] poll_seconds must be > 0.")
+    spool_settings = SpoolSettings(
+        dir=spool_dir,
+        patterns=tuple(patterns),
+        poll_seconds=poll_seconds,
+        done_dir=path("spool", "done_dir", spool_dir / "done"),
+        rejects_dir=path("spool", "rejects_dir", spool_dir / "rejects"),
+        error_dir=path("spool", "error_dir", spool_dir / "error"),
+        state_file=path("spool", "state_file", spool_dir / ".csv2lp-state.json"),
+    )
+
+    preset = overrides.preset or (None if overrides.mapping else get("convert", "preset", str))
+    mapping_file = overrides.mapping or (None if overrides.preset else get("convert", "mapping", str))
+    if preset and mapping_file:
+        raise ConverterError(f"{where}: [convert] preset and mapping cannot both be set; choose one.")
+    if mapping_file and not overrides.mapping and not Path(mapping_file).is_absolute():
+        mapping_file = str(base / mapping_file)
+    if not preset and not mapping_file:
+        raise ConverterError(f"{where}: [convert] needs preset = \"movebank\" or mapping = \"FILE.toml\".")
+    try:
+        mapping = load_preset(preset) if preset else load_mapping_file(mapping_file)  # type: ignore[arg-type]
+    except ConverterError as exc:
+        raise ConverterError(f"{where}: [convert] {exc}") from None
+
+    precision = overrides.precision or get("convert", "precision", str)
+    if precision not in {p.value for p in Precision}:
+        raise ConverterError(f"{where}: [convert] precision = {precision!r}; use ns, us, ms or s.")
+    s2_level = overrides.s2_level if overrides.s2_level is not None else get("convert", "s2_level", int)
+    if s2_level is not None and not 0 <= s2_level <= 30:
+        raise ConverterError(f"{where}: [convert] s2_level must be between 0 and 30.")
+    delimiter = get("convert", "delimiter", str)
+    if len(delimiter) != 1:
+        raise ConverterError(f"{where}: [convert] delimiter must be one character.")
+    options = ConvertOptions(precision=Precision(precision), s2_level=s2_level, delimiter=delimiter)
+
+    lines_per_second = get("pacing", "lines_per_second", _NUMBER)
+    try:
+        pace = derive_pace(
+            metric_batch_size=get("pacing", "metric_batch_size", int),
+            metric_buffer_limit=get("pacing", "metric_buffer_limit", int),
+            flush_interval_seconds=float(get("pacing", "flush_interval_seconds", _NUMBER)),
+            outage_seconds=float(get("pacing", "outage_seconds", _NUMBER)),
+            lines_per_second=None if lines_per_second is None else float(lines_per_second),
+            batch_lines=get("pacing", "batch_lines", int),
+        )
+    except ConverterError as exc:
+        raise ConverterError(f"{where}: {exc}") from None
+    replay_lines = get("pacing", "replay_lines", int)
+    if replay_lines < 0:
+        raise ConverterError(f"{where}: [pacing] replay_lines must be >= 0.")
+    name = f"preset {preset}" if preset else f"mapping {mapping_file}"
+    return ExecdSettings(spool_settings, mapping, name, options, pace, replay_lines)
+
+
+def _check_keys(document: Mapping[str, Any], where: str) -> dict[str, dict[str, Any]]:
+    tables: dict[str, dict[str, Any]] = {}
+    for table, content in document.items():
+        if table not in _KEYS or not isinstance(content, dict):
+            raise ConverterError(f"{where}: unknown section [{table}]; the sections are [spool], [convert] and [pacing].")
+        for key in content:
+            if key not in _KEYS[table]:
+                known = ", ".join(_KEYS[table])
+                raise ConverterError(f"{where}: unknown setting [{table}] {key}; the settings there are {known}.")
+        tables[table] = dict(content)
+    for table in _KEYS:
+        tables.setdefault(table, {})
+    return tables
