@@ -55,6 +55,7 @@ from .mapping import (
     resolve,
 )
 from .reader import Block, CsvSource
+from .streams import PrefixedReader
 from .row_keys import RowKeyedField
 
 
@@ -578,7 +579,7 @@ class SectionSource(CsvSource):
         # Arrow gets a header line of our unique names, then the rows as they are in the file.
         header = io.StringIO()
         csv.writer(header, delimiter=delimiter, lineterminator="\n").writerow(section.names[: section.data_width])
-        stream = _Prefixed(header.getvalue().encode("utf-8"), run)
+        stream = PrefixedReader(header.getvalue().encode("utf-8"), run)
         super().__init__(outer.name, stream, _Progress(outer), delimiter=delimiter,  # type: ignore[arg-type]
                          block_size=block_size)
         self.header = section.names
@@ -593,31 +594,13 @@ class SectionSource(CsvSource):
                         _row_lines=block.row_lines() + shift)
 
 
-class _Prefixed(io.RawIOBase):
-    def __init__(self, prefix: bytes, rest: io.RawIOBase) -> None:
-        self._prefix = prefix
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        if self._prefix:
-            n = min(len(buffer), len(self._prefix))
-            buffer[:n], self._prefix = self._prefix[:n], self._prefix[n:]
-            return n
-        return self._rest.readinto(buffer)
-
-
 def _original_bytes(source: CsvSource):
     """The input's bytes from the first on, exactly as in the file (decompressed).
 
-    CsvSource read the first record to find the header and replays those bytes from the
-    stream under its UTF-8 guard; we read from there, not from the guard, so that cells keep
-    their bytes (invalid UTF-8 is then rejected per row, as in plain CSV). This is the one
-    place that knows reader.CsvSource's inside.
+    Read from under the reader's UTF-8 guard, so that cells keep their bytes (invalid UTF-8 is
+    then rejected per row, as in plain CSV).
     """
-    return source._guard._raw
+    return source.raw_stream
 
 
 def sections(source: CsvSource, *, mapping: MappingSpec, delimiter: str,

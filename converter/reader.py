@@ -158,6 +158,12 @@ class CsvSource:
         return rest
 
     @property
+    def raw_stream(self):
+        """The input's bytes from the first on (header included), decompressed but not passed through
+        the UTF-8 guard, so they are exactly as in the file (annotated.py reads its tables from here)."""
+        return self._guard._raw
+
+    @property
     def bytes_read(self) -> int:
         return self._counter.count
 
