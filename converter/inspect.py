@@ -27,7 +27,7 @@ from .rowerrors import ragged_row
 from .duplicates import DuplicateMode, DuplicateTracker
 from .encode import EncodeOptions, Encoder
 from .mapping import FieldType, MappingSpec, OtherColumns, Plan
-from .pipeline import ConvertOptions, _drop_blank_rows, check_inputs, plan_for
+from .pipeline import ConvertOptions, check_inputs, plan_for, split_blank_rows
 from .reader import DEFAULT_BLOCK_SIZE, CsvSource, open_source
 from .summary import RunSummary
 
@@ -167,7 +167,8 @@ class _Inspection:
             self.measurements.append(plan.measurement)
         roles = self._roles(plan)
         for block in source.blocks():
-            batch, _ = _drop_blank_rows(block, self.counts)
+            batch, _, blank = split_blank_rows(block)
+            self.counts.blank_lines += blank
             encoded = self.encoder.encode(plan, batch, where=f"{source.name}:{block.first_line}")
             n_rejected = int(encoded.errors.rows().size)
             self.counts.rows_read += batch.num_rows + len(block.invalid)

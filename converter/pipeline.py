@@ -25,7 +25,7 @@ from .encode import EncodeOptions, Encoded, Encoder
 from .errors import BadRowError, ConverterError, MappingError
 from .mapping import FieldType, MappingSpec, Plan, Precision, TagSpec, resolve
 from .parallel import ordered_map
-from .read_settings import PLAIN, ReadSettings
+from .read_settings import PLAIN, ReadSettings, blank_rows
 from .reader import DEFAULT_BLOCK_SIZE, STDIN, Block, CsvSource, expand_inputs, file_size, open_source
 from .rejects import RejectsWriter
 from .sinks import LineSink
@@ -265,7 +265,7 @@ def iter_blocks(source: CsvSource, plan: Plan, *, encoder: Encoder, workers: int
 
     def typed_blocks() -> Iterator[_TypedBlock]:
         for block in source.blocks():
-            batch, lines_of_rows, blank = _split_blank_rows(block)
+            batch, lines_of_rows, blank = split_blank_rows(block)
             types = encoder.decide_types(plan, batch, where=f"{source.name}:{block.first_line}")
             yield _TypedBlock(block, batch, lines_of_rows, blank, types)
 
@@ -374,24 +374,12 @@ class _Run:
         raise BadRowError(message)
 
 
-def _drop_blank_rows(block: Block, summary: RunSummary) -> tuple[pa.RecordBatch, np.ndarray]:
-    """Lines without a single cell (blank lines, `,,,`) are not rows: count them and leave them out."""
-    batch, lines_of_rows, blank = _split_blank_rows(block)
-    summary.blank_lines += blank
-    return batch, lines_of_rows
-
-
-def _split_blank_rows(block: Block) -> tuple[pa.RecordBatch, np.ndarray, int]:
-    """The block's rows without blank ones, their line numbers, and how many were blank."""
+def split_blank_rows(block: Block) -> tuple[pa.RecordBatch, np.ndarray, int]:
+    """The block's rows without blank ones (lines without a single cell: blank lines, `,,,`, which are
+    not rows), their line numbers, and how many were blank."""
     batch, lines_of_rows = block.cells, block.row_lines()
-    if batch.num_rows == 0 or batch.num_columns == 0:
-        return batch, lines_of_rows, 0
-    if min(column.null_count for column in batch.columns) == 0:
-        return batch, lines_of_rows, 0  # some column is full: no blank row in this batch
-    blank = pc.is_null(batch.column(0))
-    for column in batch.columns[1:]:
-        blank = pc.and_(blank, pc.is_null(column))
-    n_blank = int(pc.sum(blank).as_py() or 0)
+    blank = blank_rows(batch.columns) if batch.num_rows else None
+    n_blank = int(pc.sum(blank).as_py() or 0) if blank is not None else 0
     if n_blank == 0:
         return batch, lines_of_rows, 0
     keep = pc.invert(blank)
