@@ -110,7 +110,10 @@ class DuplicateTracker:
 
         if self.mode is DuplicateMode.NUDGE and duplicate.any():
             times, moved = self._nudge(times, duplicate, seen)
-        self._remember(sid, times[~too_old])
+            kept = np.unique(times[~too_old])
+        else:
+            kept = ordered[~(repeat | too_old[order])]  # sorted and distinct already: no second sort
+        self._remember(sid, kept)
         return duplicate, times, moved, int(too_old.sum())
 
     @staticmethod
@@ -130,16 +133,23 @@ class DuplicateTracker:
         return times, moved
 
     def _remember(self, sid: int, times: np.ndarray) -> None:
+        """Add sorted, distinct `times` to the series' window."""
         history = self._history.get(sid)
         old = history.recent if history is not None else np.zeros(0, dtype=np.int64)
-        if len(times) and (not len(old) or times.min() > old[-1]):
-            # In-order data (the usual case): append, no re-sort of the window.
-            merged = np.concatenate((old, np.unique(times)))
-        else:
-            merged = np.union1d(old, times)
+        merged = _merge_sorted(old, times)
         if len(merged) > self.window:
             merged = merged[-self.window:]
         latest = int(merged[-1]) if len(merged) else (history.latest if history else 0)
         if history is not None:
             latest = max(latest, history.latest)
         self._history[sid] = _SeriesHistory(latest, merged)
+
+
+def _merge_sorted(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """The union of two sorted, distinct arrays, sorted: the new values are inserted where they
+    belong (one pass over the window) instead of sorting the window again for every batch."""
+    if not len(old) or not len(new) or new[0] > old[-1]:
+        return np.concatenate((old, new))  # in-order data, the usual case
+    position = np.searchsorted(old, new)
+    known = old[np.minimum(position, len(old) - 1)] == new
+    return np.insert(old, position[~known], new[~known])

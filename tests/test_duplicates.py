@@ -65,6 +65,26 @@ def test_memory_stays_bounded_by_the_window(rows):
     assert all(len(h.recent) <= 100 for h in tracker._history.values())
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_out_of_order_batches_match_a_set_of_everything_seen(seed):
+    """Repeated, shuffled and overlapping batches (like a file concatenated with itself): while
+    the window holds every time, the tracker flags exactly what a set of all seen keys would."""
+    rng = np.random.default_rng(seed)
+    tracker, seen = DuplicateTracker(window=10_000), set()
+    for _ in range(30):
+        size = int(rng.integers(1, 300))
+        series = [str(s) for s in rng.integers(0, 3, size)]
+        start = int(rng.integers(0, 2_000))
+        times = (start + rng.integers(0, 400, size)).tolist()
+        (result,) = _check(tracker, [(series, times)])
+        expected = []
+        for key in zip(series, times):
+            expected.append(key in seen)
+            seen.add(key)
+        assert result.duplicate.tolist() == expected and result.unchecked == 0
+        assert all(np.all(np.diff(h.recent) > 0) for h in tracker._history.values())
+
+
 # ---------------------------------------------------------------- through the whole pipeline
 
 import csv  # noqa: E402
