@@ -47,25 +47,43 @@ def _null_like(target: pa.DataType, length: int) -> pa.Array:
     return pa.nulls(length, type=target)
 
 
+class TooManyRefused(Exception):
+    """More cells were refused than the caller allowed (see `cast_per_element`)."""
+
+
 def cast_per_element(cells: pa.Array, convert: Callable[[pa.Array], pa.Array], target: pa.DataType,
-                     *, shape: str | None = None) -> Converted:
-    """Apply an all-or-nothing `convert` to `cells` and find the cells it refuses."""
+                     *, shape: str | None = None, suspects: Callable[[pa.Array], np.ndarray] | None = None,
+                     max_bad: int | None = None) -> Converted:
+    """Apply an all-or-nothing `convert` to `cells` and find the cells it refuses.
+
+    Cells that do not match `shape` (a regex), or that `suspects` (a cheaper vectorized test,
+    True where a cell may be refused) points at, are set aside as bad without a cast.
+    `suspects` need not be exact: a cell it clears that `convert` still refuses is found by the
+    bisection, and the cells it sets aside are the caller's to look at again (timestamps.py).
+    With `max_bad`, the search stops with TooManyRefused as soon as more cells than that are
+    bad: bisection pays about log2(rows) casts per refused cell, which is cheap for a few and
+    ruinous for a column that is mostly of another shape (the caller has a better plan then)."""
     try:
         return Converted(convert(cells), None)
     except pa.ArrowInvalid:
         pass
     bad = np.zeros(len(cells), dtype=bool)
     if shape is not None:
-        misfit = pc.invert(pc.fill_null(pc.match_substring_regex(cells, shape), True))
-        bad |= misfit.to_numpy(zero_copy_only=False)
-        cells = pc.if_else(misfit, pa.scalar(None, cells.type), cells)
+        bad |= pc.invert(pc.fill_null(pc.match_substring_regex(cells, shape), True)).to_numpy(zero_copy_only=False)
+    if suspects is not None:
+        bad |= suspects(cells)
+    if bad.any():
+        cells = pc.if_else(pa.array(bad), pa.scalar(None, cells.type), cells)
     chunks: list[pa.Array] = []
-    _bisect(cells, 0, len(cells), convert, target, chunks, bad)
+    budget = [len(cells) + 1 if max_bad is None else max_bad - int(bad.sum())]
+    if budget[0] < 0:
+        raise TooManyRefused()
+    _bisect(cells, 0, len(cells), convert, target, chunks, bad, budget)
     return Converted(pa.concat_arrays(chunks) if chunks else _null_like(target, 0), pa.array(bad))
 
 
 def _bisect(cells: pa.Array, lo: int, hi: int, convert: Callable[[pa.Array], pa.Array],
-            target: pa.DataType, chunks: list[pa.Array], bad: np.ndarray) -> None:
+            target: pa.DataType, chunks: list[pa.Array], bad: np.ndarray, budget: list[int]) -> None:
     if lo == hi:
         return
     try:
@@ -73,12 +91,15 @@ def _bisect(cells: pa.Array, lo: int, hi: int, convert: Callable[[pa.Array], pa.
         return
     except pa.ArrowInvalid:
         if hi - lo == 1:
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise TooManyRefused() from None
             chunks.append(_null_like(target, 1))
             bad[lo] = True
             return
     mid = (lo + hi) // 2
-    _bisect(cells, lo, mid, convert, target, chunks, bad)
-    _bisect(cells, mid, hi, convert, target, chunks, bad)
+    _bisect(cells, lo, mid, convert, target, chunks, bad, budget)
+    _bisect(cells, mid, hi, convert, target, chunks, bad, budget)
 
 
 def to_text(cells: pa.Array) -> Converted:

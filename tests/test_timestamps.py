@@ -50,6 +50,11 @@ def test_iso_times(text, expected):
         ("yesterday", "unparseable"),
         ("2011-02-30 00:00:00", "unparseable"),
         ("2011-02-11 25:00:00", "unparseable"),
+        ("2011-02-11 24:00:00", "unparseable"),
+        ("2011-02-11 23:59:60", "unparseable"),
+        ("2011-02-00 10:00:00", "unparseable"),
+        ("2011-02-11T23:00:00+25:00", "unparseable"),
+        ("2011-02-11T23:00:00+02:61", "unparseable"),
         ("1677-09-21 00:12:43.145224193", "out of range"),
         ("1600-01-01 00:00:00", "out of range"),
         ("3000-01-01 00:00:00", "out of range"),
@@ -58,6 +63,17 @@ def test_iso_times(text, expected):
 )
 def test_bad_iso_times(text, problem):
     assert _parse(["2011-02-11 17:30:00", text]) == ([MOVEBANK_NS, None], [None, problem])
+
+
+@pytest.mark.parametrize("text", ["2011-02-30 00:00:00", "2011-02-11 24:00:00", "2011-02-11 23:59:60",
+                                  "2011-02-00 10:00:00", "2011-00-10 10:00:00", "2011-02-11T23:00:00+25:00",
+                                  "2011-02-11T23:00:00+02:61"])
+@pytest.mark.parametrize("tz", [None, "UTC"])
+def test_arrow_refuses_what_the_calendar_check_refuses(text, tz):
+    """timestamps._arrow_cast_for_the_rest does not offer these to Arrow's cast one by one,
+    because Arrow refuses them too: if a pyarrow upgrade starts accepting one, this fails."""
+    with pytest.raises(pa.ArrowInvalid):
+        pa.array([text]).cast(pa.timestamp("ns", tz))
 
 
 @pytest.mark.parametrize(
@@ -120,8 +136,8 @@ from hypothesis import strategies as st  # noqa: E402
     st.integers(0, 9),
 ), min_size=1, max_size=20))
 def test_batches_with_a_bad_cell_parse_every_good_cell_exactly(rows):
-    """A bad cell sends the whole batch through the vectorized seconds+fraction parser (the
-    fast cast fails); every good cell must still come out as Python's datetime says."""
+    """Batches with bad cells (the fast cast fails) take the bisection or the vectorized
+    seconds+fraction parser; every good cell must still come out as Python's datetime says."""
     texts, expected = [], []
     for moment, zone, sep, digits in rows:
         fraction = f"{moment.microsecond:06d}{'000'}"[:digits]
@@ -130,6 +146,30 @@ def test_batches_with_a_bad_cell_parse_every_good_cell_exactly(rows):
         base = (moment.replace(microsecond=0) - timedelta(minutes=offset)).replace(tzinfo=timezone.utc)
         seconds = int((base - datetime(1970, 1, 1, tzinfo=timezone.utc)).total_seconds())
         expected.append(seconds * 10**9 + (int(fraction.ljust(9, "0")) if digits else 0))
-    values, problems = _parse(texts + ["2011-02-30 25:61:00.000"])
-    assert values[:-1] == expected
-    assert problems == [None] * len(texts) + ["unparseable"]
+    # One bad cell: bisection sends only it to the slow parser. Seventeen: more than the
+    # bisection budget (16 for small batches), so every cell takes the slow parser.
+    for bad in (1, 17):
+        values, problems = _parse(texts + ["2011-02-30 25:61:00.000"] * bad)
+        assert values[:-bad] == expected
+        assert problems == [None] * len(texts) + ["unparseable"] * bad
+
+
+@pytest.mark.parametrize(("bad_cells", "slow_cells"), [(1, 1), (40, 40), (1_000, 31_000)])
+def test_only_the_cells_the_fast_cast_refuses_take_the_slow_parser(monkeypatch, bad_cells, slow_cells):
+    """Counted, not timed: a few bad times in a large batch cost a few slow-path cells (the slow
+    parser costs ~1 µs a cell against ~30 ns); past 1/64 of the batch every cell takes it."""
+    from converter import timestamps
+
+    seen = []
+    original = timestamps._seconds_plus_fraction
+
+    def counting(text, tz):
+        seen.append(len(text))
+        return original(text, tz)
+
+    monkeypatch.setattr(timestamps, "_seconds_plus_fraction", counting)
+    texts = [f"2011-02-11 17:{i % 60:02d}:00.000" for i in range(30_000)] + ["yesterday"] * bad_cells
+    values, problems = _parse(texts)
+    assert seen == [slow_cells]
+    assert values[:30_000] == [MOVEBANK_NS + (i % 60 - 30) * 60 * 10**9 for i in range(30_000)]
+    assert problems.count("unparseable") == bad_cells and values[30_000:] == [None] * bad_cells
