@@ -39,6 +39,8 @@ NULL_TEXT = pa.scalar(None, pa.string())
 S2_TAG_KEY = "s2_cell_id"
 
 SUFFIX_BY_TYPE = {FieldType.INTEGER: "i", FieldType.UNSIGNED: "u"}
+NAMES_MEMO_MAX_VALUES = 64  # larger dictionaries (a tag with a value per row) are checked every time
+NAMES_MEMO_MAX_ENTRIES = 4096
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,10 @@ class Encoder:
     options: EncodeOptions
     inferred: dict[str, FieldType] = field(default_factory=dict)
     inferred_where: dict[str, str] = field(default_factory=dict)
+    # Checked and escaped name-like values (tags, measurements, row keys) by their batch dictionary:
+    # the same few individuals recur in every batch, and checking them again costs ~10 kernel
+    # calls per column and batch. Shared by the encoder threads (dict get/set are atomic).
+    _names_memo: dict[tuple, tuple[pa.Array, tuple]] = field(default_factory=dict, repr=False)
 
     def encode(self, plan: Plan, batch: pa.RecordBatch, *, where: str) -> Encoded:
         return self.encode_typed(plan, batch, self.decide_types(plan, batch, where=where))
@@ -159,9 +165,15 @@ class Encoder:
         raw = batch.column(plan.measurement_index)
         errors.add(pc.is_null(raw), rowerrors.empty_measurement(column), raw)
         distinct = raw.dictionary_encode()
-        text = self._clean_names(distinct, column, "measurement", raw, errors, escape.AMBIGUOUS_BACKSLASH_IN_MEASUREMENT)
-        _add_by_dictionary(errors, distinct, pc.starts_with(text, "#"), rowerrors.comment_measurement(column), raw)
-        return escape.measurement_values(text).take(distinct.indices)
+
+        def check(dictionary: pa.Array) -> tuple[pa.Array, tuple]:
+            text, problems = self._check_names(dictionary, column, "measurement",
+                                               escape.AMBIGUOUS_BACKSLASH_IN_MEASUREMENT)
+            comment = pc.starts_with(text, "#")
+            problems += ((comment, rowerrors.comment_measurement(column)),) if cells.any_true(comment) else ()
+            return escape.measurement_values(text), problems
+
+        return self._names(distinct, ("measurement", column), check, errors, raw).take(distinct.indices)
 
     def _tag_dictionary(self, escaped_key: str, column: str, role: str, raw: pa.Array,
                         errors: RowErrors) -> tuple[pa.DictionaryArray, pa.Array] | None:
@@ -169,20 +181,44 @@ class Encoder:
         if raw.null_count == len(raw):
             return None  # empty tags are left out
         distinct = raw.dictionary_encode()
-        text = self._clean_names(distinct, column, role, raw, errors, escape.AMBIGUOUS_BACKSLASH_IN_KEY)
-        return distinct, pc.binary_join_element_wise("," + escaped_key + "=", escape.tag_values(text), "")
 
-    def _clean_names(self, distinct: pa.DictionaryArray, column: str, role: str, raw: pa.Array,
-                     errors: RowErrors, ambiguous: str) -> pa.Array:
-        """The dictionary of a name-like column (tag, measurement) as text, with its bad values rejected."""
-        text = cells.to_text(distinct.dictionary)
-        _add_by_dictionary(errors, distinct, text.bad, rowerrors.invalid_utf8(column), raw)
-        values = self._replace_or_reject(
-            text.values, escape.CONTROL_CHARS,
-            lambda mask: _add_by_dictionary(errors, distinct, mask, rowerrors.control_character(role, column), raw))
-        _add_by_dictionary(errors, distinct, escape.has_match(values, ambiguous),
-                           rowerrors.ambiguous_backslash(role, column), raw)
-        return values
+        def check(dictionary: pa.Array) -> tuple[pa.Array, tuple]:
+            text, problems = self._check_names(dictionary, column, role, escape.AMBIGUOUS_BACKSLASH_IN_KEY)
+            return pc.binary_join_element_wise("," + escaped_key + "=", escape.tag_values(text), ""), problems
+
+        return distinct, self._names(distinct, (role, column, escaped_key), check, errors, raw)
+
+    def _names(self, distinct: pa.DictionaryArray, kind: tuple, check, errors: RowErrors, raw: pa.Array) -> pa.Array:
+        """`check(dictionary)` -> (text per value, its problems), remembered for small dictionaries;
+        the rows of values with a problem are rejected."""
+        dictionary = distinct.dictionary
+        key = (*kind, tuple(dictionary.to_pylist())) if len(dictionary) <= NAMES_MEMO_MAX_VALUES else None
+        found = self._names_memo.get(key) if key is not None else None
+        if found is None:
+            found = check(dictionary)
+            if key is not None:
+                if len(self._names_memo) >= NAMES_MEMO_MAX_ENTRIES:
+                    self._names_memo.clear()
+                self._names_memo[key] = found
+        text, problems = found
+        for bad_values, reason in problems:
+            _add_by_dictionary(errors, distinct, bad_values, reason, raw)
+        return text
+
+    def _check_names(self, dictionary: pa.Array, column: str, role: str,
+                     ambiguous: str) -> tuple[pa.Array, tuple[tuple[pa.Array, rowerrors.Reason], ...]]:
+        """The dictionary of a name-like column (tag, measurement, row key) as text, and the masks
+        of its bad values with their reasons (only masks with a bad value, in the order of checks)."""
+        problems: list[tuple[pa.Array, rowerrors.Reason]] = []
+        text = cells.to_text(dictionary)
+        if cells.any_true(text.bad):
+            problems.append((text.bad, rowerrors.invalid_utf8(column)))
+        values = self._replace_or_reject(text.values, escape.CONTROL_CHARS,
+                                         lambda mask: problems.append((mask, rowerrors.control_character(role, column))))
+        backslash = escape.has_match(values, ambiguous)
+        if cells.any_true(backslash):
+            problems.append((backslash, rowerrors.ambiguous_backslash(role, column)))
+        return values, tuple(problems)
 
     def _replace_or_reject(self, values: pa.Array, pattern: str, reject) -> pa.Array:
         """Values matching `pattern` get spaces instead (--control-chars replace), or their rows rejected."""
@@ -203,8 +239,12 @@ class Encoder:
         escaped keys and each row's index into them, for the duplicate check."""
         raw = batch.column(fld.key_index)
         distinct = raw.dictionary_encode()
-        keys = escape.tag_values(self._clean_names(distinct, fld.key_column, "field key", raw, errors,
-                                                   escape.AMBIGUOUS_BACKSLASH_IN_KEY))
+
+        def check(dictionary: pa.Array) -> tuple[pa.Array, tuple]:
+            text, problems = self._check_names(dictionary, fld.key_column, "field key", escape.AMBIGUOUS_BACKSLASH_IN_KEY)
+            return escape.tag_values(text), problems
+
+        keys = self._names(distinct, ("field key", fld.key_column), check, errors, raw)
         assert isinstance(piece.prefix, str)
         after_key = piece.prefix[len(fld.escaped_key):]  # "=" or '="'
         prefixes = pc.binary_join_element_wise(keys, after_key, "").take(distinct.indices)

@@ -129,3 +129,37 @@ def test_measurement_from_a_column():
     lines, reasons, _, _ = _encode(["kind", "v"], [("a b", "1"), (None, "2"), ("#c", "3")], spec)
     assert lines == ["a\\ b v=1i\n"]
     assert reasons == ["empty measurement in column 'kind'", "measurement starting with '#' in column 'kind'"]
+
+
+@pytest.mark.parametrize("kind", ["tag", "measurement"])
+def test_remembered_names_reject_their_rows_in_every_batch(kind):
+    """Checked tag and measurement dictionaries are remembered between batches (encode._names):
+    a later batch with the same values must get the same lines and the same rejects, on rows
+    at other positions, from an encoder that checked them once."""
+    if kind == "tag":
+        spec = MappingSpec(measurement="m", tags=(TagSpec("t"),), fields=(FieldSpec("v", type=FieldType.INTEGER),),
+                           time=TimeSpec(column=""))
+    else:
+        spec = MappingSpec(measurement_column="t", fields=(FieldSpec("v", type=FieldType.INTEGER),),
+                           time=TimeSpec(column=""))
+    plan = resolve(spec, ["t", "v"], source="t.csv", default_measurement="t")
+    encoder = Encoder(EncodeOptions())
+    # The second batch has the same distinct values in the same first-seen order (the memo's key).
+    batches = [[("ok", "1"), ("bell\x07", "2"), ("#c", "3")], [("ok", "4"), ("bell\x07", "5"), ("ok", "6"), ("#c", "7")]]
+    results = []
+    for rows in batches:
+        batch = pa.RecordBatch.from_arrays([pa.array([r[i].encode() for r in rows], pa.binary()) for i in range(2)],
+                                           names=["t", "v"])
+        encoded = encoder.encode(plan, batch, where="t.csv:2")
+        results.append((encoded.lines.to_pylist(), encoded.errors.rows().tolist(),
+                        encoded.errors.reason_at(encoded.errors.rows())))
+    assert len(encoder._names_memo) == 1  # checked once, used twice
+    first, second = results
+    control = f"control character in {kind} column 't'"
+    if kind == "tag":
+        assert first == (["m,t=ok v=1i\n", "m,t=#c v=3i\n"], [1], [control])
+        assert second == (["m,t=ok v=4i\n", "m,t=ok v=6i\n", "m,t=#c v=7i\n"], [1], [control])
+    else:
+        comment = "measurement starting with '#' in column 't'"
+        assert first == (["ok v=1i\n"], [1, 2], [control, comment])
+        assert second == (["ok v=4i\n", "ok v=6i\n"], [1, 3], [control, comment])
