@@ -52,26 +52,26 @@ class TooManyRefused(Exception):
 
 
 def cast_per_element(cells: pa.Array, convert: Callable[[pa.Array], pa.Array], target: pa.DataType,
-                     *, shape: str | None = None, suspects: Callable[[pa.Array], np.ndarray] | None = None,
+                     *, shape: str | None = None, suspects: np.ndarray | None = None,
                      max_bad: int | None = None) -> Converted:
     """Apply an all-or-nothing `convert` to `cells` and find the cells it refuses.
 
-    Cells that do not match `shape` (a regex), or that `suspects` (a cheaper vectorized test,
+    Cells that do not match `shape` (a regex), or that `suspects` (the caller's own cheaper test,
     True where a cell may be refused) points at, are set aside as bad without a cast.
     `suspects` need not be exact: a cell it clears that `convert` still refuses is found by the
-    bisection, and the cells it sets aside are the caller's to look at again (timestamps.py).
+    bisection, and the cells it sets aside are the caller's to look at again (timestamps.py). A
+    caller with `suspects` has seen `convert` refuse the whole column: it is not tried again.
     With `max_bad`, the search stops with TooManyRefused as soon as more cells than that are
     bad: bisection pays about log2(rows) casts per refused cell, which is cheap for a few and
     ruinous for a column that is mostly of another shape (the caller has a better plan then)."""
-    try:
-        return Converted(convert(cells), None)
-    except pa.ArrowInvalid:
-        pass
-    bad = np.zeros(len(cells), dtype=bool)
+    if suspects is None:
+        try:
+            return Converted(convert(cells), None)
+        except pa.ArrowInvalid:
+            pass
+    bad = np.zeros(len(cells), dtype=bool) if suspects is None else suspects.copy()
     if shape is not None:
         bad |= pc.invert(pc.fill_null(pc.match_substring_regex(cells, shape), True)).to_numpy(zero_copy_only=False)
-    if suspects is not None:
-        bad |= suspects(cells)
     if bad.any():
         cells = pc.if_else(pa.array(bad), pa.scalar(None, cells.type), cells)
     chunks: list[pa.Array] = []

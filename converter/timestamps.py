@@ -67,9 +67,17 @@ def _iso(text: pa.Array, timezone: str, note) -> pa.Array:
         return _localize(text.cast(pa.timestamp("ns")), timezone, note)
     except pa.ArrowInvalid:
         pass
-    zoned = has_match(text, ZONE_SUFFIX)
-    if not cells.any_true(zoned):
-        return _localize(_cast_iso(text, None, note), timezone, note)
+    # Plain naive times are most of a column: only the other cells can carry an offset, so the
+    # (slower) regex search for offsets runs on those alone.
+    suspects = _not_plain_iso(text)
+    zoned_np = np.zeros(len(text), dtype=bool)
+    if suspects.any():
+        rows = np.flatnonzero(suspects)
+        zoned_np[rows] = pc.fill_null(has_match(text.take(pa.array(rows)), ZONE_SUFFIX), False).to_numpy(
+            zero_copy_only=False)
+    if not zoned_np.any():
+        return _localize(_cast_iso(text, None, note, suspects), timezone, note)
+    zoned = pa.array(zoned_np)
     text = pc.replace_substring_regex(text, r"[Zz]$", "+00:00")
     aware = _cast_iso(pc.if_else(zoned, text, NULL_TEXT), "UTC", note).cast(pa.int64())
     naive = _localize(_cast_iso(pc.if_else(zoned, NULL_TEXT, text), None, note), timezone, note)
@@ -87,20 +95,22 @@ def _localize(stamps: pa.Array, timezone: str, note) -> pa.Array:
     return stamps.cast(pa.int64())
 
 
-def _cast_iso(text: pa.Array, tz: str | None, note) -> pa.Array:
+def _cast_iso(text: pa.Array, tz: str | None, note, suspects: np.ndarray | None = None) -> pa.Array:
     """Timestamps. When Arrow's nanosecond cast refuses the column (a bad cell, or a time near the
     range ends, which its parser overflows on: 1677-09-21 00:12:43.146 fits but fails), the cells
     it refuses are parsed as whole seconds plus a fraction instead, vectorized, so that the bad
     cells are found without casting cell by cell, and a time beyond the range is called out of
     range. A few refused cells are found by bisection and only they take that slower path (~1 µs
-    a cell against Arrow's ~30 ns); when many are refused, every cell takes it."""
+    a cell against Arrow's ~30 ns); when many are refused, every cell takes it. `suspects` (from
+    _not_plain_iso) says the caller has already seen the cast of the whole column fail."""
     target = pa.timestamp("ns", tz)
+    if suspects is None:
+        try:
+            return text.cast(target)
+        except pa.ArrowInvalid:
+            suspects = _not_plain_iso(text)
     try:
-        return text.cast(target)
-    except pa.ArrowInvalid:
-        pass
-    try:
-        found = cells.cast_per_element(text, lambda a: a.cast(target), target, suspects=_not_plain_iso,
+        found = cells.cast_per_element(text, lambda a: a.cast(target), target, suspects=suspects,
                                        max_bad=max(MIN_BISECTED, len(text) // BISECT_SHARE))
     except cells.TooManyRefused:
         ns, parsed = _seconds_plus_fraction(text, tz)
