@@ -71,7 +71,11 @@ def cast_per_element(cells: pa.Array, convert: Callable[[pa.Array], pa.Array], t
             pass
     bad = np.zeros(len(cells), dtype=bool) if suspects is None else suspects.copy()
     if shape is not None:
-        bad |= pc.invert(pc.fill_null(pc.match_substring_regex(cells, shape), True)).to_numpy(zero_copy_only=False)
+        quick = _misfits_among_odd_cells(cells, shape)
+        try:  # the usual bad cell has a letter or a space: nulled, the rest casts at once
+            return Converted(convert(pc.if_else(pa.array(quick), pa.scalar(None, cells.type), cells)), pa.array(quick))
+        except pa.ArrowInvalid:
+            bad |= pc.invert(pc.fill_null(pc.match_substring_regex(cells, shape), True)).to_numpy(zero_copy_only=False)
     if bad.any():
         cells = pc.if_else(pa.array(bad), pa.scalar(None, cells.type), cells)
     chunks: list[pa.Array] = []
@@ -80,6 +84,30 @@ def cast_per_element(cells: pa.Array, convert: Callable[[pa.Array], pa.Array], t
         raise TooManyRefused()
     _bisect(cells, 0, len(cells), convert, target, chunks, bad, budget)
     return Converted(pa.concat_arrays(chunks) if chunks else _null_like(target, 0), pa.array(bad))
+
+
+# Bytes a number can be written with (FLOAT_SHAPE's and INTEGER_SHAPE's, words aside).
+_NUMBER_BYTES = np.zeros(256, dtype=bool)
+_NUMBER_BYTES[np.frombuffer(b"0123456789.eE+-", dtype=np.uint8)] = True
+
+
+def _misfits_among_odd_cells(cells: pa.Array, shape: str) -> np.ndarray:
+    """Cells with a byte no number has (numpy over the data buffer) that do not match `shape`
+    either (the regex runs on those few cells only: `nan` and `inf` are odd but fit)."""
+    n = len(cells)
+    offsets = np.frombuffer(cells.buffers()[1], dtype=np.int32, count=n + 1, offset=cells.offset * 4)
+    data = cells.buffers()[2]
+    if data is None or offsets[-1] == offsets[0]:
+        return np.zeros(n, dtype=bool)
+    odd_bytes = ~_NUMBER_BYTES[np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]]]
+    seen = np.concatenate(([0], np.cumsum(odd_bytes)))
+    odd = seen[offsets[1:] - offsets[0]] > seen[offsets[:-1] - offsets[0]]
+    if not odd.any():
+        return odd
+    rows = np.flatnonzero(odd)
+    fits = pc.fill_null(pc.match_substring_regex(cells.take(pa.array(rows)), shape), True)
+    odd[rows] = ~fits.to_numpy(zero_copy_only=False)
+    return odd
 
 
 def _bisect(cells: pa.Array, lo: int, hi: int, convert: Callable[[pa.Array], pa.Array],

@@ -35,6 +35,15 @@ def test_float(text, value, bad):
     assert _run(cells.to_float, ["0", text]) == ([0.0, value], [False, bad])
 
 
+@pytest.mark.parametrize("extra", [[], ["1.2.3"]])
+def test_float_bad_cells_beside_nan_and_inf(extra):
+    """Cells with a letter are set aside before the cast, but `nan` and `inf` have letters and
+    are numbers; `1.2.3` has none and needs the full shape check (the second path)."""
+    values, bad = _run(cells.to_float, ["nan", "x1", "-inf", "1.5", None, *extra])
+    assert values[0] != values[0] and values[1:5] == [None, float("-inf"), 1.5, None]
+    assert bad == [False, True, False, False, False] + [True] * len(extra)
+
+
 def test_float_keeps_nan_and_inf_for_the_encoder_to_drop():
     values, bad = _run(cells.to_float, ["nan", "inf", "-Infinity", "NaN"])
     assert bad == [False] * 4
