@@ -236,23 +236,14 @@ class EncodedBlock:
         """Every rejected row of the block (failed checks and rows Arrow could not split), in line order."""
         if not (self.bad_rows.size or self.block.invalid):
             return
-        source, batch, bad_rows, errors = self.source, self.batch, self.bad_rows, self.encoded.errors
-        saves: list[tuple[int, Callable[[], None]]] = []
-        if bad_rows.size:
-            indices = pa.array(bad_rows)
-            columns = [column.take(indices).to_pylist() for column in batch.columns]
-            reasons, values = errors.reason_at(bad_rows), errors.value_at(bad_rows)
-            for i, row in enumerate(bad_rows):
-                line = int(self.lines_of_rows[row])
-                cells = [column[i] for column in columns]
-                saves.append((line, lambda line=line, i=i, cells=cells: rejects.write(
-                    source.header, source.name, line, reasons[i], values[i], cells)))
-        for invalid in self.block.invalid:
-            reason = rowerrors.ragged_row(invalid.expected, invalid.actual).text
-            saves.append((invalid.line, lambda invalid=invalid, reason=reason: rejects.write_raw(
-                source.header, source.name, invalid.line, reason, invalid.text, source.delimiter)))
-        for _, save in sorted(saves, key=lambda s: s[0]):
-            save()
+        source, bad, errors = self.source, self.bad_rows, self.encoded.errors
+        # The checked rows' cells stay Arrow arrays (one take per column): the writer formats them all at once.
+        cells = self.batch.take(pa.array(bad, pa.int64())).columns
+        reasons, values = (errors.reason_at(bad), errors.value_at(bad)) if bad.size else ([], [])
+        unsplit = [(row.line, rowerrors.ragged_row(row.expected, row.actual).text, row.text)
+                   for row in self.block.invalid]
+        rejects.write_rows(source.header, source.name, self.lines_of_rows[bad], reasons, values, cells,
+                           unsplit=unsplit, delimiter=source.delimiter)
 
 
 def iter_blocks(source: CsvSource, plan: Plan, *, encoder: Encoder, workers: int = 1,

@@ -1,10 +1,17 @@
 """The rejects file: every rejected row with its file, physical line, reason and original cells.
 
 Columns: `file,line,reason,value,` then the input's own header. Cells are written back
-byte for byte (undecodable bytes included, through surrogateescape), so a fixed row can be
-pasted back into the source. Inputs with another header get a file of their own
-(`rejects.2.csv`, ...). The file is created only when a row is rejected. This is the error
-path, so plain Python per rejected row is fine here.
+byte for byte (undecodable bytes included), so a fixed row can be pasted back into the
+source. Inputs with another header get a file of their own (`rejects.2.csv`, ...). The
+file is created only when a row is rejected.
+
+The bytes are exactly what Python's `csv.writer(lineterminator="\\n")` writes on a UTF-8
+stream with errors="surrogateescape" (QUOTE_MINIMAL: a cell holding the delimiter, the
+quote or a line break is quoted, its quotes doubled). A `writerow` per row cost some 20 µs
+per rejected row on the main thread, so the rows the encoder rejected are formatted with
+Arrow compute, a block's rows and columns in a fixed number of calls: about a µs per row
+plus a few hundred µs per block. Rows Arrow could not split still go through Python's csv
+module one by one, as they must be re-split the way it splits them.
 """
 
 from __future__ import annotations
@@ -12,43 +19,178 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Sequence
+from types import SimpleNamespace
+from typing import BinaryIO, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 LEAD_COLUMNS = ["file", "line", "reason", "value"]
 
 
-def _text(cell: bytes | None) -> str:
-    return "" if cell is None else cell.decode("utf-8", errors="surrogateescape")
+def _csv_writer(into: list[str]):
+    """A csv.writer (QUOTE_MINIMAL, "\\n") that appends each row it writes to `into`.
+
+    csv.writer calls `write` once per row, so each row comes out as a string of its own
+    (rows Arrow could not split are merged in among the others one by one).
+    """
+    return csv.writer(SimpleNamespace(write=into.append), lineterminator="\n")
+
+
+def _file_bytes(text: str) -> bytes:
+    return text.encode("utf-8", errors="surrogateescape")
+
+
+def csv_line(fields: Sequence[str]) -> bytes:
+    """One row as csv.writer writes it, in the bytes the file holds."""
+    written: list[str] = []
+    _csv_writer(written).writerow(fields)
+    return _file_bytes(written[0])
+
+
+def _quoting_bytes() -> bytes:
+    """The characters that make csv.writer quote a field, asked of the running csv module.
+
+    ',', '"' and '\\n'; a bare '\\r' only from CPython 3.11.9 / 3.12.3 on (gh-67044), so the
+    answer depends on the interpreter. Only ASCII can count (the delimiter, the quote, line
+    breaks), and an ASCII character is the same single byte in the cell as in its
+    surrogateescape-decoded text, so the test can run on the raw bytes.
+    """
+    return bytes(c for c in range(128) if csv_line(["", chr(c)]) != b"," + bytes([c]) + b"\n")
+
+
+_QUOTING = _quoting_bytes()
+_QUOTING_TABLE = np.zeros(256, dtype=bool)
+_QUOTING_TABLE[list(_QUOTING)] = True
+
+
+def _offsets_and_data(cells: pa.Array) -> tuple[np.ndarray, pa.Buffer | None]:
+    """Where each cell of a binary array starts and ends in its data buffer, and that buffer."""
+    _, offsets, data = cells.buffers()
+    return np.frombuffer(offsets, np.int32)[cells.offset: cells.offset + len(cells) + 1], data
+
+
+def _cells_to_quote(cells: pa.Array) -> np.ndarray:
+    """Indices of the cells csv.writer would quote: those holding a byte of `_QUOTING`."""
+    offsets, data = _offsets_and_data(cells)
+    raw = np.frombuffer(data, np.uint8)[offsets[0]: offsets[-1]] if data is not None else np.zeros(0, np.uint8)
+    # Most rejected rows hold no such byte: a memchr per byte over the whole array settles them.
+    text = raw.tobytes()
+    if not any(byte in text for byte in _QUOTING):
+        return np.zeros(0, dtype=np.int64)
+    at = np.flatnonzero(_QUOTING_TABLE[raw]) + offsets[0]
+    # A null or empty cell spans nothing, so `right` lands on the cell holding the byte.
+    return np.unique(np.searchsorted(offsets, at, side="right") - 1)
+
+
+def csv_cells(cells: pa.Array) -> pa.Array:
+    """Binary cells as csv.writer writes them: quoted (quotes doubled) when needed; nulls stay null.
+
+    (csv.writer also quotes an empty field when it is a row's sole field; rejects rows have
+    at least the four lead columns, so empty stays empty here.)
+    """
+    to_quote = _cells_to_quote(cells)
+    if not to_quote.size:
+        return cells
+    picked = cells.take(pa.array(to_quote))
+    quoted = pc.binary_join_element_wise(b'"', pc.replace_substring(picked, b'"', b'""'), b'"', b"")
+    mask = np.zeros(len(cells), dtype=bool)
+    mask[to_quote] = True
+    return pc.replace_with_mask(cells, pa.array(mask), quoted)
+
+
+def csv_rows(first: bytes, columns: Sequence[pa.Array]) -> pa.Array:
+    """CSV lines (each ending in "\\n"): the field `first`, already as csv.writer writes it, then
+    the cells of equal-length binary `columns` (null as empty), one line per row.
+
+    The columns go through `csv_cells` as one array, so that the number of compute calls
+    does not grow with the number of columns.
+    """
+    n = len(columns[0])
+    cells = csv_cells(pa.concat_arrays(columns))
+    fields = [cells.slice(i * n, n) for i in range(len(columns))]
+    joined = pc.binary_join_element_wise(first, *fields, b",", null_handling="replace", null_replacement="")
+    return pc.binary_join_element_wise(joined, b"\n", b"")
+
+
+def _binary(values: pa.Array | Sequence, source_type: pa.DataType) -> pa.Array:
+    """`values` as a binary array: text as its UTF-8 bytes, bytes as they are."""
+    array = values if isinstance(values, pa.Array) else pa.array(values, source_type)
+    return array if array.type == pa.binary() else array.cast(pa.binary())
+
+
+def _unsplit_lines(file: str, rows: Sequence[tuple[int, str, str]], delimiter: str) -> list[bytes]:
+    """Rows Arrow could not split, as (line, reason, raw text): their cells as Python's csv module splits them."""
+    written: list[str] = []
+    writer = _csv_writer(written)
+    for line, reason, text in rows:
+        cells = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), [])
+        writer.writerow([file, line, reason, "", *cells])
+    return [_file_bytes(line) for line in written]
+
+
+class _Lines:
+    """A binary array of whole lines, handed out by ranges of rows without copying."""
+
+    def __init__(self, lines: pa.Array) -> None:
+        self._offsets, data = _offsets_and_data(lines)
+        self._data = memoryview(data if data is not None else b"")
+
+    def between(self, start: int, stop: int) -> memoryview:
+        return self._data[self._offsets[start]: self._offsets[stop]]
+
+
+_NO_LINES = pa.array([], pa.binary())
 
 
 class RejectsWriter:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._writers: dict[tuple[str, ...], tuple[io.TextIOWrapper, "csv._writer"]] = {}
+        self._files: dict[tuple[str, ...], BinaryIO] = {}
         self.paths: list[str] = []
 
-    def _writer_for(self, header: tuple[str, ...]):
-        if header not in self._writers:
-            n = len(self._writers) + 1
+    def _file_for(self, header: tuple[str, ...]) -> BinaryIO:
+        if header not in self._files:
+            n = len(self._files) + 1
             path = self.path if n == 1 else self.path.with_name(f"{self.path.stem}.{n}{self.path.suffix}")
-            stream = open(path, "w", encoding="utf-8", errors="surrogateescape", newline="")
-            writer = csv.writer(stream, lineterminator="\n")
-            writer.writerow(LEAD_COLUMNS + list(header))
-            self._writers[header] = (stream, writer)
+            out = open(path, "wb")
+            out.write(csv_line(LEAD_COLUMNS + list(header)))
+            self._files[header] = out
             self.paths.append(str(path))
-        return self._writers[header][1]
+        return self._files[header]
 
-    def write(self, header: Sequence[str], file: str, line: int, reason: str, value: bytes | None,
-              cells: Sequence[bytes | None]) -> None:
-        writer = self._writer_for(tuple(header))
-        writer.writerow([file, line, reason, _text(value), *(_text(c) for c in cells)])
+    def write_rows(self, header: Sequence[str], file: str, lines: np.ndarray, reasons: pa.Array | Sequence[str],
+                   values: pa.Array | Sequence[bytes | None], cells: Sequence[pa.Array], *,
+                   unsplit: Sequence[tuple[int, str, str]] = (), delimiter: str = ",") -> None:
+        """One block's rejected rows, in line order.
 
-    def write_raw(self, header: Sequence[str], file: str, line: int, reason: str, text: str, delimiter: str) -> None:
-        """A row Arrow could not split: its cells as Python's csv module splits them."""
-        cells = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), [])
-        writer = self._writer_for(tuple(header))
-        writer.writerow([file, line, reason, "", *cells])
+        The encoder's rejects, one entry per row, lines ascending: source line, reason,
+        offending value (or None), and the row's cells as binary columns (null for empty).
+        `unsplit`: rows Arrow could not split, as (line, reason, raw text), merged in by line.
+        """
+        out = self._file_for(tuple(header))
+        checked = _Lines(self._checked_lines(file, lines, reasons, values, cells) if len(lines) else _NO_LINES)
+        unsplit = sorted(unsplit, key=lambda row: row[0])
+        # Each unsplit row goes after the checked rows of its line too (`right`), as the stable
+        # sort by line of the per-row writer left them.
+        stops = np.searchsorted(lines, [row[0] for row in unsplit], side="right").tolist()
+        pieces: list[bytes | memoryview] = []
+        done = 0
+        for stop, raw_line in zip(stops, _unsplit_lines(file, unsplit, delimiter)):
+            pieces += [checked.between(done, stop), raw_line]
+            done = stop
+        pieces.append(checked.between(done, len(lines)))
+        out.write(b"".join(pieces))
+
+    @staticmethod
+    def _checked_lines(file: str, lines: np.ndarray, reasons, values, cells: Sequence[pa.Array]) -> pa.Array:
+        """The encoder's rejected rows as CSV lines: file, line, reason, value, cells."""
+        file_field = csv_line([file, ""])[: -len(b",\n")]  # the same in every row: quoted (or not) once
+        lead = [pa.array(lines, pa.int64()).cast(pa.string()), _binary(reasons, pa.string()),
+                _binary(values, pa.binary())]
+        return csv_rows(file_field, [_binary(column, pa.binary()) for column in lead + list(cells)])
 
     def close(self) -> None:
-        for stream, _ in self._writers.values():
-            stream.close()
+        for out in self._files.values():
+            out.close()
