@@ -16,6 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .arrow_buffers import bytes_of, offsets_of
+
 # What Arrow's string->number casts accept (checked against pyarrow 26): a plain decimal
 # with optional sign/exponent, inf/infinity, nan; integers without a '+'.
 FLOAT_SHAPE = r"^[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|(?i:inf|infinity|nan))$"
@@ -94,12 +96,10 @@ _NUMBER_BYTES[np.frombuffer(b"0123456789.eE+-", dtype=np.uint8)] = True
 def _misfits_among_odd_cells(cells: pa.Array, shape: str) -> np.ndarray:
     """Cells with a byte no number has (numpy over the data buffer) that do not match `shape`
     either (the regex runs on those few cells only: `nan` and `inf` are odd but fit)."""
-    n = len(cells)
-    offsets = np.frombuffer(cells.buffers()[1], dtype=np.int32, count=n + 1, offset=cells.offset * 4)
-    data = cells.buffers()[2]
-    if data is None or offsets[-1] == offsets[0]:
-        return np.zeros(n, dtype=bool)
-    odd_bytes = ~_NUMBER_BYTES[np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]]]
+    offsets = offsets_of(cells)
+    if offsets[-1] == offsets[0]:
+        return np.zeros(len(cells), dtype=bool)
+    odd_bytes = ~_NUMBER_BYTES[bytes_of(cells)[offsets[0]:offsets[-1]]]
     seen = np.concatenate(([0], np.cumsum(odd_bytes)))
     odd = seen[offsets[1:] - offsets[0]] > seen[offsets[:-1] - offsets[0]]
     if not odd.any():

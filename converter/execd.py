@@ -44,6 +44,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import __version__, checkpoint, spool
+from .arrow_buffers import offsets_of
 from .checkpoint import FileProgress, FinishedFile, State
 from .encode import EncodeOptions, Encoder
 from .errors import ConverterError
@@ -120,7 +121,7 @@ class LineWriter:
         if not len(lines):
             return
         data = memoryview(lines_buffer(lines))
-        offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=lines.offset * 4)
+        offsets = offsets_of(lines)
         for start, end in line_aligned_chunks(offsets[1:] - offsets[0]):
             while start < end:  # only a line longer than PIPE_BUF can be written in parts
                 start += os.write(self.fd, data[start:end])

@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from .arrow_buffers import bytes_of, offsets_of
 from .errors import InputError, MappingError
 from .header import read_header
 from .mapping import FieldType
@@ -290,12 +291,8 @@ def _newline_count(batch: pa.RecordBatch) -> int:
     """Line breaks inside the cells of a batch (numpy over the raw data buffers: no per-row work)."""
     total = 0
     for column in batch.columns:
-        data = column.buffers()[2]
-        if data is not None and data.size:
-            offsets = np.frombuffer(column.buffers()[1], dtype=np.int32, count=len(column) + 1,
-                                    offset=column.offset * 4)
-            view = np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]]
-            total += int(np.count_nonzero(view == 10))
+        offsets = offsets_of(column)
+        total += int(np.count_nonzero(bytes_of(column)[offsets[0]:offsets[-1]] == 10))
     return total
 
 

@@ -26,6 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .arrow_buffers import bytes_of, offsets_of
+
 LEAD_COLUMNS = ["file", "line", "reason", "value"]
 
 
@@ -65,16 +67,10 @@ _QUOTING_TABLE = np.zeros(256, dtype=bool)
 _QUOTING_TABLE[list(_QUOTING)] = True
 
 
-def _offsets_and_data(cells: pa.Array) -> tuple[np.ndarray, pa.Buffer | None]:
-    """Where each cell of a binary array starts and ends in its data buffer, and that buffer."""
-    _, offsets, data = cells.buffers()
-    return np.frombuffer(offsets, np.int32)[cells.offset: cells.offset + len(cells) + 1], data
-
-
 def _cells_to_quote(cells: pa.Array) -> np.ndarray:
     """Indices of the cells csv.writer would quote: those holding a byte of `_QUOTING`."""
-    offsets, data = _offsets_and_data(cells)
-    raw = np.frombuffer(data, np.uint8)[offsets[0]: offsets[-1]] if data is not None else np.zeros(0, np.uint8)
+    offsets = offsets_of(cells)
+    raw = bytes_of(cells)[offsets[0]: offsets[-1]]
     # Most rejected rows hold no such byte: a memchr per byte over the whole array settles them.
     text = raw.tobytes()
     if not any(byte in text for byte in _QUOTING):
@@ -134,8 +130,8 @@ class _Lines:
     """A binary array of whole lines, handed out by ranges of rows without copying."""
 
     def __init__(self, lines: pa.Array) -> None:
-        self._offsets, data = _offsets_and_data(lines)
-        self._data = memoryview(data if data is not None else b"")
+        self._offsets = offsets_of(lines)
+        self._data = memoryview(bytes_of(lines))
 
     def between(self, start: int, stop: int) -> memoryview:
         return self._data[self._offsets[start]: self._offsets[stop]]

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import cells
+from .arrow_buffers import bytes_of, offsets_of
 from .escape import has_match
 from .mapping import EPOCH_UNITS, Precision
 
@@ -149,10 +150,7 @@ def _not_plain_iso(text: pa.Array) -> np.ndarray:
     h = d[:, :_PLAIN_ISO_MIN].astype(np.int32)
     year = h[:, 0] * 1000 + h[:, 1] * 100 + h[:, 2] * 10 + h[:, 3]
     month, day = h[:, 5] * 10 + h[:, 6], h[:, 8] * 10 + h[:, 9]
-    month_ok = (month >= 1) & (month <= 12)
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    days_in_month = _DAYS_IN_MONTH[np.where(month_ok, month, 0)] + (leap & (month == 2))
-    ok &= (year >= _SAFE_YEARS[0]) & (year <= _SAFE_YEARS[1]) & month_ok & (day >= 1) & (day <= days_in_month)
+    ok &= (year >= _SAFE_YEARS[0]) & (year <= _SAFE_YEARS[1]) & _real_day(year, month, day)
     ok &= (h[:, 11] * 10 + h[:, 12] <= 23) & (h[:, 14] * 10 + h[:, 15] <= 59) & (h[:, 17] * 10 + h[:, 18] <= 59)
     return valid & ~ok
 
@@ -160,11 +158,8 @@ def _not_plain_iso(text: pa.Array) -> np.ndarray:
 def _first_bytes(text: pa.Array, width: int) -> tuple[np.ndarray, np.ndarray]:
     """The first `width` bytes of every cell as an (n, width) uint8 matrix (bytes past a cell's end
     are whatever follows it, or 0), and the cells' lengths."""
-    n = len(text)
-    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32, count=n + 1, offset=text.offset * 4)
+    n, offsets, raw = len(text), offsets_of(text), bytes_of(text)
     lengths = np.diff(offsets)
-    data = text.buffers()[2]
-    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
     if n and lengths.min() == lengths.max():
         # Cells of one length lie at a fixed stride: a strided view, no index arrays.
         padded = np.concatenate((raw[offsets[0]:offsets[-1]], np.zeros(width, dtype=np.uint8)))
@@ -184,6 +179,14 @@ ISO_PARTS = (r"^(?P<y>[0-9]{4})-(?P<mo>[0-9]{2})-(?P<d>[0-9]{2})"
              r"(?:[Tt ](?P<h>[0-9]{2}):(?P<mi>[0-9]{2})(?::(?P<s>[0-9]{2}))?)?"
              r"(?:\.(?P<frac>[0-9]{1,9}))?(?P<zone>[Zz]|(?P<sign>[+-])(?P<zh>[0-9]{2}):?(?P<zm>[0-9]{2}))?$")
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+
+
+def _real_day(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Whether each (year, month, day) is a day of the proleptic Gregorian calendar."""
+    month_ok = (month >= 1) & (month <= 12)
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    days_in_month = _DAYS_IN_MONTH[np.where(month_ok, month, 0)] + (leap & (month == 2))
+    return month_ok & (day >= 1) & (day <= days_in_month)
 
 
 def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -214,11 +217,8 @@ def _seconds_plus_fraction(text: pa.Array, tz: str | None) -> tuple[pa.Array, pa
     matched = pc.is_valid(parts).to_numpy(zero_copy_only=False)
     year, month, day = number("y", 1970), number("mo", 1), number("d", 1)
     hour, minute, second = number("h", 0), number("mi", 0), number("s", 0)
-    month_ok = (month >= 1) & (month <= 12)
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    days_in_month = _DAYS_IN_MONTH[np.where(month_ok, month, 0)] + (leap & (month == 2))
     zone_hours, zone_minutes = number("zh", 0), number("zm", 0)
-    valid = matched & month_ok & (day >= 1) & (day <= days_in_month) & (hour <= 23) & (minute <= 59) & (second <= 59)
+    valid = matched & _real_day(year, month, day) & (hour <= 23) & (minute <= 59) & (second <= 59)
     valid &= (zone_hours <= 23) & (zone_minutes <= 59)  # as RFC 3339 (and Arrow's cast) say
     zone = (zone_hours * 3600 + zone_minutes * 60) * np.where(pc.equal(
         pc.fill_null(parts.field("sign"), ""), "-").to_numpy(zero_copy_only=False), -1, 1)

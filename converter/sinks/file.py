@@ -6,8 +6,9 @@ import gzip
 import sys
 from typing import BinaryIO, Protocol
 
-import numpy as np
 import pyarrow as pa
+
+from ..arrow_buffers import offsets_of
 
 
 class LineSink(Protocol):
@@ -21,10 +22,9 @@ def lines_buffer(lines: pa.Array) -> pa.Buffer:
     """The bytes of a string array's values, zero-copy: every line already ends in a newline."""
     if len(lines) == 0:
         return pa.py_buffer(b"")
-    _, offsets_buf, data = lines.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=np.int32, count=len(lines) + 1, offset=lines.offset * 4)
+    offsets = offsets_of(lines)
     start, end = int(offsets[0]), int(offsets[-1])
-    return data.slice(start, end - start)
+    return lines.buffers()[2].slice(start, end - start)
 
 
 class StreamSink:

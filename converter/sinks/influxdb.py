@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterator, Mapping
 import numpy as np
 import pyarrow as pa
 
+from ..arrow_buffers import offsets_of
 from ..errors import ConverterError
 from ..mapping import Precision
 from .file import lines_buffer
@@ -123,7 +124,7 @@ def line_chunks(lines: pa.Array, *, batch_lines: int, max_bytes: int) -> Iterato
     n = len(lines)
     if n == 0:
         return
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=n + 1, offset=lines.offset * 4)
+    offsets = offsets_of(lines)
     start = 0
     while start < n:
         stop = min(start + batch_lines, n)

@@ -1,0 +1,20 @@
+"""numpy views of a binary/string Arrow array's buffers, for the byte-level scans (no copies)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+
+def offsets_of(cells: pa.Array) -> np.ndarray:
+    """The n + 1 int32 offsets where each cell starts and ends in the data buffer (slices included)."""
+    buffer = cells.buffers()[1]
+    if buffer is None:
+        return np.zeros(len(cells) + 1, dtype=np.int32)
+    return np.frombuffer(buffer, dtype=np.int32, count=len(cells) + 1, offset=cells.offset * 4)
+
+
+def bytes_of(cells: pa.Array) -> np.ndarray:
+    """The whole data buffer as uint8 (index it with `offsets_of`); empty when there is none."""
+    data = cells.buffers()[2]
+    return np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
