@@ -118,8 +118,7 @@ class Encoder:
             if fld.key in ("lat", "lon") and ftype is FieldType.FLOAT:
                 coordinates[fld.key] = values
         if self.options.s2_level is not None and {"lat", "lon"} <= coordinates.keys():
-            tokens = geo.s2_cell_tokens(coordinates["lat"], coordinates["lon"], self.options.s2_level)
-            distinct = tokens.cast(pa.string()).dictionary_encode()
+            distinct = geo.s2_cell_dictionary(coordinates["lat"], coordinates["lon"], self.options.s2_level)
             tags.append((S2_TAG_KEY, distinct, pc.binary_join_element_wise("," + S2_TAG_KEY + "=", distinct.dictionary, "")))
         tags.sort(key=lambda t: t[0].encode())
 

@@ -33,7 +33,7 @@ import numbers
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["MAX_LEVEL", "s2_cell_tokens"]
+__all__ = ["MAX_LEVEL", "s2_cell_dictionary", "s2_cell_tokens"]
 
 MAX_LEVEL = 30
 """Leaf cells: the deepest S2 level (a cell about 1 cm across)."""
@@ -100,6 +100,16 @@ def s2_cell_tokens(lat: pa.Array | pa.ChunkedArray, lon: pa.Array | pa.ChunkedAr
     ``'89de0ac'`` at level 11, or null where lat or lon is null, NaN, infinite or out of
     range. ``level`` is an int from 0 (one of six cube faces) to 30 (leaf cells).
     """
+    return s2_cell_dictionary(lat, lon, level).cast(pa.string())
+
+
+def s2_cell_dictionary(lat: pa.Array | pa.ChunkedArray, lon: pa.Array | pa.ChunkedArray,
+                       level: int) -> pa.DictionaryArray:
+    """The same tokens as `s2_cell_tokens`, dictionary-encoded: each distinct cell's token once.
+
+    A tag column is dictionary-encoded anyway, and a track's consecutive fixes mostly share
+    a cell, so the integer ids are deduplicated first and only the distinct ones become text.
+    """
     _check_level(level)
     lat_np = _degrees(lat, "lat")
     lon_np = _degrees(lon, "lon")
@@ -113,18 +123,28 @@ def s2_cell_tokens(lat: pa.Array | pa.ChunkedArray, lon: pa.Array | pa.ChunkedAr
     if not all_valid:
         lat_np, lon_np = lat_np[valid], lon_np[valid]
 
+    ids = np.empty(n_valid, dtype=np.uint64)
+    for start in range(0, n_valid, _CHUNK_ROWS):
+        stop = min(start + _CHUNK_ROWS, n_valid)
+        ids[start:stop] = _cell_ids(lat_np[start:stop], lon_np[start:stop], level)
+    if not all_valid:
+        ids_per_row = np.zeros(len(valid), dtype=np.uint64)
+        ids_per_row[valid] = ids
+        ids = ids_per_row
+    validity = None if all_valid else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    id_array = pa.Array.from_buffers(pa.uint64(), len(valid), [validity, pa.py_buffer(ids)],
+                                     null_count=len(valid) - n_valid)
+    distinct = id_array.dictionary_encode()
+
     # Every cell id at one level has its lowest set bit in the same place (bit 60 - 2*level)
     # and only zeros below it, so every token at that level has the same length: 1 hex
     # digit at level 0, 7 at level 11, 16 at level 30. One length for the whole array lets
     # the tokens sit back to back in a (rows, length) byte matrix, with no per-row strip.
-    token_len = 16 - (2 * (MAX_LEVEL - level)) // 4
-    chars = np.empty((n_valid, token_len), dtype=np.uint8)
-    for start in range(0, n_valid, _CHUNK_ROWS):
-        stop = min(start + _CHUNK_ROWS, n_valid)
-        ids = _cell_ids(lat_np[start:stop], lon_np[start:stop], level)
-        chars[start:stop] = _hex_digits(ids, token_len)
-
-    return _string_array(chars.reshape(-1), valid, token_len, all_valid)
+    token_len = 16 - (2 * (MAX_LEVEL - int(level))) // 4
+    distinct_ids = distinct.dictionary.to_numpy()
+    digits = np.ascontiguousarray(_hex_digits(distinct_ids, token_len)).reshape(-1)
+    tokens = _string_array(digits, len(distinct_ids), token_len)
+    return pa.DictionaryArray.from_arrays(distinct.indices, tokens)
 
 
 def _check_level(level: object) -> None:
@@ -226,21 +246,9 @@ def _hex_digits(ids: np.ndarray, token_len: int) -> np.ndarray:
     return _HEX_PAIRS[big_endian].reshape(-1, 2 * n_bytes)[:, :token_len]
 
 
-def _string_array(data: np.ndarray, valid: np.ndarray, token_len: int, all_valid: bool) -> pa.Array:
-    """Assemble the Arrow string array from the token bytes, the row validity and the fixed token length."""
-    n_rows = len(valid)
-    # Arrow strings are a data buffer plus n+1 offsets; a null row takes zero bytes.
-    offsets = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(valid, out=offsets[1:])
-    offsets *= token_len
+def _string_array(data: np.ndarray, n_rows: int, token_len: int) -> pa.Array:
+    """Assemble the Arrow string array from the token bytes back to back, each ``token_len`` long."""
     # 32-bit offsets hold 2 GiB of text (134M level-30 tokens); beyond that use large_string.
-    kind = pa.string() if offsets[-1] <= np.iinfo(np.int32).max else pa.large_string()
-    if kind == pa.string():
-        offsets = offsets.astype(np.int32)
-    validity = None if all_valid else pa.py_buffer(np.packbits(valid, bitorder="little"))
-    return pa.Array.from_buffers(
-        kind,
-        n_rows,
-        [validity, pa.py_buffer(offsets), pa.py_buffer(data)],
-        null_count=n_rows - int(np.count_nonzero(valid)),
-    )
+    kind = pa.string() if n_rows * token_len <= np.iinfo(np.int32).max else pa.large_string()
+    offsets = np.arange(n_rows + 1, dtype=np.int32 if kind == pa.string() else np.int64) * token_len
+    return pa.Array.from_buffers(kind, n_rows, [None, pa.py_buffer(offsets), pa.py_buffer(data)])

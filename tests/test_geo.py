@@ -17,7 +17,7 @@ import s2cell
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from converter.geo import MAX_LEVEL, s2_cell_tokens
+from converter.geo import MAX_LEVEL, s2_cell_dictionary, s2_cell_tokens
 from support.data import SAMPLE
 
 ALL_LEVELS = range(MAX_LEVEL + 1)
@@ -160,6 +160,17 @@ def test_sliced_chunked_and_non_float64_inputs() -> None:
     assert s2_cell_tokens(ints, ints, 5).to_pylist() == reference_tokens([0, 45, -90, None], [0, 45, -90, None], 5)
     float32 = pa.array([42.5], pa.float32())
     assert s2_cell_tokens(float32, float32, 20).to_pylist() == [s2cell.lat_lon_to_token(42.5, 42.5, 20)]
+
+
+def test_dictionary_holds_each_cell_once_and_decodes_to_the_tokens() -> None:
+    # A track: three fixes in one level-9 cell, one far away, a failed fix, then back.
+    lats = [42.79, 42.7901, 42.7902, -1.37, None, 42.7903]
+    lons = [-73.86, -73.8601, -73.8602, -89.74, None, -73.8603]
+    result = s2_cell_dictionary(pa.array(lats), pa.array(lons), 9)
+    assert result.dictionary.to_pylist() == [s2cell.lat_lon_to_token(42.79, -73.86, 9),
+                                             s2cell.lat_lon_to_token(-1.37, -89.74, 9)]
+    assert result.indices.to_pylist() == [0, 0, 0, 1, None, 0]
+    assert result.cast(pa.string()).to_pylist() == reference_tokens(lats, lons, 9)
 
 
 def test_numpy_integer_level_is_accepted() -> None:
