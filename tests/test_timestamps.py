@@ -173,3 +173,53 @@ def test_only_the_cells_the_fast_cast_refuses_take_the_slow_parser(monkeypatch, 
     assert seen == [slow_cells]
     assert values[:30_000] == [MOVEBANK_NS + (i % 60 - 30) * 60 * 10**9 for i in range(30_000)]
     assert problems.count("unparseable") == bad_cells and values[30_000:] == [None] * bad_cells
+
+
+def _mutated_times(count: int, seed: int) -> list[str | None]:
+    """ISO-looking cells with one or two bytes changed, dropped or added: near misses of every shape."""
+    import random
+
+    rng = random.Random(seed)
+    alphabet = "0123456789-: T.Zz+x/"
+    seeds = ["2011-02-11 17:30:00.000", "2011-02-11T17:30:00", "2000-02-29 23:59:59.123456789",
+             "1900-02-29 00:00:00", "2261-12-31 23:59:59", "1678-01-01 00:00:00.5", "2011-02-11 17:30:00."]
+    cells: list[str | None] = []
+    for _ in range(count):
+        chars = list(rng.choice(seeds))
+        for _ in range(rng.randint(0, 2)):
+            where = rng.randrange(len(chars) + 1)
+            action = rng.random()
+            if action < 0.4 and where < len(chars):
+                chars[where] = rng.choice(alphabet)
+            elif action < 0.7 and where < len(chars):
+                del chars[where]
+            else:
+                chars.insert(where, rng.choice(alphabet))
+        cells.append("".join(chars) if rng.random() > 0.02 else None)
+    return cells
+
+
+@pytest.mark.parametrize("one_length", [False, True], ids=["mixed lengths", "one length (strided path)"])
+def test_cells_the_plain_iso_check_clears_are_cells_arrow_casts(one_length):
+    from converter.timestamps import _not_plain_iso
+
+    cells = _mutated_times(20_000, seed=5)
+    if one_length:
+        cells = [c for c in cells if c is not None and len(c) == 23]
+    text = pa.array(cells, pa.string())
+    suspects = _not_plain_iso(text.slice(1))  # a slice: offsets that do not start at 0
+    cleared = [c for c, s in zip(cells[1:], suspects) if c is not None and not s]
+    assert len(cleared) > 300 and suspects.sum() > 300  # both outcomes are exercised
+    text_cleared = pa.array(cleared, pa.string())
+    assert text_cleared.cast(pa.timestamp("ns")).null_count == 0  # raises if Arrow refuses one
+    for cell, suspect in zip(cells[1:], suspects):
+        if suspect and cell is not None:
+            # What it sets aside is either refused by Arrow or not a plain naive time.
+            try:
+                pa.array([cell]).cast(pa.timestamp("ns"))
+            except pa.ArrowInvalid:
+                continue
+            assert not (len(cell) in (19, *range(21, 30)) and cell[10] in " T" and cell[:4].isdigit()
+                        and "1678" <= cell[:4] <= "2261" and cell[4] == "-" and cell[19:20] in ("", ".")
+                        and cell.replace("-", "").replace(":", "").replace(" ", "").replace("T", "")
+                        .replace(".", "").isdigit()), cell
