@@ -212,6 +212,47 @@ def _seconds_plus_fraction(text: pa.Array, tz: str | None) -> tuple[pa.Array, pa
     minutes, seconds) is checked and the seconds since 1970 are computed in integer arithmetic
     (Arrow's own parsers would roll 30 February over, or overflow near the range ends). Cells of
     a shape the regex does not know get Arrow's own cast, one by one: they are rare."""
+    parts = _iso_parts(text)
+    number = parts.numbers
+    year, month, day = number["y"], number["mo"], number["d"]
+    hour, minute, second = number["h"], number["mi"], number["s"]
+    valid = parts.matched & _real_day(year, month, day) & (hour <= 23) & (minute <= 59) & (second <= 59)
+    valid &= (number["zh"] <= 23) & (number["zm"] <= 59)  # as RFC 3339 (and Arrow's cast) say
+    zone = (number["zh"] * 3600 + number["zm"] * 60) * np.where(parts.negative, -1, 1)
+    seconds = _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - zone
+    fraction = parts.fraction_ns.copy()  # Arrow's numpy view is read-only; the next step may fill it
+    _arrow_cast_for_the_rest(text, parts.matched, seconds, fraction, valid, tz)
+    # Compare (seconds, fraction) with the range ends without overflowing int64.
+    low_s, low_f = divmod(LP_MIN_NS, 1_000_000_000)
+    high_s, high_f = divmod(LP_MAX_NS, 1_000_000_000)
+    below = (seconds < low_s) | ((seconds == low_s) & (fraction < low_f))
+    above = (seconds > high_s) | ((seconds == high_s) & (fraction > high_f))
+    inside_s = np.clip(seconds, low_s, high_s)
+    # (s + 1) * 1e9 + (f - 1e9) == s * 1e9 + f, and stays in int64 at the low end.
+    ns = (inside_s + 1) * 1_000_000_000 + (fraction - 1_000_000_000)
+    ns = np.where(below, LP_MIN_NS - 1, np.where(above, LP_MAX_NS + 1, ns))
+    return pa.array(ns, pa.int64(), mask=~valid), pa.array(valid)
+
+
+@dataclass
+class _IsoParts:
+    matched: np.ndarray  # bool: the cell has ISO_PARTS' shape
+    numbers: dict[str, np.ndarray]  # int64 per group of ISO_PARTS, its default where the group is absent
+    negative: np.ndarray  # bool: the offset's sign is '-'
+    fraction_ns: np.ndarray  # int64: the fraction of a second in ns
+
+
+_NUMBER_DEFAULTS = {"y": 1970, "mo": 1, "d": 1, "h": 0, "mi": 0, "s": 0, "zh": 0, "zm": 0}
+# Below this many cells, Python's re reads them one by one faster than Arrow's regex kernel and
+# the casts around it, whose fixed cost (~1 ms) a batch with a few bad times would pay in full.
+FEW_CELLS = 64
+_ISO_PARTS_RE = re.compile(ISO_PARTS)
+
+
+def _iso_parts(text: pa.Array) -> _IsoParts:
+    """ISO_PARTS' groups of every cell, as numpy arrays."""
+    if len(text) < FEW_CELLS:
+        return _iso_parts_few(text.to_pylist())
     parts = pc.extract_regex(text, ISO_PARTS)
 
     def number(name: str, default: int) -> np.ndarray:
@@ -220,50 +261,39 @@ def _seconds_plus_fraction(text: pa.Array, tz: str | None) -> tuple[pa.Array, pa
         value = pc.if_else(pc.equal(value, ""), str(default), value)
         return value.cast(pa.int64()).to_numpy(zero_copy_only=False)
 
-    matched = pc.is_valid(parts).to_numpy(zero_copy_only=False)
-    year, month, day = number("y", 1970), number("mo", 1), number("d", 1)
-    hour, minute, second = number("h", 0), number("mi", 0), number("s", 0)
-    zone_hours, zone_minutes = number("zh", 0), number("zm", 0)
-    valid = matched & _real_day(year, month, day) & (hour <= 23) & (minute <= 59) & (second <= 59)
-    valid &= (zone_hours <= 23) & (zone_minutes <= 59)  # as RFC 3339 (and Arrow's cast) say
-    zone = (zone_hours * 3600 + zone_minutes * 60) * np.where(pc.equal(
-        pc.fill_null(parts.field("sign"), ""), "-").to_numpy(zero_copy_only=False), -1, 1)
-    clock = _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - zone
-    seconds = pa.array(clock, pa.int64(), mask=~valid)
+    negative = pc.equal(pc.fill_null(parts.field("sign"), ""), "-").to_numpy(zero_copy_only=False)
     fraction = pc.utf8_rpad(pc.fill_null(parts.field("frac"), ""), 9, "0").cast(pa.int64())
-    seconds, fraction = _arrow_cast_for_the_rest(text, matched, seconds, fraction, tz)
-    parsed = pc.fill_null(pc.is_valid(seconds), False)
-    # Compare (seconds, fraction) with the range ends without overflowing int64.
-    low_s, low_f = divmod(LP_MIN_NS, 1_000_000_000)
-    high_s, high_f = divmod(LP_MAX_NS, 1_000_000_000)
-    below = pc.or_(pc.less(seconds, low_s), pc.and_(pc.equal(seconds, low_s), pc.less(fraction, low_f)))
-    above = pc.or_(pc.greater(seconds, high_s), pc.and_(pc.equal(seconds, high_s), pc.greater(fraction, high_f)))
-    inside_s = pc.min_element_wise(pc.max_element_wise(seconds, low_s), high_s)
-    # (s + 1) * 1e9 + (f - 1e9) == s * 1e9 + f, and stays in int64 at the low end.
-    ns = pc.add(pc.multiply(pc.add(inside_s, 1), 1_000_000_000), pc.subtract(fraction, 1_000_000_000))
-    ns = pc.if_else(pc.fill_null(below, False), LP_MIN_NS - 1, ns)
-    ns = pc.if_else(pc.fill_null(above, False), LP_MAX_NS + 1, ns)
-    return pc.if_else(parsed, ns, pa.scalar(None, pa.int64())), parsed
+    return _IsoParts(pc.is_valid(parts).to_numpy(zero_copy_only=False),
+                     {name: number(name, default) for name, default in _NUMBER_DEFAULTS.items()},
+                     negative, fraction.to_numpy(zero_copy_only=False))
 
 
-def _arrow_cast_for_the_rest(text: pa.Array, matched: np.ndarray, seconds: pa.Array, fraction: pa.Array,
-                             tz: str | None) -> tuple[pa.Array, pa.Array]:
+def _iso_parts_few(cells: list[str | None]) -> _IsoParts:
+    """The same as the Arrow path, cell by cell (tests/test_timestamps.py holds them equal)."""
+    found = [_ISO_PARTS_RE.fullmatch(cell) if cell is not None else None for cell in cells]
+    numbers = {name: np.array([int(m[name]) if m is not None and m[name] else default for m in found], dtype=np.int64)
+               for name, default in _NUMBER_DEFAULTS.items()}
+    return _IsoParts(np.array([m is not None for m in found], dtype=bool), numbers,
+                     np.array([m is not None and m["sign"] == "-" for m in found], dtype=bool),
+                     np.array([int((m["frac"] or "").ljust(9, "0")) if m is not None else 0 for m in found],
+                              dtype=np.int64))
+
+
+def _arrow_cast_for_the_rest(text: pa.Array, matched: np.ndarray, seconds: np.ndarray, fraction: np.ndarray,
+                             valid: np.ndarray, tz: str | None) -> None:
     """Cells of a shape the regex does not know get Arrow's cast, one cell at a time (Python per
     such cell: they are bad cells, or rare shapes), so this path never accepts less than Arrow's.
     Cells the regex read but the calendar check refused (30 February, 25:61, offset +25:00) are
-    not tried: Arrow's cast refuses those too (tests/test_timestamps.py)."""
+    not tried: Arrow's cast refuses those too (tests/test_timestamps.py). Fills the arrays in place."""
     unread = np.flatnonzero(pc.is_valid(text).to_numpy(zero_copy_only=False) & ~matched)
-    if not unread.size:
-        return seconds, fraction
-    seconds_list, fraction_list = seconds.to_pylist(), fraction.to_pylist()
     for i in unread.tolist():
         cell = text[i].as_py()
         try:
             ns = pa.array([cell]).cast(pa.timestamp("ns", tz)).cast(pa.int64())[0].as_py()
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue
-        seconds_list[i], fraction_list[i] = divmod(ns, 1_000_000_000)
-    return pa.array(seconds_list, pa.int64()), pa.array(fraction_list, pa.int64())
+        seconds[i], fraction[i] = divmod(ns, 1_000_000_000)
+        valid[i] = True
 
 
 def _strptime(text: pa.Array, fmt: str, note) -> pa.Array:

@@ -223,3 +223,22 @@ def test_cells_the_plain_iso_check_clears_are_cells_arrow_casts(one_length):
                         and "1678" <= cell[:4] <= "2261" and cell[4] == "-" and cell[19:20] in ("", ".")
                         and cell.replace("-", "").replace(":", "").replace(" ", "").replace("T", "")
                         .replace(".", "").isdigit()), cell
+
+
+@pytest.mark.parametrize("tz", [None, "UTC"])
+def test_few_cells_are_read_by_python_exactly_as_by_arrow(monkeypatch, tz):
+    # A batch with a few bad times parses them with Python's re; a big one with Arrow's regex.
+    from converter import timestamps
+
+    zoned = ["2011-02-11T17:30:00Z", "2011-02-11T19:30:00+02:00", "2011-02-11T12:30:00-0500", "2011-02-11T12:30-05:00",
+             "2011-02-11 17:30:00.5+25:00", "0000-02-29 00:00:00", "9999-12-31T23:59:59.999999999-23:59",
+             "2011-02-11", "2011-02-11T17:30", "2011-02-11 17:30:00\n", "２011-02-11 17:30:00", "1677-09-21 00:12:43.145"]
+    cells = _mutated_times(3000, seed=11) + zoned + [z[:-1] + "x" for z in zoned]
+    text = pa.array(cells, pa.string())
+    monkeypatch.setattr(timestamps, "FEW_CELLS", 0)
+    by_arrow = timestamps._seconds_plus_fraction(text, tz)
+    monkeypatch.setattr(timestamps, "FEW_CELLS", len(cells) + 1)
+    by_python = timestamps._seconds_plus_fraction(text, tz)
+    assert by_python[1].to_pylist() == by_arrow[1].to_pylist()
+    assert by_python[0].to_pylist() == by_arrow[0].to_pylist()
+    assert 300 < sum(by_arrow[1].to_pylist()) < len(cells) - 300  # parsed and refused cells both occur
