@@ -88,23 +88,21 @@ def cast_per_element(cells: pa.Array, convert: Callable[[pa.Array], pa.Array], t
     return Converted(pa.concat_arrays(chunks) if chunks else _null_like(target, 0), pa.array(bad))
 
 
-# Bytes a number can be written with (FLOAT_SHAPE's and INTEGER_SHAPE's, words aside).
-_NUMBER_BYTES = np.zeros(256, dtype=bool)
-_NUMBER_BYTES[np.frombuffer(b"0123456789.eE+-", dtype=np.uint8)] = True
+# Bytes no number is written with (FLOAT_SHAPE's and INTEGER_SHAPE's words aside).
+_ODD_BYTES = np.ones(256, dtype=bool)
+_ODD_BYTES[np.frombuffer(b"0123456789.eE+-", dtype=np.uint8)] = False
 
 
 def _misfits_among_odd_cells(cells: pa.Array, shape: str) -> np.ndarray:
     """Cells with a byte no number has (numpy over the data buffer) that do not match `shape`
     either (the regex runs on those few cells only: `nan` and `inf` are odd but fit)."""
     offsets = offsets_of(cells)
-    if offsets[-1] == offsets[0]:
-        return np.zeros(len(cells), dtype=bool)
-    odd_bytes = ~_NUMBER_BYTES[bytes_of(cells)[offsets[0]:offsets[-1]]]
-    seen = np.concatenate(([0], np.cumsum(odd_bytes)))
-    odd = seen[offsets[1:] - offsets[0]] > seen[offsets[:-1] - offsets[0]]
-    if not odd.any():
+    odd = np.zeros(len(cells), dtype=bool)
+    odd_at = np.flatnonzero(_ODD_BYTES[bytes_of(cells)[offsets[0]:offsets[-1]]])
+    if not odd_at.size:
         return odd
-    rows = np.flatnonzero(odd)
+    # The row a byte lies in is the first whose end is past it (empty cells end where they start).
+    rows = np.unique(np.searchsorted(offsets[1:] - offsets[0], odd_at, side="right"))
     fits = pc.fill_null(pc.match_substring_regex(cells.take(pa.array(rows)), shape), True)
     odd[rows] = ~fits.to_numpy(zero_copy_only=False)
     return odd

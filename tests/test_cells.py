@@ -106,3 +106,18 @@ def test_looks_like_ignores_empty_cells_and_needs_one_value():
     assert not cells.looks_like(pa.array([None, None], pa.binary()), "float")
     assert cells.looks_like(pa.array([b"true", None, b"F"]), "boolean")
     assert not cells.looks_like(pa.array([b"1.5", b"abc"]), "float")
+
+
+def test_the_byte_scan_finds_exactly_the_cells_the_shape_refuses():
+    import re
+
+    from converter.cells import FLOAT_SHAPE, INTEGER_SHAPE, _misfits_among_odd_cells
+
+    cells = [b"x1", None, b"", b"1.5", b"NaN", b"-inf", b"4e5", b"1,5", None, b"7 ", b"", b"2", b"1e", b"nan!", b"9x"]
+    for shape in (FLOAT_SHAPE, INTEGER_SHAPE):
+        pattern = re.compile(shape.encode())
+        # What the scan may leave to the cast: cells made only of number bytes (`1e` fails the cast itself).
+        expected = [c is not None and not pattern.search(c) and not set(c) <= set(b"0123456789.eE+-") for c in cells]
+        array = pa.array(cells, pa.binary())
+        assert _misfits_among_odd_cells(array, shape).tolist() == expected
+        assert _misfits_among_odd_cells(array.slice(2), shape).tolist() == expected[2:]  # offsets not from 0
