@@ -141,6 +141,19 @@ def test_modes_through_the_pipeline(tmp_path, mode, lines, counts):
         assert rows[1][:3] == [str(tmp_path / "in0.csv"), "3", "duplicate point: same measurement, tags and time as an earlier row"]
 
 
+def test_error_mode_rejects_join_the_encoders_rejects_of_the_same_block(tmp_path):
+    # The encoding thread formats the block's rejects before the duplicate check adds its own:
+    # both must reach the rejects file, in line order.
+    text = "id,time,v\na,2020-01-01T00:00:00Z,1\na,2020-01-01T00:00:00Z,2\nb,2020-02-30T00:00:00Z,3\n"
+    written, summary = _convert(tmp_path, "error", text)
+    assert written == ["m,id=a v=1 1577836800"]
+    with open(tmp_path / "rejects.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert [row[1] for row in rows[1:]] == ["3", "4"]
+    assert rows[1][2].startswith("duplicate point") and rows[2][3] == "2020-02-30T00:00:00Z"
+    assert summary.rows_rejected == 2 and summary.balanced
+
+
 def test_duplicates_are_found_across_files_and_blocks(tmp_path):
     many = "id,time,v\n" + "".join(f"a,{1_600_000_000 + i},{i}\n" for i in range(20_000))
     again = "id,time,v\na,1600000005,1\na,1600019999,2\na,1700000000,3\n"
