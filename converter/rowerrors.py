@@ -90,53 +90,77 @@ def ragged_row(expected: int, actual: int) -> Reason:
 
 
 class RowErrors:
-    """First reject reason of each row in one batch of `length` rows."""
+    """First reject reason of each row in one batch of `length` rows.
+
+    Kept in numpy: per row, which `add` call rejected it first. The offending values are
+    taken from that call's cells only for the rejected rows, when asked for: a batch with a
+    few bad cells then costs a few vector operations, not a copy of every column involved."""
 
     def __init__(self, length: int) -> None:
         self.length = length
-        self.mask: pa.Array | None = None
-        self._reason: pa.Array | None = None
-        self._value: pa.Array | None = None
         self.reasons: dict[str, Reason] = {}
+        self._first: np.ndarray | None = None  # int32 per row: the `add` that rejected it first, or -1
+        self._added: list[tuple[Reason, pa.Array | pa.ChunkedArray | None]] = []  # each add's reason and cells
+        self._mask: pa.Array | None = None
 
     def add(self, bad: pa.Array | None, reason: Reason, cells: pa.Array | None = None) -> None:
         """Mark the rows where `bad` is true (nulls in `bad` count as false)."""
         if not any_true(bad):
             return
-        bad = pc.fill_null(bad, False)
+        rows = pc.fill_null(bad, False).to_numpy(zero_copy_only=False)
         self.reasons[reason.text] = reason
-        value = cells.cast(pa.binary()) if cells is not None else pa.nulls(self.length, pa.binary())
-        if self.mask is None:
-            self.mask = bad
-            self._reason = pc.if_else(bad, pa.scalar(reason.text), pa.scalar(None, pa.string()))
-            self._value = pc.if_else(bad, value, pa.scalar(None, pa.binary()))
-            return
-        new = pc.and_(bad, pc.invert(self.mask))
-        self._reason = pc.if_else(new, pa.scalar(reason.text), self._reason)
-        self._value = pc.if_else(new, value, self._value)
-        self.mask = pc.or_(self.mask, bad)
+        if self._first is None:
+            self._first = np.full(self.length, -1, dtype=np.int32)
+        self._first[rows & (self._first < 0)] = len(self._added)
+        self._added.append((reason, cells))
+        self._mask = None
+
+    @property
+    def mask(self) -> pa.Array | None:
+        """True for every rejected row; None while no row is."""
+        if self._first is None:
+            return None
+        if self._mask is None:
+            self._mask = pa.array(self._first >= 0)
+        return self._mask
 
     @property
     def any(self) -> bool:
-        return self.mask is not None
+        return self._first is not None
 
     def rows(self) -> np.ndarray:
         """Indices of rejected rows, in order."""
-        if self.mask is None:
+        if self._first is None:
             return np.zeros(0, dtype=np.int64)
-        return np.flatnonzero(self.mask.to_numpy(zero_copy_only=False))
+        return np.flatnonzero(self._first >= 0)
 
     def reason_at(self, indices: np.ndarray) -> list[str]:
-        assert self._reason is not None
-        return self._reason.take(pa.array(indices)).to_pylist()
+        assert self._first is not None
+        return [self._added[k][0].text for k in self._first[indices].tolist()]
 
     def value_at(self, indices: np.ndarray) -> list[bytes | None]:
-        assert self._value is not None
-        return self._value.take(pa.array(indices)).to_pylist()
+        """The offending cell of each of these rejected rows (None where the reason has none)."""
+        assert self._first is not None
+        indices = np.asarray(indices, dtype=np.int64)
+        firsts = self._first[indices]
+        values: list[bytes | None] = [None] * len(indices)
+        for k in np.unique(firsts).tolist():
+            cells = self._added[k][1]
+            if cells is None:
+                continue
+            at = np.flatnonzero(firsts == k)
+            taken = cells.take(pa.array(indices[at])).cast(pa.binary()).to_pylist()
+            for position, value in zip(at.tolist(), taken):
+                values[position] = value
+        return values
 
     def counts(self) -> dict[str, int]:
         """Rejected rows per reason (vectorized)."""
-        if self._reason is None:
+        if self._first is None:
             return {}
-        counted = pc.value_counts(pc.drop_null(self._reason))
-        return {item["values"]: item["counts"] for item in counted.to_pylist()}
+        per_add = np.bincount(self._first[self._first >= 0], minlength=len(self._added)).tolist()
+        counted: dict[str, int] = {}
+        for (reason, _), count in zip(self._added, per_add):
+            if count:
+                counted[reason.text] = counted.get(reason.text, 0) + count
+        return counted
