@@ -13,8 +13,9 @@ file order, with bounded memory:
   So the check is exact for files whose series are in time order (Movebank exports are)
   or out of order by less than `window` points, and says how many rows it could not check.
 
-Memory: about 8 bytes x `window` per series at most (the default, 100,000, is 800 KB per
-series). `mode` decides what a duplicate does: `warn` (count it; the line is written and
+Memory: at most 16 bytes x `window` per series (8 per time, and room to append the next
+batch's times without copying the window; the default window, 100,000, is 1.6 MB per
+series), and never more than the times seen. `mode` decides what a duplicate does: `warn` (count it; the line is written and
 InfluxDB keeps the last one), `error` (reject the row), `nudge` (move the later row by the
 smallest unit of the output precision, as often as needed, so that both points survive;
 its time is then off by that many units, which is the trade-off).
@@ -40,8 +41,34 @@ DEFAULT_WINDOW = 100_000
 
 @dataclass
 class _SeriesHistory:
-    latest: int  # the largest time seen
-    recent: np.ndarray  # sorted; the most recent times seen, at most `window` of them
+    """The largest time a series has seen, and its most recent times (sorted, distinct, at most
+    `window`), kept at the end of a buffer with room to grow: in-order times are appended
+    without copying the window (which may hold 100,000 times) for every batch."""
+
+    latest: int
+    buffer: np.ndarray
+    start: int = 0
+    stop: int = 0
+
+    @property
+    def recent(self) -> np.ndarray:
+        return self.buffer[self.start:self.stop]
+
+    def keep(self, times: np.ndarray, window: int) -> None:
+        """Make `times` (sorted, distinct) the remembered ones, the last `window` of them."""
+        times = times[-window:]
+        self.buffer = np.empty(max(16, 2 * len(times)), dtype=np.int64)
+        self.buffer[:len(times)] = times
+        self.start, self.stop = 0, len(times)
+
+    def append(self, times: np.ndarray, window: int) -> None:
+        """Add `times` (sorted, distinct, all later than every remembered time)."""
+        if self.stop + len(times) > len(self.buffer):
+            self.keep(np.concatenate((self.recent, times)), window)
+            return
+        self.buffer[self.stop:self.stop + len(times)] = times
+        self.stop += len(times)
+        self.start = max(self.start, self.stop - window)
 
 
 @dataclass
@@ -67,6 +94,36 @@ class DuplicateTracker:
                                 dtype=np.int64)
         ids = ids_of_codes[series_codes] if len(series_codes) else np.zeros(0, dtype=np.int64)
         times = times.astype(np.int64, copy=True)
+        if self.mode is DuplicateMode.NUDGE:
+            return self._check_each_series(ids, times)
+        # One sort by (series, time) for the whole batch; lexsort is stable, so among equal keys
+        # the first in file order comes first and the later ones are the repeats.
+        order = np.lexsort((times, ids))
+        sorted_ids, sorted_times = ids[order], times[order]
+        duplicate = np.zeros(len(times), dtype=bool)
+        duplicate[1:] = (sorted_ids[1:] == sorted_ids[:-1]) & (sorted_times[1:] == sorted_times[:-1])
+        repeat = duplicate.copy()
+        too_old = np.zeros(len(times), dtype=bool)
+        bounds = np.flatnonzero(np.diff(sorted_ids)) + 1
+        starts = [0, *bounds.tolist()] if len(times) else []
+        # Python once per series of the batch, for what only that series' window can answer.
+        for lo, hi in zip(starts, [*starts[1:], len(times)]):
+            sid, group = int(sorted_ids[lo]), sorted_times[lo:hi]
+            history = self._history.get(sid)
+            if history is not None:
+                seen = history.recent
+                if len(seen) >= self.window:
+                    too_old[lo:hi] = group < seen[0]
+                if group[0] <= history.latest:  # some rows may repeat an earlier batch's time
+                    position = np.minimum(np.searchsorted(seen, group), len(seen) - 1)
+                    duplicate[lo:hi] |= seen[position] == group  # never true for a row older than the window
+            self._remember(sid, group[~(repeat[lo:hi] | too_old[lo:hi])])
+        in_file_order = np.empty_like(duplicate)
+        in_file_order[order] = duplicate
+        return DuplicateCheck(in_file_order, times, np.zeros(len(times), dtype=bool), int(too_old.sum()))
+
+    def _check_each_series(self, ids: np.ndarray, times: np.ndarray) -> DuplicateCheck:
+        """The check series by series, for modes that change times (nudge)."""
         duplicate = np.zeros(len(times), dtype=bool)
         nudged = np.zeros(len(times), dtype=bool)
         unchecked = 0
@@ -134,22 +191,29 @@ class DuplicateTracker:
 
     def _remember(self, sid: int, times: np.ndarray) -> None:
         """Add sorted, distinct `times` to the series' window."""
+        if not len(times):
+            return
         history = self._history.get(sid)
-        old = history.recent if history is not None else np.zeros(0, dtype=np.int64)
-        merged = _merge_sorted(old, times)
-        if len(merged) > self.window:
-            merged = merged[-self.window:]
-        latest = int(merged[-1]) if len(merged) else (history.latest if history else 0)
-        if history is not None:
-            latest = max(latest, history.latest)
-        self._history[sid] = _SeriesHistory(latest, merged)
+        if history is None:
+            history = self._history[sid] = _SeriesHistory(int(times[-1]), np.zeros(0, dtype=np.int64))
+            history.keep(times, self.window)
+            return
+        old = history.recent
+        if not len(old) or times[0] > old[-1]:
+            history.append(times, self.window)  # in-order data, the usual case
+        else:
+            merged = _merge_sorted(old, times)
+            if merged is not old:
+                history.keep(merged, self.window)
+        history.latest = max(history.latest, int(times[-1]))
 
 
 def _merge_sorted(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     """The union of two sorted, distinct arrays, sorted: the new values are inserted where they
-    belong (one pass over the window) instead of sorting the window again for every batch."""
-    if not len(old) or not len(new) or new[0] > old[-1]:
-        return np.concatenate((old, new))  # in-order data, the usual case
+    belong (one pass over the window) instead of sorting the window again for every batch.
+    `old` itself when every new value is in it already (a file read twice)."""
     position = np.searchsorted(old, new)
     known = old[np.minimum(position, len(old) - 1)] == new
+    if known.all():
+        return old
     return np.insert(old, position[~known], new[~known])

@@ -61,8 +61,12 @@ def test_rows_older_than_the_window_are_counted_as_unchecked():
 @pytest.mark.parametrize("rows", [1, 1000, 50_000])
 def test_memory_stays_bounded_by_the_window(rows):
     tracker = DuplicateTracker(window=100)
-    _check(tracker, [(["s"] * rows, list(range(rows)))])
-    assert all(len(h.recent) <= 100 for h in tracker._history.values())
+    # In-order batches: appended to the window, which keeps the latest 100 times.
+    _check(tracker, [(["s"] * rows, list(range(rows))) for _ in range(1)] +
+           [(["s"] * 30, list(range(rows + 30 * k, rows + 30 * (k + 1)))) for k in range(10)])
+    (history,) = tracker._history.values()
+    last = rows + 300
+    assert history.recent.tolist() == list(range(max(0, last - 100), last))
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -83,6 +87,30 @@ def test_out_of_order_batches_match_a_set_of_everything_seen(seed):
             seen.add(key)
         assert result.duplicate.tolist() == expected and result.unchecked == 0
         assert all(np.all(np.diff(h.recent) > 0) for h in tracker._history.values())
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_batch_wide_check_equals_the_series_by_series_one(seed):
+    """check() sorts the whole batch once; nudge mode still goes series by series. With a small
+    window (rows too old to check, windows cut short) both must flag the same rows."""
+    rng = np.random.default_rng(seed)
+    window = int(rng.integers(5, 60))
+    batch_wide, per_series = DuplicateTracker(window=window), DuplicateTracker(window=window)
+    names = [f"s{i}" for i in range(int(rng.integers(1, 6)))]
+    flagged = unchecked = 0
+    for _ in range(40):
+        size = int(rng.integers(1, 200))
+        codes = rng.integers(0, len(names), size)
+        times = int(rng.integers(0, 500)) + rng.integers(0, 150, size)
+        wide = batch_wide.check(codes, names, times)
+        ids = np.array([per_series.series_ids.setdefault(n, len(per_series.series_ids)) for n in names])[codes]
+        each = per_series._check_each_series(ids, times.astype(np.int64))
+        assert wide.duplicate.tolist() == each.duplicate.tolist()
+        assert wide.unchecked == each.unchecked
+        flagged, unchecked = flagged + int(wide.duplicate.sum()), unchecked + wide.unchecked
+    assert flagged and unchecked  # both outcomes occurred
+    for sid, history in batch_wide._history.items():
+        assert history.recent.tolist() == per_series._history[sid].recent.tolist()
 
 
 # ---------------------------------------------------------------- through the whole pipeline
