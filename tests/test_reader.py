@@ -296,3 +296,20 @@ def test_a_glob_that_matches_nothing_is_an_error(tmp_path: Path, monkeypatch: py
 
     with pytest.raises(InputError, match=r"^\*\.tsv: the pattern matches no file\.$"):
         expand_inputs(["*.tsv"])
+
+
+def test_stream_wrappers_hand_on_bytes_by_read_and_readinto():
+    import io as _io
+
+    from converter.streams import CountingReader, PrefixedReader
+
+    counter = CountingReader(_io.BytesIO(b"0123456789"))
+    stream = PrefixedReader(b"ab", counter)
+    assert stream.read(1) == b"a"
+    assert stream.read(5) == b"b"  # the rest of the prefix first, never mixed with the stream
+    assert stream.read(3) == b"012"
+    into = bytearray(4)
+    assert stream.readinto(into) == 4 and bytes(into) == b"3456"
+    assert stream.read(-1) == b"789"
+    assert stream.read(4) == b""
+    assert counter.count == 10  # bytes taken from the file, the prefix not counted
