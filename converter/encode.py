@@ -145,7 +145,8 @@ class Encoder:
             parts += [pa.scalar(" "), parsed.values.cast(pa.string())]
             times = pc.fill_null(parsed.values, 0).to_numpy(zero_copy_only=False)
         parts.append(pa.scalar("\n"))
-        lines = pc.binary_join_element_wise(*parts, "", null_handling="replace", null_replacement="")
+        lines = pc.binary_join_element_wise(*_merge_constants(parts), "", null_handling="replace",
+                                            null_replacement="")
         if errors.mask is not None:
             keep = pc.invert(errors.mask)
             lines = lines.filter(keep)
@@ -372,30 +373,51 @@ def _combine(strings: pa.Array, levels: list[tuple[int, pa.Array]], codes: np.nd
     return built, combined.indices.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def _field_arguments(fields: list[FieldText], length: int) -> tuple[list[pa.Array], pa.Array]:
+def _field_arguments(fields: list[FieldText], length: int) -> tuple[list[pa.Array | pa.Scalar], pa.Array]:
     """The join arguments that write the field set, and the mask of rows without any field.
 
     A field is written as prefix, value, suffix, all three null where the value is, so that
     one join with nulls replaced by "" leaves them out. The prefix of each row is `key=` if
     no earlier field of that row is present and `,key=` otherwise: a running OR over the
-    fields' validity (numpy booleans), then a `take` from those two strings. No string is
-    built per field beyond its formatted value, and no comma needs cutting afterwards.
+    fields' validity (numpy booleans), then a `take` from those two strings. A field present
+    in every row whose prefix is the same in every row gets its prefix and suffix as scalars
+    instead (no `take`; `_merge_constants` then joins them with their neighbours). No string
+    is built per field beyond its formatted value, and no comma needs cutting afterwards.
     """
-    arguments: list[pa.Array] = []
+    arguments: list[pa.Array | pa.Scalar] = []
     earlier = np.zeros(length, dtype=bool)
     for fld in fields:
         present = pc.is_valid(fld.value).to_numpy(zero_copy_only=False)
-        choice = pa.array(earlier.astype(np.int8), mask=~present)
-        if isinstance(fld.prefix, str):
-            arguments.append(pa.array([fld.prefix, "," + fld.prefix], pa.string()).take(choice))
-        else:  # a key per row: the comma is joined on where an earlier field is present
-            with_comma = pc.binary_join_element_wise(",", fld.prefix, "")
-            arguments.append(pc.if_else(pa.array(earlier, mask=~present), with_comma, fld.prefix))
+        everywhere = bool(present.all())
+        same_prefix = everywhere and isinstance(fld.prefix, str) and (earlier.all() or not earlier.any())
+        if same_prefix:
+            assert isinstance(fld.prefix, str)
+            arguments.append(pa.scalar("," + fld.prefix if length and earlier[0] else fld.prefix))
+        else:
+            choice = pa.array(earlier.astype(np.int8), mask=~present)
+            if isinstance(fld.prefix, str):
+                arguments.append(pa.array([fld.prefix, "," + fld.prefix], pa.string()).take(choice))
+            else:  # a key per row: the comma is joined on where an earlier field is present
+                with_comma = pc.binary_join_element_wise(",", fld.prefix, "")
+                arguments.append(pc.if_else(pa.array(earlier, mask=~present), with_comma, fld.prefix))
         arguments.append(fld.value)
         if fld.suffix:
-            arguments.append(pa.array([fld.suffix, fld.suffix], pa.string()).take(choice))
+            arguments.append(pa.scalar(fld.suffix) if everywhere else
+                             pa.array([fld.suffix, fld.suffix], pa.string()).take(choice))
         earlier |= present
     return arguments, pa.array(~earlier)
+
+
+def _merge_constants(parts: list[pa.Array | pa.Scalar]) -> list[pa.Array | pa.Scalar]:
+    """Neighbouring scalars of a join made one (`i` + `,visible=`): the fewer the arguments,
+    the less the join does per row. Keeps at least one array, which gives the join its length."""
+    merged: list[pa.Array | pa.Scalar] = []
+    for part in parts:
+        if isinstance(part, pa.Scalar) and merged and isinstance(merged[-1], pa.Scalar):
+            merged[-1] = pa.scalar(merged[-1].as_py() + part.as_py(), pa.string())
+        else:
+            merged.append(part)
+    return merged
 
 
 def _add_by_dictionary(errors: RowErrors, distinct: pa.DictionaryArray, bad_values: pa.Array | None,
