@@ -9,8 +9,8 @@ The bytes are exactly what Python's `csv.writer(lineterminator="\\n")` writes on
 stream with errors="surrogateescape" (QUOTE_MINIMAL: a cell holding the delimiter, the
 quote or a line break is quoted, its quotes doubled). A `writerow` per row cost some 20 µs
 per rejected row on the main thread, so the rows the encoder rejected are formatted with
-Arrow compute, a block's rows and columns in a fixed number of calls: about a µs per row
-plus a few hundred µs per block. Rows Arrow could not split still go through Python's csv
+Arrow compute, rows and columns in a fixed number of calls: about a µs per row plus a few
+hundred µs per call, which is why rows are held back until a few thousand have come. Rows Arrow could not split still go through Python's csv
 module one by one, as they must be re-split the way it splits them.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import BinaryIO, Sequence
@@ -140,11 +141,28 @@ class _Lines:
 _NO_LINES = pa.array([], pa.binary())
 
 
+PENDING_ROWS = 4096
+
+
+@dataclass
+class _Pending:
+    """Rejected rows of one (header, file, delimiter) not written yet, block by block."""
+
+    key: tuple[tuple[str, ...], str, str]
+    lines: list[np.ndarray] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    values: list[bytes | None] = field(default_factory=list)
+    cells: list[list[pa.Array]] = field(default_factory=list)
+    unsplit: list[tuple[int, str, str]] = field(default_factory=list)
+    rows: int = 0
+
+
 class RejectsWriter:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._files: dict[tuple[str, ...], BinaryIO] = {}
         self.paths: list[str] = []
+        self._pending: _Pending | None = None
 
     def _file_for(self, header: tuple[str, ...]) -> BinaryIO:
         if header not in self._files:
@@ -159,15 +177,42 @@ class RejectsWriter:
     def write_rows(self, header: Sequence[str], file: str, lines: np.ndarray, reasons: pa.Array | Sequence[str],
                    values: pa.Array | Sequence[bytes | None], cells: Sequence[pa.Array], *,
                    unsplit: Sequence[tuple[int, str, str]] = (), delimiter: str = ",") -> None:
-        """One block's rejected rows, in line order.
+        """One block's rejected rows, in line order (blocks in file order).
 
         The encoder's rejects, one entry per row, lines ascending: source line, reason,
         offending value (or None), and the row's cells as binary columns (null for empty).
         `unsplit`: rows Arrow could not split, as (line, reason, raw text), merged in by line.
+        Rows are held back until PENDING_ROWS have come (or another file, or close()): the
+        formatting costs a few hundred µs a call however few rows it gets, and with 1 % bad
+        rows every block has some.
         """
-        out = self._file_for(tuple(header))
-        checked = _Lines(self._checked_lines(file, lines, reasons, values, cells) if len(lines) else _NO_LINES)
-        unsplit = sorted(unsplit, key=lambda row: row[0])
+        key = (tuple(header), file, delimiter)
+        if self._pending is not None and self._pending.key != key:
+            self._flush()
+        if self._pending is None:
+            self._pending = _Pending(key)
+        pending = self._pending
+        pending.lines.append(np.asarray(lines, dtype=np.int64))
+        pending.reasons += list(reasons.to_pylist() if isinstance(reasons, pa.Array) else reasons)
+        pending.values += list(values.to_pylist() if isinstance(values, pa.Array) else values)
+        pending.cells.append([_binary(column, pa.binary()) for column in cells])
+        pending.unsplit += unsplit
+        pending.rows += len(lines) + len(unsplit)
+        if pending.rows >= PENDING_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        header, file, delimiter = pending.key
+        out = self._file_for(header)
+        lines = np.concatenate(pending.lines)
+        blocks = [columns for columns in pending.cells if columns and len(columns[0])]
+        cells = [pa.concat_arrays([columns[i] for columns in blocks]) for i in range(len(blocks[0]))] if blocks else []
+        checked = _Lines(self._checked_lines(file, lines, pending.reasons, pending.values, cells)
+                         if len(lines) else _NO_LINES)
+        unsplit = sorted(pending.unsplit, key=lambda row: row[0])
         # Each unsplit row goes after the checked rows of its line too (`right`), as the stable
         # sort by line of the per-row writer left them.
         stops = np.searchsorted(lines, [row[0] for row in unsplit], side="right").tolist()
@@ -188,5 +233,6 @@ class RejectsWriter:
         return csv_rows(file_field, [_binary(column, pa.binary()) for column in lead + list(cells)])
 
     def close(self) -> None:
+        self._flush()
         for out in self._files.values():
             out.close()

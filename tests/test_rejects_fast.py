@@ -19,6 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from converter import rejects as rejects_module
+
 from converter import (
     ConvertOptions,
     FieldSpec,
@@ -177,6 +179,26 @@ def test_files_are_created_at_the_first_reject_one_per_header(tmp_path: Path) ->
     assert writer.paths == [str(tmp_path / "rejects.csv"), str(tmp_path / "rejects.2.csv")]
     assert (tmp_path / "rejects.csv").read_bytes() == b"file,line,reason,value,a\nx.csv,2,r,,v\nz.csv,4,r,v,v\n"
     assert (tmp_path / "rejects.2.csv").read_bytes() == b"file,line,reason,value,b\ny.csv,3,ragged,,1,2\n"
+
+
+@pytest.mark.parametrize("pending_rows", [1, 3, 4096])
+def test_blocks_held_back_and_written_together_keep_their_order(tmp_path: Path, monkeypatch, pending_rows) -> None:
+    # The writer holds rows back until PENDING_ROWS have come: flushed every block, now and
+    # then, or only at close(), the file is the same, one block after the other.
+    monkeypatch.setattr(rejects_module, "PENDING_ROWS", pending_rows)
+    header = ["a", "b"]
+    reference = ReferenceWriter(header)
+    writer = RejectsWriter(tmp_path / "rejects.csv")
+    for block in range(6):
+        first = 10 * block
+        checked = [(first + 1, "bad a", b"x", [b"x", b"1"]), (first + 4, "bad b", None, [b"2", b'"q"'])][: block % 3]
+        unsplit = [(first + 2, "ragged", "1,2,3")] if block % 2 else []
+        reference.block("in.csv", checked, unsplit)
+        columns = [pa.array([cells[i] for *_, cells in checked], pa.binary()) for i in range(2)]
+        writer.write_rows(header, "in.csv", np.array([c[0] for c in checked], dtype=np.int64),
+                          [c[1] for c in checked], [c[2] for c in checked], columns, unsplit=unsplit)
+    writer.close()
+    assert (tmp_path / "rejects.csv").read_bytes() == reference.bytes()
 
 
 # ---------------------------------------------------------------- through convert()
