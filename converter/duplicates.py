@@ -15,10 +15,11 @@ file order, with bounded memory:
 
 Memory: at most 16 bytes x `window` per series (8 per time, and room to append the next
 batch's times without copying the window; the default window, 100,000, is 1.6 MB per
-series), and never more than the times seen. `mode` decides what a duplicate does: `warn` (count it; the line is written and
-InfluxDB keeps the last one), `error` (reject the row), `nudge` (move the later row by the
-smallest unit of the output precision, as often as needed, so that both points survive;
-its time is then off by that many units, which is the trade-off).
+series), and never more than twice the times seen. `mode` decides what a duplicate does:
+`warn` (count it; the line is written and InfluxDB keeps the last one), `error` (reject
+the row), `nudge` (move the later row by the smallest unit of the output precision, as
+often as needed, so that both points survive; its time is then off by that many units,
+which is the trade-off).
 """
 
 from __future__ import annotations

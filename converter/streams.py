@@ -17,40 +17,41 @@ COMPRESSION_BY_SUFFIX = {".gz": "gzip", ".gzip": "gzip", ".bz2": "bz2", ".zst": 
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-class CountingReader(io.RawIOBase):
-    """Counts the bytes taken from the underlying file: progress in on-disk bytes."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self.count = 0
+class _Reads(io.RawIOBase):
+    """A raw stream whose subclass answers read(n); readinto (what io.BufferedReader calls) copies that."""
 
     def readable(self) -> bool:
         return True
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
-        self.count += len(data)
-        return data
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
         data = self.read(len(buffer))
         buffer[:len(data)] = data
         return len(data)
 
+
+class CountingReader(_Reads):
+    """Counts the bytes taken from the underlying file: progress in on-disk bytes."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self.count += len(data)
+        return data
+
     def close(self) -> None:
         self._raw.close()
         super().close()
 
 
-class PrefixedReader(io.RawIOBase):
+class PrefixedReader(_Reads):
     """Gives back bytes already taken from a stream (to read the header), then the rest."""
 
     def __init__(self, prefix: bytes, rest) -> None:
         self._prefix = memoryview(prefix)
         self._rest = rest
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, size: int = -1) -> bytes:
         if self._prefix:
@@ -60,29 +61,15 @@ class PrefixedReader(io.RawIOBase):
             return data
         return self._rest.read(size)
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
 
-
-
-class NativeAsRaw(io.RawIOBase):
+class NativeAsRaw(_Reads):
     """A pyarrow NativeFile seen as a Python raw stream."""
 
     def __init__(self, native) -> None:
         self._native = native
 
-    def readable(self) -> bool:
-        return True
-
     def read(self, size: int = -1) -> bytes:
         return self._native.read(None if size is None or size < 0 else size)
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
 
 
 def decompressing(raw: io.RawIOBase, codec: str) -> io.RawIOBase:
