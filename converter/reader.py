@@ -123,9 +123,9 @@ class CsvSource:
             rest: io.RawIOBase = PrefixedReader(prefix, stream)
         else:
             rest = self._read_preamble(stream)
+        # Arrow reads from the guard, whose read(n) fills whole blocks even where the streams
+        # below return short reads (pipes, decompressors).
         self._guard = Utf8Guard(rest)
-        # BufferedReader.read(n) fills whole blocks even where the raw streams return short reads.
-        self._stream = io.BufferedReader(self._guard, buffer_size=1 << 16)
 
     def _read_preamble(self, stream) -> io.RawIOBase:
         """Skipped lines, metadata lines and header rows, none of which Arrow sees: it gets the names."""
@@ -177,7 +177,7 @@ class CsvSource:
                                     row.expected_columns, row.actual_columns))
             return "skip"
 
-        if self._arrow_names is not None and not self._stream.peek(1):
+        if self._arrow_names is not None and self._guard.at_end():
             return  # nothing after the header; Arrow would call that an empty CSV file
         reader = self._open_arrow(on_invalid)
         # Arrow numbers records from 1: the header, unless it was given the column names.
@@ -207,7 +207,7 @@ class CsvSource:
             read_options.column_names = names
         try:
             return pa_csv.open_csv(
-                self._stream,
+                self._guard,
                 read_options=read_options,
                 parse_options=pa_csv.ParseOptions(
                     delimiter=self.delimiter,

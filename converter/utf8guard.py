@@ -25,7 +25,11 @@ _STAND_IN_BYTES = re.compile(b"\xf4\x8f[\xbe\xbf][\x80-\xbf]")
 
 
 class Utf8Guard(io.RawIOBase):
-    """Passes valid UTF-8 through untouched; swaps undecodable bytes for stand-ins (see above)."""
+    """Passes valid UTF-8 through untouched; swaps undecodable bytes for stand-ins (see above).
+
+    `read(n)` returns n bytes unless the input ends first, as Arrow's reader wants whole blocks:
+    from a file that is the very bytes object the file gave (no copy); pieces of short reads
+    (a pipe, a decompressor) are joined."""
 
     def __init__(self, raw) -> None:
         self._raw = raw
@@ -36,18 +40,37 @@ class Utf8Guard(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def at_end(self) -> bool:
+        """True when nothing is left to read (reads ahead, keeps what it read)."""
+        return not self._out and not self._fill(1 << 16)
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self.read(1 << 20), b""))
+        pieces: list[bytes] = []
+        wanted = size
+        while wanted > 0 and (self._out or self._fill(wanted)):
+            piece, self._out = (self._out, b"") if len(self._out) <= wanted else \
+                (self._out[:wanted], self._out[wanted:])
+            pieces.append(piece)
+            wanted -= len(piece)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
     def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def _fill(self, size: int) -> bool:
+        """Read on until there are bytes to hand out; False at the end of the input."""
         while not self._out:
-            chunk = self._raw.read(len(buffer))
+            chunk = self._raw.read(size)
             final = not chunk
             data = self._carry + (chunk or b"")
             if not data:
-                return 0
+                return False
             self._out, self._carry = self._guard(data, final)
-        n = min(len(buffer), len(self._out))
-        buffer[:n] = self._out[:n]
-        self._out = self._out[n:]
-        return n
+        return True
 
     def _guard(self, data: bytes, final: bool) -> tuple[bytes, bytes]:
         if data.isascii():

@@ -313,3 +313,31 @@ def test_stream_wrappers_hand_on_bytes_by_read_and_readinto():
     assert stream.read(-1) == b"789"
     assert stream.read(4) == b""
     assert counter.count == 10  # bytes taken from the file, the prefix not counted
+
+
+def test_the_utf8_guard_hands_arrow_whole_blocks_from_short_reads():
+    import io as _io
+
+    from converter.utf8guard import Utf8Guard
+
+    class Trickle(_io.RawIOBase):  # a pipe: at most 3 bytes a read
+        def __init__(self, data: bytes) -> None:
+            self._data = _io.BytesIO(data)
+
+        def readable(self) -> bool:
+            return True
+
+        def read(self, size: int = -1) -> bytes:
+            return self._data.read(min(3, size) if size and size > 0 else 3)
+
+    text = "a,é\n1,漢字\n".encode() * 4  # multi-byte characters cut by the 3-byte reads
+    guard = Utf8Guard(Trickle(text))
+    assert not guard.at_end()
+    blocks = list(iter(lambda: guard.read(10), b""))
+    assert [len(b) for b in blocks[:-1]] == [10] * (len(blocks) - 1)  # whole blocks but the last
+    assert b"".join(blocks) == text and not guard.swapped
+    assert guard.at_end()
+
+    bad = Utf8Guard(Trickle(b"x,\xff\n" * 3))
+    out = bad.read(-1)
+    assert bad.swapped and out.count("\U0010ffff".encode()) == 3  # 0xff travels as its stand-in
