@@ -5,23 +5,32 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Callable, TypeVar
 
 from .errors import InputError
 from .streams import GZIP_MAGIC
 
+T = TypeVar("T")
 
-def read_header(name: str, stream, delimiter: str) -> tuple[bytes, tuple[str, ...], int]:
-    """Take enough bytes to hold the header record, parse it, and hand the bytes back."""
+
+def read_until_parsed(stream, parse: Callable[[bytes, bool], T | None]) -> tuple[bytes, T | None]:
+    """Read more and more of `stream` (64 KiB, then twice as much each time) until `parse(bytes so
+    far, at end of input)` gives something or the input ends; the bytes read and what it gave."""
     prefix = b""
     size = 64 << 10
     while True:
         chunk = stream.read(size)
         prefix += chunk or b""
         at_eof = not chunk
-        complete = parse_header(prefix, delimiter, at_eof)
-        if complete is not None or at_eof:
-            break
+        parsed = parse(prefix, at_eof)
+        if parsed is not None or at_eof:
+            return prefix, parsed
         size *= 2
+
+
+def read_header(name: str, stream, delimiter: str) -> tuple[bytes, tuple[str, ...], int]:
+    """Take enough bytes to hold the header record, parse it, and hand the bytes back."""
+    prefix, complete = read_until_parsed(stream, lambda taken, at_eof: parse_header(taken, delimiter, at_eof))
     if complete is None or not prefix.strip(b"\xef\xbb\xbf\r\n"):
         raise InputError(f"{name}: the file is empty; a CSV file with a header line is expected.")
     header, lines = complete

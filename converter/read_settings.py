@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import InputError
-from .header import check_header_text
+from .header import check_header_text, read_until_parsed
 from .mapping import FieldType
 
 
@@ -142,16 +142,8 @@ def read_metadata(name: str, lines: Sequence[bytes], first_line: int, settings: 
 def read_header_rows(name: str, stream, delimiter: str, settings: ReadSettings) -> tuple[bytes, list[str], int]:
     """Read `settings.header_rows` records (blank lines between them are skipped), join their cells per
     column, and return the bytes after them, the names and the lines they took."""
-    prefix = b""
-    size = 64 << 10
-    while True:
-        chunk = stream.read(size)
-        prefix += chunk or b""
-        at_eof = not chunk
-        parsed = parse_header_rows(prefix, delimiter, settings, at_eof)
-        if parsed is not None or at_eof:
-            break
-        size *= 2
+    prefix, parsed = read_until_parsed(
+        stream, lambda taken, at_eof: parse_header_rows(taken, delimiter, settings, at_eof))
     if parsed is None:
         raise InputError(f"{name}: the file ends before its {settings.header_rows} header line(s); "
                          f"a CSV file with a header is expected.")
