@@ -10,8 +10,9 @@ stream with errors="surrogateescape" (QUOTE_MINIMAL: a cell holding the delimite
 quote or a line break is quoted, its quotes doubled). A `writerow` per row cost some 20 µs
 per rejected row on the main thread, so the rows the encoder rejected are formatted with
 Arrow compute, rows and columns in a fixed number of calls: about a µs per row plus a few
-hundred µs per call, which is why rows are held back until a few thousand have come. Rows Arrow could not split still go through Python's csv
-module one by one, as they must be re-split the way it splits them.
+hundred µs per call, which is why rows are held back until a few thousand have come. Rows
+Arrow could not split still go through Python's csv module one by one, as they must be
+re-split the way it splits them.
 """
 
 from __future__ import annotations

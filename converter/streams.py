@@ -17,7 +17,7 @@ COMPRESSION_BY_SUFFIX = {".gz": "gzip", ".gzip": "gzip", ".bz2": "bz2", ".zst": 
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-class _Reads(io.RawIOBase):
+class ReadByRead(io.RawIOBase):
     """A raw stream whose subclass answers read(n); readinto (what io.BufferedReader calls) copies that."""
 
     def readable(self) -> bool:
@@ -29,7 +29,7 @@ class _Reads(io.RawIOBase):
         return len(data)
 
 
-class CountingReader(_Reads):
+class CountingReader(ReadByRead):
     """Counts the bytes taken from the underlying file: progress in on-disk bytes."""
 
     def __init__(self, raw: BinaryIO) -> None:
@@ -46,7 +46,7 @@ class CountingReader(_Reads):
         super().close()
 
 
-class PrefixedReader(_Reads):
+class PrefixedReader(ReadByRead):
     """Gives back bytes already taken from a stream (to read the header), then the rest."""
 
     def __init__(self, prefix: bytes, rest) -> None:
@@ -62,7 +62,7 @@ class PrefixedReader(_Reads):
         return self._rest.read(size)
 
 
-class NativeAsRaw(_Reads):
+class NativeAsRaw(ReadByRead):
     """A pyarrow NativeFile seen as a Python raw stream."""
 
     def __init__(self, native) -> None:

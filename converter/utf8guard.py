@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import codecs
-import io
 import re
 import struct
 
 import pyarrow as pa
+
+from .streams import ReadByRead
 
 # pyarrow decodes the text of a row it cannot split as strict UTF-8 before it calls
 # `invalid_row_handler`; a ragged row holding a byte that is not UTF-8 makes that decoding
@@ -24,7 +25,7 @@ _STAND_IN_LEAD = chr(_STAND_IN_BASE + 0x80).encode()[:2]  # every stand-in start
 _STAND_IN_BYTES = re.compile(b"\xf4\x8f[\xbe\xbf][\x80-\xbf]")
 
 
-class Utf8Guard(io.RawIOBase):
+class Utf8Guard(ReadByRead):
     """Passes valid UTF-8 through untouched; swaps undecodable bytes for stand-ins (see above).
 
     `read(n)` returns n bytes unless the input ends first, as Arrow's reader wants whole blocks:
@@ -36,9 +37,6 @@ class Utf8Guard(io.RawIOBase):
         self._carry = b""  # an incomplete character at the end of the last chunk
         self._out = b""
         self.swapped = False
-
-    def readable(self) -> bool:
-        return True
 
     def at_end(self) -> bool:
         """True when nothing is left to read (reads ahead, keeps what it read)."""
@@ -55,11 +53,6 @@ class Utf8Guard(io.RawIOBase):
             pieces.append(piece)
             wanted -= len(piece)
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
 
     def _fill(self, size: int) -> bool:
         """Read on until there are bytes to hand out; False at the end of the input."""
