@@ -1,0 +1,103 @@
+"""converter.readahead: Arrow's reader stays a few blocks ahead of the batches taken, no more."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import pytest
+
+import converter.reader
+from converter.readahead import STALL_SECONDS, ReadAheadLimit
+from converter.reader import open_source
+
+
+class CountedReads(io.RawIOBase):
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        self.reads += 1
+        return b"x" * max(size, 1)
+
+
+def _reading_in_background(limit: ReadAheadLimit, reads: int) -> threading.Thread:
+    thread = threading.Thread(target=lambda: [limit.read(10) for _ in range(reads)], daemon=True)
+    thread.start()
+    return thread
+
+
+def _settle() -> None:
+    time.sleep(20 * STALL_SECONDS)  # long enough for a reader that is not held back to finish
+
+
+def test_reads_wait_at_the_limit_until_a_batch_is_taken():
+    raw = CountedReads()
+    limit = ReadAheadLimit(raw, limit=3)
+    thread = _reading_in_background(limit, reads=5)
+    _settle()
+    assert raw.reads == 3 and limit.reads_ahead == 3
+    with limit.asking():
+        pass
+    _settle()
+    assert raw.reads == 4
+    limit.release()
+    thread.join(timeout=5)
+    assert raw.reads == 5 and not thread.is_alive()
+
+
+def test_opening_the_reader_is_not_a_batch_taken():
+    raw = CountedReads()
+    limit = ReadAheadLimit(raw, limit=2)
+    with limit.asking(for_batch=False):
+        pass
+    thread = _reading_in_background(limit, reads=3)
+    _settle()
+    assert raw.reads == 2
+    limit.release()
+    thread.join(timeout=5)
+
+
+def test_a_read_held_back_while_the_consumer_waits_goes_ahead_after_the_stall_time():
+    raw = CountedReads()
+    limit = ReadAheadLimit(raw, limit=1)
+    limit.read(10)
+    with limit.asking():
+        started = time.perf_counter()
+        limit.read(10)  # held back (one read ahead already), yet the consumer is asking: no deadlock
+        waited = time.perf_counter() - started
+    assert raw.reads == 2
+    assert STALL_SECONDS * 0.9 <= waited < 2.0
+
+
+@pytest.fixture
+def recorded_limits(monkeypatch):
+    limits: list[ReadAheadLimit] = []
+
+    class Recorded(ReadAheadLimit):
+        def __init__(self, raw) -> None:
+            super().__init__(raw)
+            limits.append(self)
+
+    monkeypatch.setattr(converter.reader, "ReadAheadLimit", Recorded)
+    return limits
+
+
+def test_arrow_reads_only_a_few_blocks_ahead_of_the_batches_taken(tmp_path, recorded_limits):
+    # ~3 MB in 64 KiB blocks: unlimited, Arrow's background reader would run up to 32
+    # blocks ahead of a consumer that looks at each batch before asking for the next.
+    path = tmp_path / "many-blocks.csv"
+    path.write_text("a,b\n" + "".join(f"{i},{'v' * 40}\n" for i in range(70_000)))
+    source = open_source(str(path), block_size=1 << 16)
+    ahead, rows = [], 0
+    for block in source.blocks():
+        time.sleep(0.002)  # the consumer is slower than the disk, as when it encodes
+        ahead.append(recorded_limits[0].reads_ahead)
+        rows += block.cells.num_rows
+    assert rows == 70_000
+    assert len(ahead) > 40
+    assert max(ahead) <= 5  # the limit (4), and one read let through after the stall time at most
