@@ -145,6 +145,29 @@ def to_unsigned(cells: pa.Array) -> Converted:
     return cast_per_element(cells, lambda a: a.cast(pa.uint64()), pa.uint64(), shape=UNSIGNED_SHAPE)
 
 
+_NONZERO_DIGIT = np.zeros(256, dtype=bool)
+_NONZERO_DIGIT[np.frombuffer(b"123456789", dtype=np.uint8)] = True
+
+
+def as_written_integers(cells: pa.Array) -> pa.Array | None:
+    """The cells as text when every one that the integer cast accepted is written exactly as
+    Arrow formats its value (no '+', no leading zero, no "-0"), else None. Only the first two
+    bytes of a cell need a look: the cast succeeded, so the rest are digits. Saves Arrow's
+    int-to-text cast (~23 ns a value) for the way integers are usually written."""
+    present = pc.is_valid(cells).to_numpy(zero_copy_only=False)
+    offsets = offsets_of(cells)
+    starts = offsets[:-1][present]
+    data = bytes_of(cells)
+    first = data[starts]
+    plain = _NONZERO_DIGIT[first] | ((first == ord("0")) & (offsets[1:][present] - starts == 1))
+    if not plain.all():
+        signed = first == ord("-")
+        if not (plain | signed).all() or not _NONZERO_DIGIT[data[starts[signed] + 1]].all():
+            return None
+    # Digits and '-' only: the bytes are valid UTF-8 as they are.
+    return pa.Array.from_buffers(pa.string(), len(cells), cells.buffers(), cells.null_count, cells.offset)
+
+
 def to_boolean(cells: pa.Array) -> Converted:
     """true/t/yes/y/1 and false/f/no/n/0 (lower, UPPER or Capitalized); anything else is bad."""
     is_true = pc.is_in(cells, value_set=pa.array(TRUE_WORDS, cells.type))

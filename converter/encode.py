@@ -292,7 +292,9 @@ class Encoder:
                     dropped = non_finite
                     values = pc.if_else(non_finite, pa.scalar(None, pa.float64()), values)
                     converted = cells.Converted(values, converted.bad)
-            formatted = values.cast(pa.string())
+            written = cells.as_written_integers(raw) \
+                if ftype in (FieldType.INTEGER, FieldType.UNSIGNED) and converted.bad is None else None
+            formatted = written if written is not None else values.cast(pa.string())
         errors.add(converted.bad, rowerrors.invalid_value(ftype.value, fld.column), raw)
         return FieldText(fld.escaped_key + "=", formatted, SUFFIX_BY_TYPE.get(ftype, "")), converted.values, dropped
 
