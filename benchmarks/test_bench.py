@@ -21,7 +21,7 @@ from .peers import ALL_PEERS, LABELS, Measurement, Unavailable, run_csv2lp, run_
 pytestmark = pytest.mark.benchmark
 
 # The slow peers get one round: a tutorial pass over 10M rows takes minutes.
-ROUNDS = {"read_csv": 3, "csv2lp": 3, "telegraf": 3, "influx": 3, "influx_csv2lp": 3, "tutorial": 1, "pandas": 1}
+ROUNDS = {"read_csv": 5, "csv2lp": 5, "telegraf": 3, "influx": 3, "influx_csv2lp": 3, "tutorial": 1, "pandas": 1}
 S2_LEVEL = "11"
 TELEGRAF_MEMORY_SHARE = 0.5  # skip Telegraf when it would need more than this share of RAM
 
