@@ -168,6 +168,19 @@ def as_written_integers(cells: pa.Array) -> pa.Array | None:
     return pa.Array.from_buffers(pa.string(), len(cells), cells.buffers(), cells.null_count, cells.offset)
 
 
+def same_cell_everywhere(cells: pa.Array) -> bytes | None:
+    """The cell when every cell of the column holds the same bytes (none empty), else None:
+    a flag like Movebank's `visible` is `true` in whole files. numpy over the data buffer."""
+    if not len(cells) or cells.null_count:
+        return None
+    offsets = offsets_of(cells)
+    width = int(offsets[1] - offsets[0])
+    if not width or not (np.diff(offsets) == width).all():
+        return None
+    rows = bytes_of(cells)[offsets[0]:offsets[-1]].reshape(len(cells), width)
+    return rows[0].tobytes() if (rows == rows[0]).all() else None
+
+
 def to_boolean(cells: pa.Array) -> Converted:
     """true/t/yes/y/1 and false/f/no/n/0 (lower, UPPER or Capitalized); anything else is bad."""
     is_true = pc.is_in(cells, value_set=pa.array(TRUE_WORDS, cells.type))

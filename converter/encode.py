@@ -126,7 +126,7 @@ class Encoder:
         field_arguments, no_field = _field_arguments(field_pieces, batch.num_rows)
         # One series in the batch (no tags, or constant ones): a scalar the join broadcasts,
         # as long as some other argument is an array that gives the join its length.
-        if len(series_strings) == 1 and field_arguments:
+        if len(series_strings) == 1 and (plan.time is not None or any(isinstance(a, pa.Array) for a in field_arguments)):
             series = series_strings[0]
         else:
             series = series_strings.take(pa.array(series_codes))
@@ -278,6 +278,12 @@ class Encoder:
                 text.values, escape.LINE_BREAKS, lambda mask: errors.add(mask, rowerrors.line_break(fld.column), raw))
             return FieldText(fld.escaped_key + '="', escape.string_field_values(values), '"'), values, None
         if ftype is FieldType.BOOLEAN:
+            same = cells.same_cell_everywhere(raw)
+            if same in cells.TRUE_WORDS or same in cells.FALSE_WORDS:
+                # One value in every row: a scalar, which the line join merges with its neighbours.
+                truth = same in cells.TRUE_WORDS
+                return (FieldText(fld.escaped_key + "=", pa.scalar("true" if truth else "false"), ""),
+                        pa.repeat(pa.scalar(truth), len(raw)), None)
             converted = cells.to_boolean(raw)
             formatted = pc.if_else(converted.values, "true", "false")
         else:
@@ -304,7 +310,7 @@ class FieldText:
     """One field of every row: `<prefix><value><suffix>`, absent where `value` is null."""
 
     prefix: str | pa.Array  # escaped key and '=' (and the opening quote of a string); per row: row_keys.py
-    value: pa.Array
+    value: pa.Array | pa.Scalar  # a scalar: the same value in every row
     suffix: str  # "i", "u", the closing quote, or ""
 
 
@@ -389,7 +395,8 @@ def _field_arguments(fields: list[FieldText], length: int) -> tuple[list[pa.Arra
     arguments: list[pa.Array | pa.Scalar] = []
     earlier = np.zeros(length, dtype=bool)
     for fld in fields:
-        present = pc.is_valid(fld.value).to_numpy(zero_copy_only=False)
+        present = np.ones(length, dtype=bool) if isinstance(fld.value, pa.Scalar) else \
+            pc.is_valid(fld.value).to_numpy(zero_copy_only=False)
         everywhere = bool(present.all())
         same_prefix = everywhere and isinstance(fld.prefix, str) and (earlier.all() or not earlier.any())
         if same_prefix:

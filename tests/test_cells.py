@@ -163,3 +163,22 @@ def test_passed_through_integers_equal_arrow_formatting_on_random_cells():
                 passed += 1
                 assert text.to_pylist() == cells.to_integer(sliced).values.cast(pa.string()).to_pylist()
     assert tried > 300 and passed > 300  # both kinds of column were seen
+
+
+@pytest.mark.parametrize(
+    ("cells_", "same"),
+    [
+        ([b"true", b"true", b"true"], b"true"),
+        ([b"true"], b"true"),
+        ([b"true", b"True", b"true"], None),
+        ([b"true", None, b"true"], None),
+        ([b"true", b"tru", b"e"], None),  # the same bytes in all, cut differently
+        ([b"", b""], None),
+        ([], None),
+    ],
+)
+def test_same_cell_everywhere(cells_, same):
+    array = pa.array(cells_, pa.binary())
+    assert cells.same_cell_everywhere(array) == same
+    padded = pa.array([b"false", *cells_], pa.binary()).slice(1)  # offsets that do not start at 0
+    assert cells.same_cell_everywhere(padded) == same

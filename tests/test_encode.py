@@ -54,6 +54,28 @@ def test_field_types(ftype, cell, written):
     assert _encode(["f"], [(cell,)], spec)[0] == [f"m {written}\n"]
 
 
+@pytest.mark.parametrize(("cell", "written"), [("yes", "true"), ("F", "false"), ("true", "true")])
+def test_a_flag_with_one_value_in_every_row_is_written_in_every_line(cell, written):
+    # The same cell in every row takes a shortcut (one scalar for the column): the lines must
+    # be those of the row-by-row path, commas included where the field before is absent.
+    spec = MappingSpec(measurement="m", tags=(TagSpec("t"),), fields=(
+        FieldSpec("a", type=FieldType.FLOAT), FieldSpec("b", type=FieldType.BOOLEAN), FieldSpec("c", type=FieldType.INTEGER)),
+        time=TimeSpec(column="s", format="epoch_s"))
+    rows = [("x", "1.5", cell, "7", "10"), ("y", None, cell, None, "11"), ("x", None, cell, "8", "12")]
+    lines, reasons, _, _ = _encode(["t", "a", "b", "c", "s"], rows, spec, precision=Precision.S)
+    assert lines == [f"m,t=x a=1.5,b={written},c=7i 10\n", f"m,t=y b={written} 11\n", f"m,t=x b={written},c=8i 12\n"]
+    assert reasons == []
+    alone, _, _, _ = _encode(["b"], [(cell,), (cell,)], MappingSpec(measurement="m", fields=(
+        FieldSpec("b", type=FieldType.BOOLEAN),), time=TimeSpec(column="")))
+    assert alone == [f"m b={written}\n"] * 2  # no array among the join's arguments: still one line per row
+
+
+def test_a_flag_column_of_one_word_that_is_no_boolean_rejects_every_row():
+    spec = MappingSpec(measurement="m", fields=(FieldSpec("b", type=FieldType.BOOLEAN),), time=TimeSpec(column=""))
+    lines, reasons, _, _ = _encode(["b"], [("maybe",), ("maybe",)], spec)
+    assert lines == [] and len(reasons) == 2 and all("boolean" in r for r in reasons)
+
+
 def test_line_layout_tags_sorted_empty_tags_and_fields_left_out():
     spec = MappingSpec(measurement="gps fix", tags=(TagSpec("z"), TagSpec("a key")),
                        fields=(FieldSpec("x", type=FieldType.FLOAT), FieldSpec("y", type=FieldType.FLOAT)),
