@@ -154,12 +154,14 @@ def as_written_integers(cells: pa.Array) -> pa.Array | None:
     Arrow formats its value (no '+', no leading zero, no "-0"), else None. Only the first two
     bytes of a cell need a look: the cast succeeded, so the rest are digits. Saves Arrow's
     int-to-text cast (~23 ns a value) for the way integers are usually written."""
-    present = pc.is_valid(cells).to_numpy(zero_copy_only=False)
     offsets = offsets_of(cells)
-    starts = offsets[:-1][present]
+    starts, ends = offsets[:-1], offsets[1:]
+    if cells.null_count:
+        present = pc.is_valid(cells).to_numpy(zero_copy_only=False)
+        starts, ends = starts[present], ends[present]
     data = bytes_of(cells)
     first = data[starts]
-    plain = _NONZERO_DIGIT[first] | ((first == ord("0")) & (offsets[1:][present] - starts == 1))
+    plain = _NONZERO_DIGIT[first] | ((first == ord("0")) & (ends - starts == 1))
     if not plain.all():
         signed = first == ord("-")
         if not (plain | signed).all() or not _NONZERO_DIGIT[data[starts[signed] + 1]].all():

@@ -123,3 +123,21 @@ def test_vectorized_checks(value, control, ambiguous):
     values = pa.array([value, None])
     assert escape.has_match(values, escape.CONTROL_CHARS).to_pylist() == [control, False]
     assert escape.has_match(values, escape.AMBIGUOUS_BACKSLASH_IN_KEY).to_pylist() == [ambiguous, False]
+
+
+@pytest.mark.parametrize("pattern", [escape.CONTROL_CHARS, escape.LINE_BREAKS])
+def test_the_byte_scan_before_a_class_regex_agrees_with_the_regex(pattern):
+    import random
+    import re
+
+    rng = random.Random(3)
+    alphabet = ["a", " ", "é", "\u2028", "\u0085", "\x7f", "\x00", "\x1f", "\n", "\r", "\t", "😀", "\\"]
+    for _ in range(400):
+        values = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 4))) if rng.random() > 0.1 else None
+                  for _ in range(rng.randint(1, 5))]
+        if rng.random() < 0.5:  # mostly clean columns, where the scan decides alone
+            values = [v if v is None else re.sub(pattern, "", v) for v in values]
+        array = pa.array(values, pa.string())
+        expected = [v is not None and re.search(pattern, v) is not None for v in values]
+        assert escape.has_match(array, pattern).to_pylist() == expected
+        assert escape.has_match(array.slice(1), pattern).to_pylist() == expected[1:]
