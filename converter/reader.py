@@ -42,10 +42,11 @@ from .readahead import ReadAheadLimit
 from .streams import COMPRESSION_BY_SUFFIX, GZIP_MAGIC, CountingReader, PrefixedReader, decompressing
 from .utf8guard import FROM_STAND_IN_TEXT, Utf8Guard, restore_cells
 
-# 2 MiB: every block costs ~1 ms of kernel calls whatever its size, so larger blocks are
+# 2 MiB: every block costs ~1-2 ms of kernel calls whatever its size, so larger blocks are
 # faster (fishers x 20: ~0.77 s in 1 MiB blocks, ~0.69 s in 2 MiB, ~0.67 s in 4 MiB), while
-# peak memory grows with the blocks in flight (Arrow's read-ahead, readahead.py, and two
-# encoding): the 2 GB benchmark file peaked at 237 MB in 2 MiB blocks, 326 MB in 4 MiB.
+# peak memory grows with the blocks in flight (Arrow's read-ahead, readahead.py; blocks
+# waiting for and in the encoders, pipeline.py): the 2 GB benchmark file peaks at ~264 MB
+# in 2 MiB blocks; 4 MiB blocks would pass the 300 MB goal.
 DEFAULT_BLOCK_SIZE = 2 << 20
 STDIN = "-"
 
