@@ -29,6 +29,8 @@ STALL_SECONDS = 0.01
 
 
 class ReadAheadLimit(ReadByRead):
+    """The stream Arrow reads from: at most `limit` reads ahead of the batches taken (above)."""
+
     def __init__(self, raw, limit: int = DEFAULT_LIMIT) -> None:
         self._raw = raw
         self._limit = limit
