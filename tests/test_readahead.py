@@ -31,19 +31,24 @@ def _reading_in_background(limit: ReadAheadLimit, reads: int) -> threading.Threa
     return thread
 
 
-def _settle() -> None:
-    time.sleep(20 * STALL_SECONDS)  # long enough for a reader that is not held back to finish
+def _settle(raw: CountedReads, expected: int) -> None:
+    """Wait until the background reader has made `expected` reads, then a little longer, so
+    that a read it should not make has had the time to happen (a busy machine is slow)."""
+    deadline = time.monotonic() + 10
+    while raw.reads < expected and time.monotonic() < deadline:
+        time.sleep(0.005)
+    time.sleep(20 * STALL_SECONDS)
 
 
 def test_reads_wait_at_the_limit_until_a_batch_is_taken():
     raw = CountedReads()
     limit = ReadAheadLimit(raw, limit=3)
     thread = _reading_in_background(limit, reads=5)
-    _settle()
+    _settle(raw, 3)
     assert raw.reads == 3 and limit.reads_ahead == 3
     with limit.asking():
         pass
-    _settle()
+    _settle(raw, 4)
     assert raw.reads == 4
     limit.release()
     thread.join(timeout=5)
@@ -56,7 +61,7 @@ def test_opening_the_reader_is_not_a_batch_taken():
     with limit.asking(for_batch=False):
         pass
     thread = _reading_in_background(limit, reads=3)
-    _settle()
+    _settle(raw, 2)
     assert raw.reads == 2
     limit.release()
     thread.join(timeout=5)
@@ -100,4 +105,6 @@ def test_arrow_reads_only_a_few_blocks_ahead_of_the_batches_taken(tmp_path, reco
         rows += block.cells.num_rows
     assert rows == 70_000
     assert len(ahead) > 40
-    assert max(ahead) <= 5  # the limit (4), and one read let through after the stall time at most
+    # The limit is 4; a read goes ahead after the stall time only while the consumer waits for
+    # a batch, which a loaded machine may make happen a few times. Unlimited, this reached 34.
+    assert max(ahead) <= 8
