@@ -18,3 +18,18 @@ def bytes_of(cells: pa.Array) -> np.ndarray:
     """The whole data buffer as uint8 (index it with `offsets_of`); empty when there is none."""
     data = cells.buffers()[2]
     return np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+
+
+def cell_bytes(cells: pa.Array) -> np.ndarray:
+    """Every cell's bytes, one after the other: the data buffer from the first cell's start to
+    the last cell's end (a slice of an array starts and ends inside its buffer)."""
+    offsets = offsets_of(cells)
+    return bytes_of(cells)[offsets[0]:offsets[-1]]
+
+
+def byte_table(chars: bytes, *, value: bool = True) -> np.ndarray:
+    """A 256-entry lookup table, `value` at the bytes of `chars`: `table[cell_bytes(...)]`
+    classifies every byte of a column in one numpy step."""
+    table = np.full(256, not value, dtype=bool)
+    table[np.frombuffer(chars, dtype=np.uint8)] = value
+    return table

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow_buffers import bytes_of, offsets_of
+from .arrow_buffers import byte_table, bytes_of, cell_bytes, offsets_of
 
 # What Arrow's string->number casts accept (checked against pyarrow 26): a plain decimal
 # with optional sign/exponent, inf/infinity, nan; integers without a '+'.
@@ -89,8 +89,7 @@ def cast_per_element(cells: pa.Array, convert: Callable[[pa.Array], pa.Array], t
 
 
 # Bytes no number is written with (FLOAT_SHAPE's and INTEGER_SHAPE's words aside).
-_ODD_BYTES = np.ones(256, dtype=bool)
-_ODD_BYTES[np.frombuffer(b"0123456789.eE+-", dtype=np.uint8)] = False
+_ODD_BYTES = byte_table(b"0123456789.eE+-", value=False)
 
 
 def _misfits_among_odd_cells(cells: pa.Array, shape: str) -> np.ndarray:
@@ -98,7 +97,7 @@ def _misfits_among_odd_cells(cells: pa.Array, shape: str) -> np.ndarray:
     either (the regex runs on those few cells only: `nan` and `inf` are odd but fit)."""
     offsets = offsets_of(cells)
     odd = np.zeros(len(cells), dtype=bool)
-    odd_at = np.flatnonzero(_ODD_BYTES[bytes_of(cells)[offsets[0]:offsets[-1]]])
+    odd_at = np.flatnonzero(_ODD_BYTES[cell_bytes(cells)])
     if not odd_at.size:
         return odd
     # The row a byte lies in is the first whose end is past it (empty cells end where they start).
@@ -145,8 +144,7 @@ def to_unsigned(cells: pa.Array) -> Converted:
     return cast_per_element(cells, lambda a: a.cast(pa.uint64()), pa.uint64(), shape=UNSIGNED_SHAPE)
 
 
-_NONZERO_DIGIT = np.zeros(256, dtype=bool)
-_NONZERO_DIGIT[np.frombuffer(b"123456789", dtype=np.uint8)] = True
+_NONZERO_DIGIT = byte_table(b"123456789")
 
 
 def as_written_integers(cells: pa.Array) -> pa.Array | None:
@@ -179,7 +177,7 @@ def same_cell_everywhere(cells: pa.Array) -> bytes | None:
     width = int(offsets[1] - offsets[0])
     if not width or not (np.diff(offsets) == width).all():
         return None
-    rows = bytes_of(cells)[offsets[0]:offsets[-1]].reshape(len(cells), width)
+    rows = cell_bytes(cells).reshape(len(cells), width)
     return rows[0].tobytes() if (rows == rows[0]).all() else None
 
 

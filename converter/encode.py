@@ -124,17 +124,9 @@ class Encoder:
 
         series_strings, series_codes = _series(head, [(d, pieces) for _, d, pieces in tags], batch.num_rows)
         field_arguments, no_field = _field_arguments(field_pieces, batch.num_rows)
-        # One series in the batch (no tags, or constant ones): a scalar the join broadcasts,
-        # as long as some other argument is an array that gives the join its length.
-        if len(series_strings) == 1 and (plan.time is not None or any(isinstance(a, pa.Array) for a in field_arguments)):
-            series = series_strings[0]
-        else:
-            series = series_strings.take(pa.array(series_codes))
-        if row_keys is not None:
-            series_strings, series_codes = _with_field_keys(series_strings, series_codes, *row_keys)
         errors.add(no_field, rowerrors.NO_FIELD)
 
-        parts: list[pa.Array | pa.Scalar] = [series, pa.scalar(" "), *field_arguments]
+        parts: list[pa.Array | pa.Scalar] = [pa.scalar(" "), *field_arguments]
         times = None
         if plan.time is not None:
             parsed = parse_times(batch.column(plan.time.index), fmt=plan.time.format,
@@ -145,7 +137,15 @@ class Encoder:
             parts += [pa.scalar(" "), parsed.values.cast(pa.string())]
             times = pc.fill_null(parsed.values, 0).to_numpy(zero_copy_only=False)
         parts.append(pa.scalar("\n"))
-        lines = pc.binary_join_element_wise(*_merge_constants(parts), "", null_handling="replace",
+        # One series in the batch (no tags, or constant ones): a scalar the join broadcasts,
+        # as long as some other argument is an array that gives the join its length.
+        if len(series_strings) == 1 and any(isinstance(part, pa.Array) for part in parts):
+            series = series_strings[0]
+        else:
+            series = series_strings.take(pa.array(series_codes))
+        if row_keys is not None:
+            series_strings, series_codes = _with_field_keys(series_strings, series_codes, *row_keys)
+        lines = pc.binary_join_element_wise(*_merge_constants([series, *parts]), "", null_handling="replace",
                                             null_replacement="")
         if errors.mask is not None:
             keep = pc.invert(errors.mask)

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow_buffers import bytes_of, offsets_of
+from .arrow_buffers import byte_table, cell_bytes
 from .errors import MappingError
 
 CONTROL_CHARS = r"[\x00-\x1f\x7f]"
@@ -31,15 +31,9 @@ AMBIGUOUS_BACKSLASH_IN_KEY = r"\\([,= ]|$)"
 AMBIGUOUS_BACKSLASH_IN_MEASUREMENT = r"\\([, ]|$)"
 
 
-def _byte_table(chars: bytes) -> np.ndarray:
-    table = np.zeros(256, dtype=bool)
-    table[np.frombuffer(chars, dtype=np.uint8)] = True
-    return table
-
-
 # Patterns that are a class of ASCII bytes: in UTF-8 no other character holds such a byte,
 # so a scan of the data buffer tells whether any value matches, far cheaper than the regex.
-_ASCII_CLASSES = {CONTROL_CHARS: _byte_table(bytes(range(0x20)) + b"\x7f"), LINE_BREAKS: _byte_table(b"\r\n")}
+_ASCII_CLASSES = {CONTROL_CHARS: byte_table(bytes(range(0x20)) + b"\x7f"), LINE_BREAKS: byte_table(b"\r\n")}
 
 _KEY_ESCAPES = (",", "=", " ")
 _MEASUREMENT_ESCAPES = (",", " ")
@@ -109,8 +103,7 @@ def has_match(values: pa.Array, pattern: str) -> pa.Array:
     """Boolean mask, false for nulls (so it can be combined without null handling)."""
     byte_class = _ASCII_CLASSES.get(pattern)
     if byte_class is not None:
-        offsets = offsets_of(values)
-        if not byte_class[bytes_of(values)[offsets[0]:offsets[-1]]].any():
+        if not byte_class[cell_bytes(values)].any():
             return pa.array(np.zeros(len(values), dtype=bool))
     return pc.fill_null(pc.match_substring_regex(values, pattern), False)
 

@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from .arrow_buffers import bytes_of, offsets_of
+from .arrow_buffers import cell_bytes
 from .errors import InputError, MappingError
 from .header import read_header
 from .mapping import FieldType
@@ -295,8 +295,7 @@ def _newline_count(batch: pa.RecordBatch) -> int:
     """Line breaks inside the cells of a batch (numpy over the raw data buffers: no per-row work)."""
     total = 0
     for column in batch.columns:
-        offsets = offsets_of(column)
-        total += int(np.count_nonzero(bytes_of(column)[offsets[0]:offsets[-1]] == 10))
+        total += int(np.count_nonzero(cell_bytes(column) == 10))
     return total
 
 

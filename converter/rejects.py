@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow_buffers import bytes_of, offsets_of
+from .arrow_buffers import byte_table, bytes_of, cell_bytes, offsets_of
 
 LEAD_COLUMNS = ["file", "line", "reason", "value"]
 
@@ -65,14 +65,13 @@ def _quoting_bytes() -> bytes:
 
 
 _QUOTING = _quoting_bytes()
-_QUOTING_TABLE = np.zeros(256, dtype=bool)
-_QUOTING_TABLE[list(_QUOTING)] = True
+_QUOTING_TABLE = byte_table(_QUOTING)
 
 
 def _cells_to_quote(cells: pa.Array) -> np.ndarray:
     """Indices of the cells csv.writer would quote: those holding a byte of `_QUOTING`."""
     offsets = offsets_of(cells)
-    raw = bytes_of(cells)[offsets[0]: offsets[-1]]
+    raw = cell_bytes(cells)
     # Most rejected rows hold no such byte: a memchr per byte over the whole array settles them.
     text = raw.tobytes()
     if not any(byte in text for byte in _QUOTING):

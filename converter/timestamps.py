@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import cells
-from .arrow_buffers import bytes_of, offsets_of
+from .arrow_buffers import cell_bytes, offsets_of
 from .escape import has_match
 from .mapping import EPOCH_UNITS, Precision
 
@@ -165,9 +165,9 @@ def _byte_positions(text: pa.Array, width: int) -> tuple[np.ndarray, np.ndarray]
     """The first `width` bytes of every cell as a (width, n) uint8 matrix, row k holding every
     cell's k-th byte (bytes past a cell's end are whatever follows it, or 0), and the cells'
     lengths."""
-    n, offsets, raw = len(text), offsets_of(text), bytes_of(text)
+    n, offsets = len(text), offsets_of(text)
     lengths = np.diff(offsets)
-    padded = np.concatenate((raw[offsets[0]:offsets[-1]], np.zeros(width, dtype=np.uint8)))
+    padded = np.concatenate((cell_bytes(text), np.zeros(width, dtype=np.uint8)))
     if n and lengths.min() == lengths.max():
         # Cells of one length lie at a fixed stride: each row is a strided view, no index arrays.
         view = np.lib.stride_tricks.as_strided(padded, shape=(width, n), strides=(1, int(lengths[0])))
