@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow_buffers import byte_table, bytes_of, cell_bytes, offsets_of
+from .arrow_buffers import byte_table, cell_bytes, offsets_of
 
 # What Arrow's string->number casts accept (checked against pyarrow 26): a plain decimal
 # with optional sign/exponent, inf/infinity, nan; integers without a '+'.
@@ -142,30 +142,6 @@ def to_integer(cells: pa.Array) -> Converted:
 
 def to_unsigned(cells: pa.Array) -> Converted:
     return cast_per_element(cells, lambda a: a.cast(pa.uint64()), pa.uint64(), shape=UNSIGNED_SHAPE)
-
-
-_NONZERO_DIGIT = byte_table(b"123456789")
-
-
-def as_written_integers(cells: pa.Array) -> pa.Array | None:
-    """The cells as text when every one that the integer cast accepted is written exactly as
-    Arrow formats its value (no '+', no leading zero, no "-0"), else None. Only the first two
-    bytes of a cell need a look: the cast succeeded, so the rest are digits. Saves Arrow's
-    int-to-text cast (~23 ns a value) for the way integers are usually written."""
-    offsets = offsets_of(cells)
-    starts, ends = offsets[:-1], offsets[1:]
-    if cells.null_count:
-        present = pc.is_valid(cells).to_numpy(zero_copy_only=False)
-        starts, ends = starts[present], ends[present]
-    data = bytes_of(cells)
-    first = data[starts]
-    plain = _NONZERO_DIGIT[first] | ((first == ord("0")) & (ends - starts == 1))
-    if not plain.all():
-        signed = first == ord("-")
-        if not (plain | signed).all() or not _NONZERO_DIGIT[data[starts[signed] + 1]].all():
-            return None
-    # Digits and '-' only: the bytes are valid UTF-8 as they are.
-    return pa.Array.from_buffers(pa.string(), len(cells), cells.buffers(), cells.null_count, cells.offset)
 
 
 def same_cell_everywhere(cells: pa.Array) -> bytes | None:

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 
 from . import cells, escape, geo, rowerrors
 from .mapping import FieldType, Plan, Precision, ResolvedField
+from .number_text import FLOAT, INTEGER, UNSIGNED, number_text
 from .row_keys import RowKeyedField
 from .rowerrors import RowErrors
 from .timestamps import parse_times
@@ -39,6 +40,7 @@ NULL_TEXT = pa.scalar(None, pa.string())
 S2_TAG_KEY = "s2_cell_id"
 
 SUFFIX_BY_TYPE = {FieldType.INTEGER: "i", FieldType.UNSIGNED: "u"}
+NUMBER_KINDS = {FieldType.FLOAT: FLOAT, FieldType.INTEGER: INTEGER, FieldType.UNSIGNED: UNSIGNED}
 NAMES_MEMO_MAX_VALUES = 64  # larger dictionaries (a tag with a value per row) are checked every time
 NAMES_MEMO_MAX_ENTRIES = 4096
 
@@ -109,14 +111,14 @@ class Encoder:
             if ftype is None:
                 continue  # nothing to say for this column in this batch
             raw = batch.column(fld.index)
-            piece, values, dropped_here = self._field_piece(fld, ftype, raw, errors)
+            piece, dropped_here = self._field_piece(fld, ftype, raw, errors)
+            if self.options.s2_level is not None and fld.key in ("lat", "lon") and ftype is FieldType.FLOAT:
+                coordinates[fld.key] = piece.value.cast(pa.float64())  # the text is null where the value is
             if isinstance(fld, RowKeyedField):
                 piece, row_keys = self._keyed_by_row(fld, piece, batch, errors)
             if dropped_here is not None:
                 non_finite.append(dropped_here)
             field_pieces.append(piece)
-            if fld.key in ("lat", "lon") and ftype is FieldType.FLOAT:
-                coordinates[fld.key] = values
         if self.options.s2_level is not None and {"lat", "lon"} <= coordinates.keys():
             distinct = geo.s2_cell_dictionary(coordinates["lat"], coordinates["lon"], self.options.s2_level)
             tags.append((S2_TAG_KEY, distinct, pc.binary_join_element_wise("," + S2_TAG_KEY + "=", distinct.dictionary, "")))
@@ -268,41 +270,25 @@ class Encoder:
         return known
 
     def _field_piece(self, fld: ResolvedField, ftype: FieldType, raw: pa.Array,
-                     errors: RowErrors) -> tuple["FieldText", pa.Array, pa.Array | None]:
-        """The field's formatted values, its typed values, and the mask of NaN/±Inf values left out."""
-        dropped = None
+                     errors: RowErrors) -> tuple["FieldText", pa.Array | None]:
+        """The field's formatted values, and the mask of NaN/±Inf values left out."""
         if ftype is FieldType.STRING:
             text = cells.to_text(raw)
             errors.add(text.bad, rowerrors.invalid_utf8(fld.column), raw)
             values = self._replace_or_reject(
                 text.values, escape.LINE_BREAKS, lambda mask: errors.add(mask, rowerrors.line_break(fld.column), raw))
-            return FieldText(fld.escaped_key + '="', escape.string_field_values(values), '"'), values, None
+            return FieldText(fld.escaped_key + '="', escape.string_field_values(values), '"'), None
         if ftype is FieldType.BOOLEAN:
             same = cells.same_cell_everywhere(raw)
             if same in cells.TRUE_WORDS or same in cells.FALSE_WORDS:
                 # One value in every row: a scalar, which the line join merges with its neighbours.
-                truth = same in cells.TRUE_WORDS
-                return (FieldText(fld.escaped_key + "=", pa.scalar("true" if truth else "false"), ""),
-                        pa.repeat(pa.scalar(truth), len(raw)), None)
+                return FieldText(fld.escaped_key + "=", pa.scalar("true" if same in cells.TRUE_WORDS else "false"), ""), None
             converted = cells.to_boolean(raw)
-            formatted = pc.if_else(converted.values, "true", "false")
-        else:
-            converter = {FieldType.FLOAT: cells.to_float, FieldType.INTEGER: cells.to_integer,
-                         FieldType.UNSIGNED: cells.to_unsigned}[ftype]
-            converted = converter(raw)
-            values = converted.values
-            if ftype is FieldType.FLOAT:
-                # NaN and ±Inf do not exist in line protocol: leave the field out and count it.
-                non_finite = pc.fill_null(pc.invert(pc.is_finite(values)), False)
-                if cells.any_true(non_finite):
-                    dropped = non_finite
-                    values = pc.if_else(non_finite, pa.scalar(None, pa.float64()), values)
-                    converted = cells.Converted(values, converted.bad)
-            written = cells.as_written_integers(raw) \
-                if ftype in (FieldType.INTEGER, FieldType.UNSIGNED) and converted.bad is None else None
-            formatted = written if written is not None else values.cast(pa.string())
-        errors.add(converted.bad, rowerrors.invalid_value(ftype.value, fld.column), raw)
-        return FieldText(fld.escaped_key + "=", formatted, SUFFIX_BY_TYPE.get(ftype, "")), converted.values, dropped
+            errors.add(converted.bad, rowerrors.invalid_value(ftype.value, fld.column), raw)
+            return FieldText(fld.escaped_key + "=", pc.if_else(converted.values, "true", "false"), ""), None
+        numbers = number_text(raw, NUMBER_KINDS[ftype])
+        errors.add(numbers.bad, rowerrors.invalid_value(ftype.value, fld.column), raw)
+        return FieldText(fld.escaped_key + "=", numbers.text, SUFFIX_BY_TYPE.get(ftype, "")), numbers.non_finite
 
 
 @dataclass(frozen=True)

@@ -124,48 +124,6 @@ def test_the_byte_scan_finds_exactly_the_cells_the_shape_refuses():
 
 
 @pytest.mark.parametrize(
-    ("texts", "passed_through"),
-    [
-        (["12", "-7", "0", None, "9223372036854775807", "-9223372036854775808"], True),
-        (["12", "007"], False),  # Arrow writes 7
-        (["-0"], False),  # Arrow writes 0
-        (["0x10"], False),  # the cast reads hexadecimal: 16
-        (["5", "-05"], False),
-        ([None, None], True),
-    ],
-)
-def test_integers_pass_through_as_text_only_when_written_as_arrow_writes_them(texts, passed_through):
-    raw = pa.array([None if t is None else t.encode() for t in texts], pa.binary())
-    assert cells.to_integer(raw).bad is None  # as_written_integers is only asked after a clean cast
-    text = cells.as_written_integers(raw)
-    assert (text is not None) == passed_through
-    if text is not None:
-        assert text.type == pa.string() and text.to_pylist() == texts
-
-
-def test_passed_through_integers_equal_arrow_formatting_on_random_cells():
-    import random
-
-    rng = random.Random(7)
-    alphabet = "0123456789-+xX "
-    tried = passed = 0
-    for _ in range(3000):
-        texts = ["".join(rng.choice(alphabet if rng.random() < 0.2 else "0123456789") for _ in range(rng.randint(1, 6)))
-                 for _ in range(rng.randint(1, 4))]
-        raw = pa.array([t.encode() for t in texts], pa.binary())
-        converted = cells.to_integer(raw)
-        if converted.bad is not None:
-            continue
-        tried += 1
-        for sliced in (raw, raw.slice(1)):
-            text = cells.as_written_integers(sliced)
-            if text is not None:
-                passed += 1
-                assert text.to_pylist() == cells.to_integer(sliced).values.cast(pa.string()).to_pylist()
-    assert tried > 300 and passed > 300  # both kinds of column were seen
-
-
-@pytest.mark.parametrize(
     ("cells_", "same"),
     [
         ([b"true", b"true", b"true"], b"true"),

@@ -1,0 +1,167 @@
+"""Numeric field text: cells already written as Arrow writes their value are used as they are.
+
+A number field is written in line protocol as Arrow formats the parsed value. Most cells of
+a real file are written that way already (`42.7915`, `-73.5`, `170635808`), and parsing
+them only to format the value again gives back the same bytes at ~20 ns (parse) + ~65 ns
+(format, a double) a cell. A scan of the data buffer (numpy, no Python per row) picks out
+the cells whose bytes are certainly Arrow's text for their value, which also makes them
+certainly valid numbers; those pass through. Only the other cells (`NaN`, `1e5`, `52.10`,
+`+3`, bad ones) are parsed and formatted: a few per batch in the usual file.
+
+The test for floats is exact, not a guess: a decimal of at most 15 significant digits
+survives the trip to a double and back (DBL_DIG), so the shortest text that reads back as
+that double has those same digits (two different decimals of <= 15 digits never land on
+one double), and Arrow writes such a double in plain notation, without trailing zeros or
+a trailing point, when 1e-6 <= |x| < 1e10 (checked against pyarrow 26; the tests compare
+every passed cell with Arrow's own formatting). Integers: digits with an optional '-', no
+leading zero, no "-0", and few enough digits to fit (18 signed, 19 unsigned).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import cells
+from .arrow_buffers import bytes_of, offsets_of
+
+FLOAT, INTEGER, UNSIGNED = "float", "integer", "unsigned"
+
+_MINUS, _ZERO = ord("-"), ord("0")
+
+# Digits before the point that still give plain notation (floats: |x| < 1e10) or fit the type.
+_MAX_INTEGER_DIGITS = {FLOAT: 10, INTEGER: 18, UNSIGNED: 19}
+_MAX_FLOAT_DIGITS = 15  # DBL_DIG
+_SMALLEST_PLAIN_FRACTION = 6  # 1e-6 is written 0.000001, 1e-7 as 1e-7
+_CONVERTERS = {FLOAT: cells.to_float, INTEGER: cells.to_integer, UNSIGNED: cells.to_unsigned}
+
+
+@dataclass(frozen=True)
+class NumberText:
+    """A number column as field text."""
+
+    text: pa.Array  # string: null where the cell is empty, bad, or NaN/±Inf
+    bad: pa.Array | None  # cells that are not numbers of the kind (None: none)
+    non_finite: pa.Array | None  # floats: NaN/±Inf cells, which line protocol cannot carry (None: none)
+
+
+def number_text(raw: pa.Array, kind: str) -> NumberText:
+    """`raw` (binary cells) as the text of `kind` numbers, as Arrow would format their values."""
+    plain = written_as_arrow_writes(raw, kind)
+    others = ~plain
+    if raw.null_count:
+        others &= pc.is_valid(raw).to_numpy(zero_copy_only=False)
+    if not others.any():
+        return NumberText(_as_string(raw), None, None)
+    if 2 * int(others.sum()) > len(raw):  # mostly other shapes: one cast of the whole column is cheaper
+        return _parsed_and_formatted(raw, kind)
+    rows = np.flatnonzero(others)
+    parsed = _parsed_and_formatted(raw.take(pa.array(rows)), kind)
+    text = pc.replace_with_mask(raw, pa.array(others), parsed.text.cast(pa.binary()))
+    return NumberText(_as_string(text), _spread(parsed.bad, rows, len(raw)), _spread(parsed.non_finite, rows, len(raw)))
+
+
+def _parsed_and_formatted(raw: pa.Array, kind: str) -> NumberText:
+    converted = _CONVERTERS[kind](raw)
+    values, non_finite = converted.values, None
+    if kind == FLOAT:
+        # NaN and ±Inf do not exist in line protocol: the caller leaves the field out and counts it.
+        dropped = pc.fill_null(pc.invert(pc.is_finite(values)), False)
+        if cells.any_true(dropped):
+            non_finite = dropped
+            values = pc.if_else(dropped, pa.scalar(None, pa.float64()), values)
+    return NumberText(values.cast(pa.string()), converted.bad, non_finite)
+
+
+def _spread(mask: pa.Array | None, rows: np.ndarray, length: int) -> pa.Array | None:
+    """A mask over `rows` only -> the same mask over all `length` rows."""
+    if mask is None:
+        return None
+    full = np.zeros(length, dtype=bool)
+    full[rows] = pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+    return pa.array(full)
+
+
+def _as_string(cells_: pa.Array) -> pa.Array:
+    """The same buffers as a string array: every cell left in it is ASCII (digits, '-', '.',
+    or Arrow's own formatting); cells whose bytes are not were replaced."""
+    return pa.Array.from_buffers(pa.string(), len(cells_), cells_.buffers(), cells_.null_count, cells_.offset)
+
+
+def written_as_arrow_writes(raw: pa.Array, kind: str) -> np.ndarray:
+    """True for each cell whose bytes are exactly Arrow's text for its value as a `kind`
+    number (so it is a valid one); False for empty cells and every other cell.
+
+    ~0.2 ms for 15,000 coordinates (Arrow: 0.26 ms to parse them, 0.94 ms to format them):
+    a few passes over the data buffer, then a few steps per cell; a search per byte only
+    for bytes out of place."""
+    offsets = offsets_of(raw).astype(np.int64)  # numpy gathers are twice as fast with int64 indices
+    starts, ends = offsets[:-1], offsets[1:]
+    ok = ends > starts
+    data = bytes_of(raw)
+    if not ok.any():
+        return ok
+
+    def byte_at(positions: np.ndarray) -> np.ndarray:  # positions past the end (empty cells) are clipped
+        return np.take(data, positions, mode="clip")
+
+    code = data[offsets[0]:offsets[-1]] - np.uint8(ord("-"))  # '-' 0, '.' 1, '/' 2, digits 3..12, others above
+    if np.count_nonzero(code > 12) or np.count_nonzero(code == 2):
+        ok[_cells_of(np.flatnonzero((code > 12) | (code == 2)), offsets)] = False
+    signed = ok & (byte_at(starts) == _MINUS)
+    if np.count_nonzero(code == 0) != np.count_nonzero(signed):  # a '-' that is not its cell's first byte
+        at = np.flatnonzero(code == 0)
+        cells_ = _cells_of(at, offsets)
+        ok[cells_[at + offsets[0] != starts[cells_]]] = False
+    digits_start = starts + signed
+    leading_zero = byte_at(digits_start) == _ZERO
+    if kind != FLOAT:
+        if np.count_nonzero(code == 1):
+            ok[_cells_of(np.flatnonzero(code == 1), offsets)] = False
+        digits = ends - digits_start
+        ok &= (digits >= 1) & (digits <= _MAX_INTEGER_DIGITS[kind]) & (~leading_zero | (digits == 1))
+        ok &= ~signed if kind == UNSIGNED else ~(signed & leading_zero)  # "-0" is written "0"
+        return ok
+
+    point = _point_or_end(code, offsets, ok)
+    integer_digits = point - digits_start
+    fraction_digits = ends - point - 1  # -1: no point
+    ok &= (integer_digits >= 1) & (integer_digits <= _MAX_INTEGER_DIGITS[kind])
+    ok &= ~leading_zero | (integer_digits == 1)  # "0" and "0.5", never "007"
+    # "5." and "5.10" are written "5" and "5.1": after a point, at least one digit and no trailing zero.
+    ok &= (fraction_digits < 0) | ((fraction_digits >= 1) & (byte_at(ends - 1) != _ZERO))
+    ok &= integer_digits + fraction_digits <= _MAX_FLOAT_DIGITS
+    # Below 1: "0.000001" is plain, "0.0000001" is written 1e-7: a nonzero digit must come
+    # within the first six after the point (when the fraction is longer, look at those six).
+    tiny = np.flatnonzero(ok & leading_zero & (fraction_digits > _SMALLEST_PLAIN_FRACTION))
+    if tiny.size:
+        window = data[point[tiny, None] + np.arange(1, _SMALLEST_PLAIN_FRACTION + 1)]
+        ok[tiny] = (window != _ZERO).any(axis=1)
+    return ok
+
+
+def _cells_of(at: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """The cell of each byte position `at` (counted from the first cell's start): the first
+    cell whose end is past it (empty cells end where they start)."""
+    return np.searchsorted(offsets[1:], at + offsets[0], side="right")
+
+
+def _point_or_end(code: np.ndarray, offsets: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Where each cell's decimal point is in the data buffer, or the cell's end when it has
+    none; cells with two points are marked not ok. In the usual column every non-empty cell
+    has one point: the k-th point then belongs to the k-th such cell (one comparison per
+    cell confirms it), which saves a search per point."""
+    at = np.flatnonzero(code == 1) + offsets[0]
+    starts, ends = offsets[:-1], offsets[1:]
+    point = ends.copy()
+    filled = slice(None) if len(at) == len(ok) else np.flatnonzero(ends > starts)
+    if len(at) == len(starts[filled]) and ((starts[filled] <= at) & (at < ends[filled])).all():
+        point[filled] = at
+        return point
+    cells_ = _cells_of(at - offsets[0], offsets)
+    ok[cells_[1:][np.diff(cells_) == 0]] = False  # two points in one cell
+    point[cells_] = at
+    return point
