@@ -33,3 +33,14 @@ def byte_table(chars: bytes, *, value: bool = True) -> np.ndarray:
     table = np.full(256, not value, dtype=bool)
     table[np.frombuffer(chars, dtype=np.uint8)] = value
     return table
+
+
+def holds_byte(cells: pa.Array, byte: bytes) -> bool:
+    """Whether any cell holds `byte`. `bytes.find` (memchr) over a copy of the cells' part of
+    the data buffer: ~2.5x faster than comparing every byte in numpy, copy included."""
+    data = cells.buffers()[2]
+    if data is None or not len(cells):
+        return False
+    offsets = offsets_of(cells)
+    start, end = int(offsets[0]), int(offsets[-1])
+    return data.slice(start, end - start).to_pybytes().find(byte) >= 0

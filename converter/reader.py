@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from .arrow_buffers import cell_bytes
+from .arrow_buffers import holds_byte
 from .errors import InputError, MappingError
 from .header import read_header
 from .mapping import FieldType
@@ -291,12 +291,9 @@ def _size_text(size: int) -> str:
     return f"{size >> 20} MiB" if size >= 1 << 20 else f"{size >> 10} KiB"
 
 
-def _newline_count(batch: pa.RecordBatch) -> int:
-    """Line breaks inside the cells of a batch (numpy over the raw data buffers: no per-row work)."""
-    total = 0
-    for column in batch.columns:
-        total += int(np.count_nonzero(cell_bytes(column) == 10))
-    return total
+def _has_line_break(batch: pa.RecordBatch) -> bool:
+    """Whether any cell of the batch holds a line break (no per-row work; most batches hold none)."""
+    return any(holds_byte(column, b"\n") for column in batch.columns)
 
 
 def _row_newlines(batch: pa.RecordBatch) -> np.ndarray:
@@ -318,11 +315,11 @@ def _place(name: str, batch: pa.RecordBatch, pending: list[_Pending], first_reco
     while pending and (take_all or pending[0].number < end or pending[0].number < 0):
         mine.append(pending.pop(0))
         end += 1
-    newlines = _newline_count(batch)
-    if not mine and newlines == 0:
+    line_breaks = _has_line_break(batch)
+    if not mine and not line_breaks:
         lines = first_line + np.arange(n, dtype=np.int64)
         return Block(name, batch, first_line, [], lines), end, first_line + n
-    per_row = _row_newlines(batch) if newlines else np.zeros(n, dtype=np.int64)
+    per_row = _row_newlines(batch) if line_breaks else np.zeros(n, dtype=np.int64)
     total = n + len(mine)
     invalid_at = np.zeros(total, dtype=bool)
     for p in mine:
