@@ -51,17 +51,19 @@ class NumberText:
 def number_text(raw: pa.Array, kind: str) -> NumberText:
     """`raw` (binary cells) as the text of `kind` numbers, as Arrow would format their values."""
     plain = written_as_arrow_writes(raw, kind)
-    others = ~plain
-    if raw.null_count:
-        others &= pc.is_valid(raw).to_numpy(zero_copy_only=False)
+    present = pc.is_valid(raw).to_numpy(zero_copy_only=False) if raw.null_count else np.ones(len(raw), dtype=bool)
+    others = present & ~plain
     if not others.any():
         return NumberText(_as_string(raw), None, None)
     if 2 * int(others.sum()) > len(raw):  # mostly other shapes: one cast of the whole column is cheaper
         return _parsed_and_formatted(raw, kind)
     rows = np.flatnonzero(others)
     parsed = _parsed_and_formatted(raw.take(pa.array(rows)), kind)
-    text = pc.replace_with_mask(raw, pa.array(others), parsed.text.cast(pa.binary()))
-    return NumberText(_as_string(text), _spread(parsed.bad, rows, len(raw)), _spread(parsed.non_finite, rows, len(raw)))
+    if parsed.text.null_count == len(rows):  # bad cells, NaN: no text to put in, only cells to leave out
+        text = _as_string(raw, valid=present & plain)
+    else:
+        text = _as_string(pc.replace_with_mask(raw, pa.array(others), parsed.text.cast(pa.binary())))
+    return NumberText(text, _spread(parsed.bad, rows, len(raw)), _spread(parsed.non_finite, rows, len(raw)))
 
 
 def _parsed_and_formatted(raw: pa.Array, kind: str) -> NumberText:
@@ -85,10 +87,17 @@ def _spread(mask: pa.Array | None, rows: np.ndarray, length: int) -> pa.Array | 
     return pa.array(full)
 
 
-def _as_string(cells_: pa.Array) -> pa.Array:
-    """The same buffers as a string array: every cell left in it is ASCII (digits, '-', '.',
-    or Arrow's own formatting); cells whose bytes are not were replaced."""
-    return pa.Array.from_buffers(pa.string(), len(cells_), cells_.buffers(), cells_.null_count, cells_.offset)
+def _as_string(cells_: pa.Array, valid: np.ndarray | None = None) -> pa.Array:
+    """The same buffers as a string array, or with the cells outside `valid` made null (a new
+    validity bitmap; the bytes stay where they are). Every cell left valid is ASCII: digits,
+    '-' and '.', or Arrow's own formatting."""
+    buffers = cells_.buffers()
+    null_count = cells_.null_count
+    if valid is not None:
+        bits = np.concatenate((np.zeros(cells_.offset, dtype=bool), valid))  # the bitmap counts from the buffers' start
+        buffers = [pa.py_buffer(np.packbits(bits, bitorder="little")), *buffers[1:]]
+        null_count = len(valid) - int(np.count_nonzero(valid))
+    return pa.Array.from_buffers(pa.string(), len(cells_), buffers, null_count, cells_.offset)
 
 
 def written_as_arrow_writes(raw: pa.Array, kind: str) -> np.ndarray:
@@ -109,24 +118,28 @@ def written_as_arrow_writes(raw: pa.Array, kind: str) -> np.ndarray:
         return np.take(data, positions, mode="clip")
 
     code = data[offsets[0]:offsets[-1]] - np.uint8(ord("-"))  # '-' 0, '.' 1, '/' 2, digits 3..12, others above
+    odd = np.zeros(0, dtype=np.int64)  # cells with a byte no such number has (`x`, `nan`, `1e5`): few, if any
     if np.count_nonzero(code > 12) or np.count_nonzero(code == 2):
-        ok[_cells_of(np.flatnonzero((code > 12) | (code == 2)), offsets)] = False
+        odd = np.unique(_cells_of(np.flatnonzero((code > 12) | (code == 2)), offsets))
+        ok[odd] = False
     signed = ok & (byte_at(starts) == _MINUS)
-    if np.count_nonzero(code == 0) != np.count_nonzero(signed):  # a '-' that is not its cell's first byte
-        at = np.flatnonzero(code == 0)
-        cells_ = _cells_of(at, offsets)
-        ok[cells_[at + offsets[0] != starts[cells_]]] = False
+    # Every '-' must be the first byte of its cell: count them (those in odd cells are out already).
+    if np.count_nonzero(code == 0) - np.count_nonzero(_codes_in(code, offsets, odd) == 0) != np.count_nonzero(signed):
+        minus = np.flatnonzero(code == 0)
+        cells_ = _cells_of(minus, offsets)
+        ok[cells_[minus + offsets[0] != starts[cells_]]] = False
+    if kind == FLOAT:
+        point = _point_or_end(_outside(np.flatnonzero(code == 1) + offsets[0], offsets, odd), offsets, ok)
+    elif np.count_nonzero(code == 1):
+        ok[_cells_of(np.flatnonzero(code == 1), offsets)] = False
     digits_start = starts + signed
     leading_zero = byte_at(digits_start) == _ZERO
     if kind != FLOAT:
-        if np.count_nonzero(code == 1):
-            ok[_cells_of(np.flatnonzero(code == 1), offsets)] = False
         digits = ends - digits_start
         ok &= (digits >= 1) & (digits <= _MAX_INTEGER_DIGITS[kind]) & (~leading_zero | (digits == 1))
         ok &= ~signed if kind == UNSIGNED else ~(signed & leading_zero)  # "-0" is written "0"
         return ok
 
-    point = _point_or_end(code, offsets, ok)
     integer_digits = point - digits_start
     fraction_digits = ends - point - 1  # -1: no point
     ok &= (integer_digits >= 1) & (integer_digits <= _MAX_INTEGER_DIGITS[kind])
@@ -149,15 +162,34 @@ def _cells_of(at: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return np.searchsorted(offsets[1:], at + offsets[0], side="right")
 
 
-def _point_or_end(code: np.ndarray, offsets: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    """Where each cell's decimal point is in the data buffer, or the cell's end when it has
-    none; cells with two points are marked not ok. In the usual column every non-empty cell
-    has one point: the k-th point then belongs to the k-th such cell (one comparison per
-    cell confirms it), which saves a search per point."""
-    at = np.flatnonzero(code == 1) + offsets[0]
+def _codes_in(code: np.ndarray, offsets: np.ndarray, cells_: np.ndarray) -> np.ndarray:
+    """The bytes (`code`, counted from the first cell's start) of a few cells, one after the other."""
+    if not cells_.size:
+        return code[:0]
+    lengths = offsets[cells_ + 1] - offsets[cells_]
+    into = np.repeat(offsets[cells_] - offsets[0] - np.cumsum(lengths) + lengths, lengths)
+    return code[into + np.arange(int(lengths.sum()))]
+
+
+def _outside(at: np.ndarray, offsets: np.ndarray, cells_: np.ndarray) -> np.ndarray:
+    """The byte positions `at` (sorted, in the data buffer) that lie in none of the cells `cells_`
+    (sorted, distinct): a few searches per such cell, none per position."""
+    if not cells_.size:
+        return at
+    first = np.searchsorted(at, offsets[cells_])
+    past = np.searchsorted(at, offsets[cells_ + 1])
+    depth = np.cumsum(np.bincount(first, minlength=len(at) + 1) - np.bincount(past, minlength=len(at) + 1))
+    return at[depth[:-1] == 0]
+
+
+def _point_or_end(at: np.ndarray, offsets: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Where each cell's decimal point is (`at`: the points' positions in the data buffer), or
+    the cell's end when it has none; cells with two points are marked not ok. In the usual
+    column every non-empty cell still ok has one point: the k-th point then belongs to the
+    k-th such cell (one comparison per cell confirms it), which saves a search per point."""
     starts, ends = offsets[:-1], offsets[1:]
     point = ends.copy()
-    filled = slice(None) if len(at) == len(ok) else np.flatnonzero(ends > starts)
+    filled = slice(None) if len(at) == len(ok) and ok.all() else np.flatnonzero(ok)
     if len(at) == len(starts[filled]) and ((starts[filled] <= at) & (at < ends[filled])).all():
         point[filled] = at
         return point

@@ -100,6 +100,19 @@ def test_a_column_with_a_few_other_cells_parses_only_those(monkeypatch):
     assert _mask(got.non_finite, len(texts))[:2] == [False, True]
 
 
+def test_bad_and_nan_cells_are_left_out_without_copying_the_column():
+    """When every other cell is bad or NaN, the result keeps the column's bytes and only marks
+    those cells null (a new validity bitmap), also in a slice whose offsets do not start at 0."""
+    texts = ["-73.5", "x-1", None, "nan", "-0.25", "1-2"] + ["12.5"] * 10
+    for raw in (_binary(texts), _binary(["0"] + texts).slice(1)):
+        got = number_text(raw, FLOAT)
+        got.text.validate(full=True)
+        assert got.text.buffers()[2].address == raw.buffers()[2].address
+        assert got.text.to_pylist()[:6] == ["-73.5", None, None, None, "-0.25", None]
+        assert _mask(got.bad, len(raw))[:6] == [False, True, False, False, False, True]
+        assert _mask(got.non_finite, len(raw))[:6] == [False, False, False, True, False, False]
+
+
 def test_a_column_of_other_shapes_is_parsed_whole(monkeypatch):
     texts = ["1e5", "2.50", "+3", "4"]
     parsed_lengths = []
@@ -127,3 +140,13 @@ def _random_cell(rng: random.Random) -> str | None:
     value = rng.choice([rng.uniform(-100, 100), rng.uniform(-1e11, 1e11), rng.uniform(-1e-5, 1e-5),
                         rng.uniform(-1e-8, 1e-8), float(rng.randint(-10**19, 10**19))])
     return f"{value:.{rng.randint(0, 16)}f}" if rng.random() < 0.7 else repr(value)
+
+
+def test_positions_outside_given_cells():
+    from converter.number_text import _outside
+
+    offsets = np.array([3, 5, 5, 9, 12], dtype=np.int64)  # cells [3,5) [5,5) [5,9) [9,12)
+    at = np.array([3, 4, 6, 8, 9, 11], dtype=np.int64)
+    assert _outside(at, offsets, np.array([2], dtype=np.int64)).tolist() == [3, 4, 9, 11]
+    assert _outside(at, offsets, np.array([0, 3], dtype=np.int64)).tolist() == [6, 8]
+    assert _outside(at, offsets, np.zeros(0, dtype=np.int64)).tolist() == at.tolist()
