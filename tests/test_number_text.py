@@ -83,16 +83,22 @@ def test_number_text_equals_parsing_and_formatting_every_cell(kind):
             assert _mask(got.non_finite, len(raw)) == _mask(reference.non_finite, len(raw))
 
 
-def test_a_column_with_a_few_other_cells_parses_only_those(monkeypatch):
-    texts = ["42.5", "nan", "-73.25", "x", None, "1e5", "52.10"] + ["1.5"] * 20
-    parsed_lengths = []
+@pytest.fixture
+def parsed_lengths(monkeypatch):
+    """The length of every column that number_text hands to the float parser."""
+    lengths = []
     original = cells.to_float
 
     def counting(raw):
-        parsed_lengths.append(len(raw))
+        lengths.append(len(raw))
         return original(raw)
 
     monkeypatch.setitem(number_text.__globals__["_CONVERTERS"], FLOAT, counting)
+    return lengths
+
+
+def test_a_column_with_a_few_other_cells_parses_only_those(parsed_lengths):
+    texts = ["42.5", "nan", "-73.25", "x", None, "1e5", "52.10"] + ["1.5"] * 20
     got = number_text(_binary(texts), FLOAT)
     assert parsed_lengths == [4]  # nan, x, 1e5, 52.10
     assert got.text.to_pylist()[:7] == ["42.5", None, "-73.25", None, None, "100000", "52.1"]
@@ -113,16 +119,8 @@ def test_bad_and_nan_cells_are_left_out_without_copying_the_column():
         assert _mask(got.non_finite, len(raw))[:6] == [False, False, False, True, False, False]
 
 
-def test_a_column_of_other_shapes_is_parsed_whole(monkeypatch):
+def test_a_column_of_other_shapes_is_parsed_whole(parsed_lengths):
     texts = ["1e5", "2.50", "+3", "4"]
-    parsed_lengths = []
-    original = cells.to_float
-
-    def counting(raw):
-        parsed_lengths.append(len(raw))
-        return original(raw)
-
-    monkeypatch.setitem(number_text.__globals__["_CONVERTERS"], FLOAT, counting)
     assert number_text(_binary(texts), FLOAT).text.to_pylist() == ["100000", "2.5", "3", "4"]
     assert parsed_lengths == [4]  # one parse of the column, no take and no replace
 
