@@ -34,6 +34,10 @@ TRICKY_TEXT = st.text(
     max_size=12,
 )
 FLOATS = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([1e-300, -1e-300, 5e-324, 1.7976931348623157e308, 0.1, -0.0, 1e21, 123456789.125])
+# Floats as exports write them: a fixed number of decimals, trailing zeros and all ("52.10",
+# "-0.000", "0.0000001"), the shapes that number_text passes through or must not.
+FIXED_DECIMALS = st.tuples(st.floats(-1e11, 1e11, allow_nan=False) | st.floats(-1e-5, 1e-5),
+                           st.integers(0, 17)).map(lambda pair: f"{pair[0]:.{pair[1]}f}")
 INTS = st.integers(min_value=-(2**63), max_value=2**63 - 1) | st.sampled_from([-(2**63), 2**63 - 1, 0, -1])
 BOOLS = st.sampled_from(["true", "false", "TRUE", "False", "t", "F", "1", "0", "yes", "no"])
 TIMES = st.integers(min_value=-(2**63), max_value=2**63 - 1) | st.sampled_from(
@@ -48,7 +52,7 @@ def _maybe(strategy):
 ROW = st.tuples(
     _maybe(TRICKY_TEXT),
     _maybe(TRICKY_TEXT),
-    _maybe(FLOATS.map(repr)),
+    _maybe(FLOATS.map(repr) | FIXED_DECIMALS),
     _maybe(INTS.map(str)),
     _maybe(TRICKY_TEXT),
     _maybe(BOOLS),
