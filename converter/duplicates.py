@@ -103,7 +103,6 @@ class DuplicateTracker:
         sorted_ids, sorted_times = ids[order], times[order]
         duplicate = np.zeros(len(times), dtype=bool)
         duplicate[1:] = (sorted_ids[1:] == sorted_ids[:-1]) & (sorted_times[1:] == sorted_times[:-1])
-        repeat = duplicate.copy()
         too_old = np.zeros(len(times), dtype=bool)
         bounds = np.flatnonzero(np.diff(sorted_ids)) + 1
         starts = [0, *bounds.tolist()] if len(times) else []
@@ -118,7 +117,9 @@ class DuplicateTracker:
                 if group[0] <= history.latest:  # some rows may repeat an earlier batch's time
                     position = np.minimum(np.searchsorted(seen, group), len(seen) - 1)
                     duplicate[lo:hi] |= seen[position] == group  # never true for a row older than the window
-            self._remember(sid, group[~(repeat[lo:hi] | too_old[lo:hi])])
+            # Times already remembered (repeats, within the batch or of an earlier one) add nothing:
+            # when a file is read twice, whole batches of them skip the sorted insertion.
+            self._remember(sid, group[~(duplicate[lo:hi] | too_old[lo:hi])])
         in_file_order = np.empty_like(duplicate)
         in_file_order[order] = duplicate
         return DuplicateCheck(in_file_order, times, np.zeros(len(times), dtype=bool), int(too_old.sum()))
