@@ -35,12 +35,19 @@ def byte_table(chars: bytes, *, value: bool = True) -> np.ndarray:
     return table
 
 
-def holds_byte(cells: pa.Array, byte: bytes) -> bool:
-    """Whether any cell holds `byte`. `bytes.find` (memchr) over a copy of the cells' part of
-    the data buffer: ~2.5x faster than comparing every byte in numpy, copy included."""
+def holds_any(cells: pa.Array, chars: bytes) -> bool:
+    """Whether any cell holds one of the bytes `chars`: a memchr per byte over one copy of the
+    cells' part of the data buffer, ~2.5x faster than comparing every byte in numpy."""
     data = cells.buffers()[2]
     if data is None or not len(cells):
         return False
     offsets = offsets_of(cells)
     start, end = int(offsets[0]), int(offsets[-1])
-    return data.slice(start, end - start).to_pybytes().find(byte) >= 0
+    text = data.slice(start, end - start).to_pybytes()
+    return any(char in text for char in chars)
+
+
+def cells_at(offsets: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The cell each byte position `at` (an index into the data buffer) lies in: the first cell
+    whose end is past it (empty and null cells end where they start, so they hold no byte)."""
+    return np.searchsorted(offsets[1:], at, side="right")

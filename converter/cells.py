@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow_buffers import byte_table, cell_bytes, offsets_of
+from .arrow_buffers import byte_table, cell_bytes, cells_at, offsets_of
 
 # What Arrow's string->number casts accept (checked against pyarrow 26): a plain decimal
 # with optional sign/exponent, inf/infinity, nan; integers without a '+'.
@@ -100,8 +100,7 @@ def _misfits_among_odd_cells(cells: pa.Array, shape: str) -> np.ndarray:
     odd_at = np.flatnonzero(_ODD_BYTES[cell_bytes(cells)])
     if not odd_at.size:
         return odd
-    # The row a byte lies in is the first whose end is past it (empty cells end where they start).
-    rows = np.unique(np.searchsorted(offsets[1:] - offsets[0], odd_at, side="right"))
+    rows = np.unique(cells_at(offsets, odd_at + offsets[0]))
     fits = pc.fill_null(pc.match_substring_regex(cells.take(pa.array(rows)), shape), True)
     odd[rows] = ~fits.to_numpy(zero_copy_only=False)
     return odd

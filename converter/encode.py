@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 
 from . import cells, escape, geo, rowerrors
 from .mapping import FieldType, Plan, Precision, ResolvedField
-from .number_text import FLOAT, INTEGER, UNSIGNED, number_text
+from .number_text import number_text
 from .row_keys import RowKeyedField
 from .rowerrors import RowErrors
 from .timestamps import parse_times
@@ -40,7 +40,6 @@ NULL_TEXT = pa.scalar(None, pa.string())
 S2_TAG_KEY = "s2_cell_id"
 
 SUFFIX_BY_TYPE = {FieldType.INTEGER: "i", FieldType.UNSIGNED: "u"}
-NUMBER_KINDS = {FieldType.FLOAT: FLOAT, FieldType.INTEGER: INTEGER, FieldType.UNSIGNED: UNSIGNED}
 NAMES_MEMO_MAX_VALUES = 64  # larger dictionaries (a tag with a value per row) are checked every time
 NAMES_MEMO_MAX_ENTRIES = 4096
 
@@ -282,11 +281,12 @@ class Encoder:
             same = cells.same_cell_everywhere(raw)
             if same in cells.TRUE_WORDS or same in cells.FALSE_WORDS:
                 # One value in every row: a scalar, which the line join merges with its neighbours.
-                return FieldText(fld.escaped_key + "=", pa.scalar("true" if same in cells.TRUE_WORDS else "false"), ""), None
+                word = "true" if same in cells.TRUE_WORDS else "false"
+                return FieldText(fld.escaped_key + "=", pa.scalar(word), ""), None
             converted = cells.to_boolean(raw)
             errors.add(converted.bad, rowerrors.invalid_value(ftype.value, fld.column), raw)
             return FieldText(fld.escaped_key + "=", pc.if_else(converted.values, "true", "false"), ""), None
-        numbers = number_text(raw, NUMBER_KINDS[ftype])
+        numbers = number_text(raw, ftype)
         errors.add(numbers.bad, rowerrors.invalid_value(ftype.value, fld.column), raw)
         return FieldText(fld.escaped_key + "=", numbers.text, SUFFIX_BY_TYPE.get(ftype, "")), numbers.non_finite
 

@@ -26,17 +26,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import cells
-from .arrow_buffers import bytes_of, offsets_of
-
-FLOAT, INTEGER, UNSIGNED = "float", "integer", "unsigned"
+from .arrow_buffers import bytes_of, cells_at, offsets_of
+from .mapping import FieldType
 
 _MINUS, _ZERO = ord("-"), ord("0")
 
 # Digits before the point that still give plain notation (floats: |x| < 1e10) or fit the type.
-_MAX_INTEGER_DIGITS = {FLOAT: 10, INTEGER: 18, UNSIGNED: 19}
+_MAX_INTEGER_DIGITS = {FieldType.FLOAT: 10, FieldType.INTEGER: 18, FieldType.UNSIGNED: 19}
 _MAX_FLOAT_DIGITS = 15  # DBL_DIG
 _SMALLEST_PLAIN_FRACTION = 6  # 1e-6 is written 0.000001, 1e-7 as 1e-7
-_CONVERTERS = {FLOAT: cells.to_float, INTEGER: cells.to_integer, UNSIGNED: cells.to_unsigned}
+_CONVERTERS = {FieldType.FLOAT: cells.to_float, FieldType.INTEGER: cells.to_integer,
+               FieldType.UNSIGNED: cells.to_unsigned}
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class NumberText:
     non_finite: pa.Array | None  # floats: NaN/±Inf cells, which line protocol cannot carry (None: none)
 
 
-def number_text(raw: pa.Array, kind: str) -> NumberText:
+def number_text(raw: pa.Array, kind: FieldType) -> NumberText:
     """`raw` (binary cells) as the text of `kind` numbers, as Arrow would format their values."""
     plain = written_as_arrow_writes(raw, kind)
     present = pc.is_valid(raw).to_numpy(zero_copy_only=False) if raw.null_count else np.ones(len(raw), dtype=bool)
@@ -66,10 +66,10 @@ def number_text(raw: pa.Array, kind: str) -> NumberText:
     return NumberText(text, _spread(parsed.bad, rows, len(raw)), _spread(parsed.non_finite, rows, len(raw)))
 
 
-def _parsed_and_formatted(raw: pa.Array, kind: str) -> NumberText:
+def _parsed_and_formatted(raw: pa.Array, kind: FieldType) -> NumberText:
     converted = _CONVERTERS[kind](raw)
     values, non_finite = converted.values, None
-    if kind == FLOAT:
+    if kind is FieldType.FLOAT:
         # NaN and ±Inf do not exist in line protocol: the caller leaves the field out and counts it.
         dropped = pc.fill_null(pc.invert(pc.is_finite(values)), False)
         if cells.any_true(dropped):
@@ -100,7 +100,7 @@ def _as_string(cells_: pa.Array, valid: np.ndarray | None = None) -> pa.Array:
     return pa.Array.from_buffers(pa.string(), len(cells_), buffers, null_count, cells_.offset)
 
 
-def written_as_arrow_writes(raw: pa.Array, kind: str) -> np.ndarray:
+def written_as_arrow_writes(raw: pa.Array, kind: FieldType) -> np.ndarray:
     """True for each cell whose bytes are exactly Arrow's text for its value as a `kind`
     number (so it is a valid one); False for empty cells and every other cell.
 
@@ -120,24 +120,24 @@ def written_as_arrow_writes(raw: pa.Array, kind: str) -> np.ndarray:
     code = data[offsets[0]:offsets[-1]] - np.uint8(ord("-"))  # '-' 0, '.' 1, '/' 2, digits 3..12, others above
     odd = np.zeros(0, dtype=np.int64)  # cells with a byte no such number has (`x`, `nan`, `1e5`): few, if any
     if np.count_nonzero(code > 12) or np.count_nonzero(code == 2):
-        odd = np.unique(_cells_of(np.flatnonzero((code > 12) | (code == 2)), offsets))
+        odd = np.unique(cells_at(offsets, np.flatnonzero((code > 12) | (code == 2)) + offsets[0]))
         ok[odd] = False
     signed = ok & (byte_at(starts) == _MINUS)
     # Every '-' must be the first byte of its cell: count them (those in odd cells are out already).
     if np.count_nonzero(code == 0) - np.count_nonzero(_codes_in(code, offsets, odd) == 0) != np.count_nonzero(signed):
-        minus = np.flatnonzero(code == 0)
-        cells_ = _cells_of(minus, offsets)
-        ok[cells_[minus + offsets[0] != starts[cells_]]] = False
-    if kind == FLOAT:
+        minus = np.flatnonzero(code == 0) + offsets[0]
+        cells_ = cells_at(offsets, minus)
+        ok[cells_[minus != starts[cells_]]] = False
+    if kind is FieldType.FLOAT:
         point = _point_or_end(_outside(np.flatnonzero(code == 1) + offsets[0], offsets, odd), offsets, ok)
     elif np.count_nonzero(code == 1):
-        ok[_cells_of(np.flatnonzero(code == 1), offsets)] = False
+        ok[cells_at(offsets, np.flatnonzero(code == 1) + offsets[0])] = False
     digits_start = starts + signed
     leading_zero = byte_at(digits_start) == _ZERO
-    if kind != FLOAT:
+    if kind is not FieldType.FLOAT:
         digits = ends - digits_start
         ok &= (digits >= 1) & (digits <= _MAX_INTEGER_DIGITS[kind]) & (~leading_zero | (digits == 1))
-        ok &= ~signed if kind == UNSIGNED else ~(signed & leading_zero)  # "-0" is written "0"
+        ok &= ~signed if kind is FieldType.UNSIGNED else ~(signed & leading_zero)  # "-0" is written "0"
         return ok
 
     integer_digits = point - digits_start
@@ -154,12 +154,6 @@ def written_as_arrow_writes(raw: pa.Array, kind: str) -> np.ndarray:
         window = data[point[tiny, None] + np.arange(1, _SMALLEST_PLAIN_FRACTION + 1)]
         ok[tiny] = (window != _ZERO).any(axis=1)
     return ok
-
-
-def _cells_of(at: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """The cell of each byte position `at` (counted from the first cell's start): the first
-    cell whose end is past it (empty cells end where they start)."""
-    return np.searchsorted(offsets[1:], at + offsets[0], side="right")
 
 
 def _codes_in(code: np.ndarray, offsets: np.ndarray, cells_: np.ndarray) -> np.ndarray:
@@ -193,7 +187,7 @@ def _point_or_end(at: np.ndarray, offsets: np.ndarray, ok: np.ndarray) -> np.nda
     if len(at) == len(starts[filled]) and ((starts[filled] <= at) & (at < ends[filled])).all():
         point[filled] = at
         return point
-    cells_ = _cells_of(at - offsets[0], offsets)
+    cells_ = cells_at(offsets, at)
     ok[cells_[1:][np.diff(cells_) == 0]] = False  # two points in one cell
     point[cells_] = at
     return point

@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from .arrow_buffers import holds_byte
+from .arrow_buffers import holds_any
 from .errors import InputError, MappingError
 from .header import read_header
 from .mapping import FieldType
@@ -293,7 +293,7 @@ def _size_text(size: int) -> str:
 
 def _has_line_break(batch: pa.RecordBatch) -> bool:
     """Whether any cell of the batch holds a line break (no per-row work; most batches hold none)."""
-    return any(holds_byte(column, b"\n") for column in batch.columns)
+    return any(holds_any(column, b"\n") for column in batch.columns)
 
 
 def _row_newlines(batch: pa.RecordBatch) -> np.ndarray:

@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow_buffers import byte_table, bytes_of, cell_bytes, offsets_of
+from .arrow_buffers import byte_table, bytes_of, cell_bytes, cells_at, holds_any, offsets_of
 
 LEAD_COLUMNS = ["file", "line", "reason", "value"]
 
@@ -70,15 +70,11 @@ _QUOTING_TABLE = byte_table(_QUOTING)
 
 def _cells_to_quote(cells: pa.Array) -> np.ndarray:
     """Indices of the cells csv.writer would quote: those holding a byte of `_QUOTING`."""
-    offsets = offsets_of(cells)
-    raw = cell_bytes(cells)
     # Most rejected rows hold no such byte: a memchr per byte over the whole array settles them.
-    text = raw.tobytes()
-    if not any(byte in text for byte in _QUOTING):
+    if not holds_any(cells, _QUOTING):
         return np.zeros(0, dtype=np.int64)
-    at = np.flatnonzero(_QUOTING_TABLE[raw]) + offsets[0]
-    # A null or empty cell spans nothing, so `right` lands on the cell holding the byte.
-    return np.unique(np.searchsorted(offsets, at, side="right") - 1)
+    offsets = offsets_of(cells)
+    return np.unique(cells_at(offsets, np.flatnonzero(_QUOTING_TABLE[cell_bytes(cells)]) + offsets[0]))
 
 
 def csv_cells(cells: pa.Array) -> pa.Array:

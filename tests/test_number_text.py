@@ -11,7 +11,10 @@ import pyarrow.compute as pc
 import pytest
 
 from converter import cells
-from converter.number_text import FLOAT, INTEGER, UNSIGNED, _parsed_and_formatted, number_text, written_as_arrow_writes
+from converter.mapping import FieldType
+from converter.number_text import _parsed_and_formatted, number_text, written_as_arrow_writes
+
+FLOAT, INTEGER, UNSIGNED = FieldType.FLOAT, FieldType.INTEGER, FieldType.UNSIGNED
 
 CONVERTERS = {FLOAT: cells.to_float, INTEGER: cells.to_integer, UNSIGNED: cells.to_unsigned}
 
