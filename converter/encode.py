@@ -68,8 +68,9 @@ class Encoder:
     """Encodes batches; remembers the type chosen for each AUTO column for the whole run.
 
     `decide_types` is the only step with state (the first batch with values fixes an AUTO
-    column's type); call it in file order. `encode_typed` is pure, so batches whose types
-    are decided can be encoded on several threads at once (Arrow's kernels release the GIL).
+    column's type); call it in file order. `encode_typed`'s output depends on its arguments
+    only (its memos and hints change how fast, never what), so batches whose types are
+    decided can be encoded on several threads at once (Arrow's kernels release the GIL).
     """
 
     options: EncodeOptions
@@ -79,6 +80,9 @@ class Encoder:
     # the same few individuals recur in every batch, and checking them again costs ~10 kernel
     # calls per column and batch. Shared by the encoder threads (dict get/set are atomic).
     _names_memo: dict[tuple, tuple[pa.Array, tuple]] = field(default_factory=dict, repr=False)
+    # Whether the last batch encoded had time cells Arrow's cast refuses: a speed hint for the
+    # next one (parse_times), never a difference in output, so the threads may share it.
+    _odd_times_last: bool = field(default=False, repr=False)
 
     def encode(self, plan: Plan, batch: pa.RecordBatch, *, where: str) -> Encoded:
         return self.encode_typed(plan, batch, self.decide_types(plan, batch, where=where))
@@ -130,8 +134,9 @@ class Encoder:
         parts: list[pa.Array | pa.Scalar] = [pa.scalar(" "), *field_arguments]
         times = None
         if plan.time is not None:
-            parsed = parse_times(batch.column(plan.time.index), fmt=plan.time.format,
-                                 timezone=plan.time.timezone, precision=self.options.precision)
+            parsed = parse_times(batch.column(plan.time.index), fmt=plan.time.format, timezone=plan.time.timezone,
+                                 precision=self.options.precision, cast_first=not self._odd_times_last)
+            self._odd_times_last = parsed.odd_cells
             detail = plan.time.timezone if "local" in "".join(k for k, _ in parsed.problems) else plan.time.format
             for kind, mask in parsed.problems:
                 errors.add(mask, rowerrors.time_problem(kind, plan.time.column, detail), batch.column(plan.time.index))

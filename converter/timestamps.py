@@ -35,10 +35,22 @@ EMPTY = "empty"
 class ParsedTimes:
     values: pa.Array  # int64 in the output precision, null where a row is bad
     problems: tuple[tuple[str, pa.Array], ...]  # (kind, mask) for each kind that occurred
+    # ISO times only: the column had cells Arrow's whole-column cast refuses (a bad cell, an
+    # offset, a rarer shape). The caller may then skip that cast for the next batch: see below.
+    odd_cells: bool = False
 
 
-def parse_times(raw: pa.Array, *, fmt: str, timezone: str, precision: Precision) -> ParsedTimes:
+def parse_times(raw: pa.Array, *, fmt: str, timezone: str, precision: Precision,
+                cast_first: bool = True) -> ParsedTimes:
+    """A time column -> int64 in `precision`, and what was wrong with which rows.
+
+    ISO times are first cast by Arrow as a whole column (~22 ns a cell), which refuses the whole
+    column for one bad cell; then a byte scan (`_plain_iso`, ~40 ns a cell) reads the plain cells
+    and finds the others. With `cast_first=False` (the previous batch had odd cells: 1 % of bad
+    rows puts one in every batch) the refused cast (~0.35 ms a batch) is not tried. The values
+    are the same either way."""
     problems: list[tuple[str, pa.Array]] = []
+    odd_cells = False
 
     def note(kind: str, mask: pa.Array | None) -> None:
         if cells.any_true(mask):
@@ -53,36 +65,39 @@ def parse_times(raw: pa.Array, *, fmt: str, timezone: str, precision: Precision)
         if "%" in fmt:
             ns = _localize(_strptime(text.values, fmt, note), timezone, note)
         else:
-            ns = _iso(text.values, timezone, note)
+            ns, odd_cells = _iso(text.values, timezone, note, cast_first)
         outside = pc.fill_null(pc.or_(pc.less(ns, LP_MIN_NS), pc.greater(ns, LP_MAX_NS)), False)
         if cells.any_true(outside):
             note(OUT_OF_RANGE, outside)
             ns = pc.if_else(outside, pa.scalar(None, pa.int64()), ns)
-    return ParsedTimes(floor_to_precision(ns, precision), tuple(problems))
+    return ParsedTimes(floor_to_precision(ns, precision), tuple(problems), odd_cells)
 
 
-def _iso(text: pa.Array, timezone: str, note) -> pa.Array:
-    """ISO 8601 / RFC 3339 (`2011-02-11 17:30:00.000`, `...T17:30:00Z`, `...+02:00`) to int64 ns (UTC).
-    Times with an offset keep it; times without one are in `timezone`."""
-    try:  # the common case, a column of naive times, costs one cast: no search for offsets
-        return _localize(text.cast(pa.timestamp("ns")), timezone, note)
-    except pa.ArrowInvalid:
-        pass
+def _iso(text: pa.Array, timezone: str, note, cast_first: bool) -> tuple[pa.Array, bool]:
+    """ISO 8601 / RFC 3339 (`2011-02-11 17:30:00.000`, `...T17:30:00Z`, `...+02:00`) to int64 ns (UTC),
+    and whether the column had odd cells. Times with an offset keep it; times without one are in
+    `timezone`."""
+    if cast_first:
+        try:  # the common case, a column of naive times, costs one cast: no search for offsets
+            return _localize(text.cast(pa.timestamp("ns")), timezone, note), False
+        except pa.ArrowInvalid:
+            pass
     # Plain naive times are most of a column: only the other cells can carry an offset, so the
     # (slower) regex search for offsets runs on those alone.
-    suspects = _not_plain_iso(text)
+    plain = _plain_iso(text)
+    odd_cells = bool(plain.suspects.any() or plain.impossible.any())
     zoned_np = np.zeros(len(text), dtype=bool)
-    if suspects.any():
-        rows = np.flatnonzero(suspects)
+    if plain.suspects.any():
+        rows = np.flatnonzero(plain.suspects)
         zoned_np[rows] = pc.fill_null(has_match(text.take(pa.array(rows)), ZONE_SUFFIX), False).to_numpy(
             zero_copy_only=False)
     if not zoned_np.any():
-        return _localize(_cast_iso(text, None, note, suspects), timezone, note)
+        return _localize(_naive_times(text, plain, note), timezone, note), odd_cells
     zoned = pa.array(zoned_np)
     text = pc.replace_substring_regex(text, r"[Zz]$", "+00:00")
     aware = _cast_iso(pc.if_else(zoned, text, NULL_TEXT), "UTC", note).cast(pa.int64())
     naive = _localize(_cast_iso(pc.if_else(zoned, NULL_TEXT, text), None, note), timezone, note)
-    return pc.if_else(zoned, aware, naive)
+    return pc.if_else(zoned, aware, naive), odd_cells
 
 
 def _localize(stamps: pa.Array, timezone: str, note) -> pa.Array:
@@ -96,20 +111,20 @@ def _localize(stamps: pa.Array, timezone: str, note) -> pa.Array:
     return stamps.cast(pa.int64())
 
 
-def _cast_iso(text: pa.Array, tz: str | None, note, suspects: np.ndarray | None = None) -> pa.Array:
-    """Timestamps. When Arrow's nanosecond cast refuses the column (a bad cell, or a time near the
-    range ends, which its parser overflows on: 1677-09-21 00:12:43.146 fits but fails), the cells
-    it refuses are parsed as whole seconds plus a fraction instead, vectorized, so that the bad
-    cells are found without casting cell by cell, and a time beyond the range is called out of
-    range. A few refused cells are found by bisection and only they take that slower path (~1 µs
-    a cell against Arrow's ~30 ns); when many are refused, every cell takes it. `suspects` (from
-    _not_plain_iso) says the caller has already seen the cast of the whole column fail."""
+def _cast_iso(text: pa.Array, tz: str | None, note) -> pa.Array:
+    """Timestamps, for the rare columns that mix times with and without an offset. When Arrow's
+    nanosecond cast refuses the column (a bad cell, or a time near the range ends, which its
+    parser overflows on: 1677-09-21 00:12:43.146 fits but fails), the cells it refuses are parsed
+    as whole seconds plus a fraction instead, vectorized, so that the bad cells are found without
+    casting cell by cell, and a time beyond the range is called out of range. A few refused cells
+    are found by bisection and only they take that slower path (~1 µs a cell against Arrow's
+    ~30 ns); when many are refused, every cell takes it."""
     target = pa.timestamp("ns", tz)
-    if suspects is None:
-        try:
-            return text.cast(target)
-        except pa.ArrowInvalid:
-            suspects = _not_plain_iso(text)
+    try:
+        return text.cast(target)
+    except pa.ArrowInvalid:
+        scan = _plain_iso(text)
+    suspects = scan.suspects | scan.impossible
     try:
         found = cells.cast_per_element(text, lambda a: a.cast(target), target, suspects=suspects,
                                        max_bad=max(MIN_BISECTED, len(text) // BISECT_SHARE))
@@ -129,25 +144,57 @@ def _cast_iso(text: pa.Array, tz: str | None, note, suspects: np.ndarray | None 
 # wrap around; anything that is not a digit lands above 9):
 _PLAIN_ISO_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
 _DASH, _SPACE, _T, _COLON, _DOT = ((ord(c) - ord("0")) % 256 for c in "- T:.")
+_PLAIN_ISO_SEPARATORS = [4, 7, 13, 16]
+_SEPARATOR_BYTES = np.array([[_DASH], [_DASH], [_COLON], [_COLON]], dtype=np.uint8)
 _PLAIN_ISO_MIN, _PLAIN_ISO_MAX = 19, 29
 _SAFE_YEARS = (1678, 2261)  # clear of the range ends, where Arrow's cast overflows
 
 
-def _not_plain_iso(text: pa.Array) -> np.ndarray:
-    """True for cells Arrow's cast may refuse: every cell that is not a plain ISO time of a real
-    calendar day and clock (`2011-02-30 25:61:00` is caught here, without a cast). numpy over the
-    string buffers, one byte position at a time across all cells (each step a contiguous vector
-    op): a few dozen operations per batch, however many cells are bad."""
+@dataclass(frozen=True)
+class PlainIso:
+    """What a byte scan of a column of times found; every non-empty cell is in one of the masks."""
+
+    plain: np.ndarray  # bool: a plain ISO time of a real day and clock, years 1678-2261
+    ns: np.ndarray  # int64 nanoseconds since 1970 of the plain cells, read as UTC (0 elsewhere)
+    impossible: np.ndarray  # bool: of that shape and years, but no real day or clock (30 February, 25:61)
+    suspects: np.ndarray  # bool: any other shape, or years beyond: for a closer look
+
+
+def _plain_iso(text: pa.Array) -> PlainIso:
+    """The plain ISO times of a column (`2011-02-11 17:30:00.000`: a real calendar day and clock,
+    years 1678-2261) read in numpy; cells of that shape with an impossible day or clock
+    (`2011-02-30 25:61:00`) found without a cast; the other cells set aside as suspects. numpy
+    over the string buffers, one byte position at a time across all cells (each step a contiguous
+    vector op): a few dozen operations per batch, however many cells are bad. The times equal
+    Arrow's cast of the same cells, and Arrow refuses the impossible ones
+    (tests/test_timestamps.py)."""
     valid = pc.is_valid(text).to_numpy(zero_copy_only=False)
-    d, lengths = _byte_positions(text, _PLAIN_ISO_MAX)
+    lengths = np.diff(offsets_of(text))
+    width = min(_PLAIN_ISO_MAX, int(lengths.max())) if len(lengths) else 0
+    if width < _PLAIN_ISO_MIN:
+        none = np.zeros(len(text), dtype=bool)
+        return PlainIso(none, np.zeros(len(text), dtype=np.int64), none, valid)
+    d, _ = _byte_positions(text, width)
     d -= np.uint8(ord("0"))
     ok = valid & (lengths >= _PLAIN_ISO_MIN) & (lengths <= _PLAIN_ISO_MAX) & (lengths != _PLAIN_ISO_MIN + 1)
-    for position in _PLAIN_ISO_DIGITS:
-        ok &= d[position] <= 9
-    ok &= (d[4] == _DASH) & (d[7] == _DASH) & ((d[10] == _SPACE) | (d[10] == _T))
-    ok &= (d[13] == _COLON) & (d[16] == _COLON) & ((lengths == _PLAIN_ISO_MIN) | (d[19] == _DOT))
-    for position in range(_PLAIN_ISO_MIN + 1, _PLAIN_ISO_MAX):  # the fraction's digits, as far as each cell goes
-        ok &= (d[position] <= 9) | (lengths <= position)
+    ok &= (d[_PLAIN_ISO_DIGITS] <= 9).all(axis=0) & (d[_PLAIN_ISO_SEPARATORS] == _SEPARATOR_BYTES).all(axis=0)
+    ok &= (d[10] == _SPACE) | (d[10] == _T)
+    if width > _PLAIN_ISO_MIN:  # a fraction follows a '.'
+        ok &= (lengths == _PLAIN_ISO_MIN) | (d[_PLAIN_ISO_MIN] == _DOT)
+    # The fraction's digits, as far as each cell goes, make nanoseconds once padded to 9 digits.
+    fraction = np.zeros(len(lengths), dtype=np.int64)
+    if width > _PLAIN_ISO_MIN + 1:
+        digits = d[_PLAIN_ISO_MIN + 1:width]
+        if (lengths == width).all():  # one length: every cell has every digit
+            ok &= (digits <= 9).all(axis=0)
+            for row in digits:
+                fraction = fraction * 10 + row
+        else:
+            inside = lengths > np.arange(_PLAIN_ISO_MIN + 1, width)[:, None]
+            ok &= ((digits <= 9) | ~inside).all(axis=0)
+            for row, row_inside in zip(digits, inside):
+                fraction = fraction * 10 + np.where(row_inside, row, 0)
+        fraction *= 10 ** (_PLAIN_ISO_MAX - width)
 
     def number(*positions: int) -> np.ndarray:
         value = d[positions[0]].astype(np.int32)
@@ -155,10 +202,39 @@ def _not_plain_iso(text: pa.Array) -> np.ndarray:
             value = value * 10 + d[position]
         return value
 
-    year = number(0, 1, 2, 3)
-    ok &= (year >= _SAFE_YEARS[0]) & (year <= _SAFE_YEARS[1]) & _real_day(year, number(5, 6), number(8, 9))
-    ok &= (number(11, 12) <= 23) & (number(14, 15) <= 59) & (number(17, 18) <= 59)
-    return valid & ~ok
+    year, month, day = number(0, 1, 2, 3), number(5, 6), number(8, 9)
+    hour, minute, second = number(11, 12), number(14, 15), number(17, 18)
+    shaped = ok & (year >= _SAFE_YEARS[0]) & (year <= _SAFE_YEARS[1])
+    # Tables by year and month instead of divisions per cell: any index is in bounds, the rows
+    # it would be wrong for are not `shaped`.
+    in_years = np.clip(year - _SAFE_YEARS[0], 0, len(_LEAP_YEAR) - 1)
+    in_months = np.minimum(month, 13)
+    leap = _LEAP_YEAR[in_years]
+    real = (hour <= 23) & (minute <= 59) & (second <= 59) & (day >= 1) & (day <= _MOST_DAYS_IN_MONTH[in_months])
+    real &= ~((month == 2) & (day == 29) & ~leap)
+    days = _DAYS_BEFORE_YEAR[in_years] + _DAYS_BEFORE_MONTH[in_months] + (leap & (month > 2)) + (day - 1)
+    seconds = days * 86400 + hour * 3600 + minute * 60 + second
+    plain = shaped & real
+    ns = np.where(plain, seconds * 1_000_000_000 + fraction, 0)
+    return PlainIso(plain, ns, shaped & ~real, valid & ~shaped)
+
+
+def _naive_times(text: pa.Array, plain: PlainIso, note) -> pa.Array:
+    """timestamp[ns] of a column of naive times: the plain cells as `_plain_iso` read them, the
+    impossible ones unparseable (as `_seconds_plus_fraction`, which checks the same calendar,
+    would say), the suspects (a rarer shape, a bad cell) read by `_seconds_plus_fraction` (~1 µs
+    a cell against ~25 ns)."""
+    ns, good, unparseable = plain.ns, plain.plain.copy(), plain.impossible.copy()
+    rows = np.flatnonzero(plain.suspects)
+    if rows.size:
+        slow_ns, slow_parsed = _seconds_plus_fraction(text.take(pa.array(rows)), None)
+        parsed = slow_parsed.to_numpy(zero_copy_only=False)
+        ns[rows] = pc.fill_null(slow_ns, 0).to_numpy(zero_copy_only=False)
+        good[rows] = parsed
+        unparseable[rows[~parsed]] = True
+    if unparseable.any():
+        note(UNPARSEABLE, pa.array(unparseable))
+    return pa.array(ns, pa.int64(), mask=~good).cast(pa.timestamp("ns"))
 
 
 def _byte_positions(text: pa.Array, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -203,6 +279,15 @@ def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
     doy = (153 * (m + np.where(m > 2, -3, 9)) + 2) // 5 + d - 1
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
     return era * 146097 + doe - 719468
+
+
+_SAFE_YEAR_RANGE = np.arange(_SAFE_YEARS[0], _SAFE_YEARS[1] + 1)
+_LEAP_YEAR = (_SAFE_YEAR_RANGE % 4 == 0) & ((_SAFE_YEAR_RANGE % 100 != 0) | (_SAFE_YEAR_RANGE % 400 == 0))
+_DAYS_BEFORE_YEAR = _days_from_civil(_SAFE_YEAR_RANGE, np.ones_like(_SAFE_YEAR_RANGE), np.ones_like(_SAFE_YEAR_RANGE))
+# By month (1-12; 0 and 13 stand for any impossible month): days before its first day in a common
+# year, and its most days (29 for February).
+_DAYS_BEFORE_MONTH = np.array([0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 0], dtype=np.int64)
+_MOST_DAYS_IN_MONTH = np.array([0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31, 0], dtype=np.int64)
 
 
 def _seconds_plus_fraction(text: pa.Array, tz: str | None) -> tuple[pa.Array, pa.Array]:
