@@ -185,3 +185,32 @@ def test_remembered_names_reject_their_rows_in_every_batch(kind):
         comment = "measurement starting with '#' in column 't'"
         assert first == (["ok v=1i\n"], [1, 2], [control, comment])
         assert second == (["ok v=4i\n", "ok v=6i\n"], [1, 3], [control, comment])
+
+
+def test_a_batch_after_one_with_odd_times_skips_the_whole_column_cast(monkeypatch):
+    """The hint (encode.py `_odd_times_last`) changes which parser reads a batch, never its lines."""
+    from converter import encode
+
+    asked = []
+    original = encode.parse_times
+
+    def recording(*args, **kwargs):
+        asked.append(kwargs["cast_first"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(encode, "parse_times", recording)
+    spec = MappingSpec(measurement="m", time=TimeSpec(column="t"), fields=(FieldSpec(column="v", type=FieldType.INTEGER),))
+    plan = resolve(spec, ["t", "v"], source="t.csv", default_measurement="t")
+    encoder = Encoder(EncodeOptions())
+
+    def lines(*times):
+        batch = pa.RecordBatch.from_arrays([pa.array([t.encode() for t in times]), pa.array([b"1"] * len(times))],
+                                           names=["t", "v"])
+        return encoder.encode(plan, batch, where="t.csv:2").lines.to_pylist()
+
+    clean = ("2011-02-11 17:30:00.000", "2011-02-11T17:30:00.5")
+    first = lines(*clean)
+    assert lines("2011-02-30 25:61:00.000", *clean) == first  # the bad row is left out
+    assert lines(*clean) == first == ["m v=1i 1297445400000000000\n", "m v=1i 1297445400500000000\n"]
+    assert lines(*clean) == first
+    assert asked == [True, True, False, True]
