@@ -12,7 +12,7 @@ import pytest
 
 from converter import cells
 from converter.mapping import FieldType
-from converter.number_text import _parsed_and_formatted, number_text, written_as_arrow_writes
+from converter.number_text import _parsed_and_formatted, _parsed_and_formatted_few, number_text, written_as_arrow_writes
 
 FLOAT, INTEGER, UNSIGNED = FieldType.FLOAT, FieldType.INTEGER, FieldType.UNSIGNED
 
@@ -88,16 +88,42 @@ def test_number_text_equals_parsing_and_formatting_every_cell(kind):
 
 @pytest.fixture
 def parsed_lengths(monkeypatch):
-    """The length of every column that number_text hands to the float parser."""
+    """The length of every column that number_text hands to a parser (Arrow's or the few-cells one)."""
+    from converter import number_text as module
+
     lengths = []
-    original = cells.to_float
+    for name in ("_parsed_and_formatted", "_parsed_and_formatted_few"):
+        def counting(raw, kind, original=getattr(module, name)):
+            lengths.append(len(raw))
+            return original(raw, kind)
 
-    def counting(raw):
-        lengths.append(len(raw))
-        return original(raw)
-
-    monkeypatch.setitem(number_text.__globals__["_CONVERTERS"], FLOAT, counting)
+        monkeypatch.setattr(module, name, counting)
     return lengths
+
+
+EDGE_CELLS = ["1e400", "-1e400", "1e-400", "+NaN", "-nan", "Infinity", "-INF", "00012.5000", "9" * 40,
+              "9223372036854775807", "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
+              "18446744073709551615", "18446744073709551616", "+1", "-0", "1_0", "1e", "0x1p3", "١٢"]
+
+
+@pytest.mark.parametrize("kind", [FLOAT, INTEGER, UNSIGNED])
+def test_few_cells_are_read_by_python_exactly_as_by_arrow(kind):
+    rng = random.Random(7)
+    columns = [EDGE_CELLS] + [[c for c in (_random_cell(rng) for _ in range(20)) if c is not None] for _ in range(300)]
+    for texts in columns:
+        raw = _binary(texts)
+        few, arrow = _parsed_and_formatted_few(raw, kind), _parsed_and_formatted(raw, kind)
+        assert few.text.to_pylist() == arrow.text.to_pylist(), texts
+        assert _mask(few.bad, len(raw)) == _mask(arrow.bad, len(raw)), texts
+        assert _mask(few.non_finite, len(raw)) == _mask(arrow.non_finite, len(raw)), texts
+
+
+def test_many_other_cells_are_parsed_by_arrow(parsed_lengths):
+    from converter.number_text import FEW_CELLS
+
+    texts = ["52.10"] * (FEW_CELLS + 1) + ["1.5"] * 200
+    assert number_text(_binary(texts), FLOAT).text.to_pylist() == ["52.1"] * (FEW_CELLS + 1) + ["1.5"] * 200
+    assert parsed_lengths == [FEW_CELLS + 1]
 
 
 def test_a_column_with_a_few_other_cells_parses_only_those(parsed_lengths):
