@@ -7,20 +7,35 @@
 
 __version__ = "0.1.0"
 
-from .errors import BadRowError, ConverterError, InputError, MappingError  # noqa: E402
-from .mapping import (  # noqa: E402
-    FieldSpec,
-    FieldType,
-    MappingSpec,
-    Precision,
-    TagSpec,
-    TimeSpec,
-    load_mapping_file,
-    load_preset,
-)
-from .pipeline import ConvertOptions, OnError, convert  # noqa: E402
-from .sinks import open_output  # noqa: E402
-from .summary import RunSummary  # noqa: E402
+import importlib
+from typing import TYPE_CHECKING
+
+# The public names load their modules when first used: `import converter.console` (the
+# command's entry point) must not import pyarrow's users before it has run (console.py says why).
+_PUBLIC = {
+    "BadRowError": "errors", "ConverterError": "errors", "InputError": "errors", "MappingError": "errors",
+    "FieldSpec": "mapping", "FieldType": "mapping", "MappingSpec": "mapping", "Precision": "mapping",
+    "TagSpec": "mapping", "TimeSpec": "mapping", "load_mapping_file": "mapping", "load_preset": "mapping",
+    "ConvertOptions": "pipeline", "OnError": "pipeline", "convert": "pipeline",
+    "open_output": "sinks", "RunSummary": "summary",
+}
+
+if TYPE_CHECKING:
+    from .errors import BadRowError, ConverterError, InputError, MappingError
+    from .mapping import (FieldSpec, FieldType, MappingSpec, Precision, TagSpec, TimeSpec, load_mapping_file,
+                          load_preset)
+    from .pipeline import ConvertOptions, OnError, convert
+    from .sinks import open_output
+    from .summary import RunSummary
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BadRowError",

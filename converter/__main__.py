@@ -1,5 +1,5 @@
 """`python -m converter`: what Telegraf's execd runs when csv2lp is not on its PATH."""
 
-from .cli import main
+from .console import main
 
 main()
