@@ -32,6 +32,7 @@ import numbers
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = ["MAX_LEVEL", "s2_cell_dictionary", "s2_cell_tokens"]
 
@@ -111,30 +112,39 @@ def s2_cell_dictionary(lat: pa.Array | pa.ChunkedArray, lon: pa.Array | pa.Chunk
     a cell, so the integer ids are deduplicated first and only the distinct ones become text.
     """
     _check_level(level)
-    lat_np = _degrees(lat, "lat")
-    lon_np = _degrees(lon, "lon")
+    lat_np, lat_present = _degrees(lat, "lat")
+    lon_np, lon_present = _degrees(lon, "lon")
     if len(lat_np) != len(lon_np):
         raise ValueError(f"lat and lon must have the same length, got {len(lat_np)} and {len(lon_np)}")
 
-    # NaN fails both comparisons, so nulls (NaN after to_numpy) and NaN/inf all drop out here.
+    # NaN fails both comparisons, so NaN/inf drop out here with the nulls.
     valid = (np.abs(lat_np) <= 90.0) & (np.abs(lon_np) <= 180.0)
-    n_valid = int(np.count_nonzero(valid))
+    for present in (lat_present, lon_present):
+        if present is not None:
+            valid &= present
+    valid_rows = np.flatnonzero(valid)  # integer indices: faster than a boolean mask, used three times
+    n_valid = len(valid_rows)
     all_valid = n_valid == len(valid)
     if not all_valid:
-        lat_np, lon_np = lat_np[valid], lon_np[valid]
+        lat_np, lon_np = lat_np[valid_rows], lon_np[valid_rows]
 
     ids = np.empty(n_valid, dtype=np.uint64)
     for start in range(0, n_valid, _CHUNK_ROWS):
         stop = min(start + _CHUNK_ROWS, n_valid)
         ids[start:stop] = _cell_ids(lat_np[start:stop], lon_np[start:stop], level)
+    # Deduplicated by runs first: a track's consecutive fixes mostly share a cell, so hashing
+    # one id per run instead of one per row saves most of the dictionary's cost.
+    run_starts = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1]))) if n_valid else np.zeros(0, np.intp)
+    distinct = pa.array(ids[run_starts], pa.uint64()).dictionary_encode()
+    codes = np.repeat(distinct.indices.to_numpy(), np.diff(np.append(run_starts, n_valid)))
     if not all_valid:
-        ids_per_row = np.zeros(len(valid), dtype=np.uint64)
-        ids_per_row[valid] = ids
-        ids = ids_per_row
+        codes_per_row = np.zeros(len(valid), dtype=np.int32)
+        codes_per_row[valid_rows] = codes
+        codes = codes_per_row
     validity = None if all_valid else pa.py_buffer(np.packbits(valid, bitorder="little"))
-    id_array = pa.Array.from_buffers(pa.uint64(), len(valid), [validity, pa.py_buffer(ids)],
-                                     null_count=len(valid) - n_valid)
-    distinct = id_array.dictionary_encode()
+    indices = pa.Array.from_buffers(pa.int32(), len(valid),
+                                    [validity, pa.py_buffer(codes.astype(np.int32, copy=False))],
+                                    null_count=len(valid) - n_valid)
 
     # Every cell id at one level has its lowest set bit in the same place (bit 60 - 2*level)
     # and only zeros below it, so every token at that level has the same length: 1 hex
@@ -144,7 +154,7 @@ def s2_cell_dictionary(lat: pa.Array | pa.ChunkedArray, lon: pa.Array | pa.Chunk
     distinct_ids = distinct.dictionary.to_numpy()
     digits = np.ascontiguousarray(_hex_digits(distinct_ids, token_len)).reshape(-1)
     tokens = _string_array(digits, len(distinct_ids), token_len)
-    return pa.DictionaryArray.from_arrays(distinct.indices, tokens)
+    return pa.DictionaryArray.from_arrays(indices, tokens, safe=False)  # the codes index `tokens` by construction
 
 
 def _check_level(level: object) -> None:
@@ -155,8 +165,9 @@ def _check_level(level: object) -> None:
         )
 
 
-def _degrees(values: pa.Array | pa.ChunkedArray, name: str) -> np.ndarray:
-    """A float64 numpy view of a numeric Arrow array; nulls become NaN (zero-copy without nulls)."""
+def _degrees(values: pa.Array | pa.ChunkedArray, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """A float64 numpy view of a numeric Arrow array (zero-copy when it is float64; what lies under
+    a null is undefined), and which values are present (None: all of them)."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     if not isinstance(values, pa.Array):
@@ -166,7 +177,9 @@ def _degrees(values: pa.Array | pa.ChunkedArray, name: str) -> np.ndarray:
         raise TypeError(f"{name} must be a numeric Arrow array (degrees), got type {kind}")
     if kind != pa.float64():
         values = values.cast(pa.float64())
-    return values.to_numpy(zero_copy_only=False)
+    numbers = np.frombuffer(values.buffers()[1], dtype=np.float64, count=len(values), offset=8 * values.offset)
+    present = pc.is_valid(values).to_numpy(zero_copy_only=False) if values.null_count else None
+    return numbers, present
 
 
 def _cell_ids(lat: np.ndarray, lon: np.ndarray, level: int) -> np.ndarray:

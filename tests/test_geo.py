@@ -264,3 +264,15 @@ def _points_near_edges(level: int, rng: np.random.Generator) -> tuple[list[float
 def test_points_a_hair_from_cell_and_face_edges_match_s2cell(level: int) -> None:
     lats, lons = _points_near_edges(level, np.random.default_rng(level))
     assert vectorized_tokens(lats, lons, level) == reference_tokens(lats, lons, level)
+
+
+def test_dictionary_holds_each_cell_once_however_the_runs_fall():
+    # Runs of one cell, a cell coming back after another, missing fixes between them.
+    albany, galapagos = (42.7948286, -73.8600106), (-1.372912, -89.7402326)
+    points = [albany, albany, None, galapagos, albany, None, None, albany, galapagos, galapagos]
+    lats = [p[0] if p else None for p in points]
+    lons = [p[1] if p else None for p in points]
+    result = s2_cell_dictionary(pa.array(lats, pa.float64()), pa.array(lons, pa.float64()), 11)
+    result.validate(full=True)
+    assert sorted(result.dictionary.to_pylist()) == sorted(set(reference_tokens(lats, lons, 11)) - {None})
+    assert result.cast(pa.string()).to_pylist() == reference_tokens(lats, lons, 11)
