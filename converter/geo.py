@@ -128,14 +128,15 @@ def s2_cell_dictionary(lat: pa.Array | pa.ChunkedArray, lon: pa.Array | pa.Chunk
     if not all_valid:
         lat_np, lon_np = lat_np[valid_rows], lon_np[valid_rows]
 
-    ids = np.empty(n_valid, dtype=np.uint64)
+    keys = np.empty(n_valid, dtype=np.uint64)
     for start in range(0, n_valid, _CHUNK_ROWS):
         stop = min(start + _CHUNK_ROWS, n_valid)
-        ids[start:stop] = _cell_ids(lat_np[start:stop], lon_np[start:stop], level)
+        keys[start:stop] = _cell_keys(lat_np[start:stop], lon_np[start:stop], level)
     # Deduplicated by runs first: a track's consecutive fixes mostly share a cell, so hashing
-    # one id per run instead of one per row saves most of the dictionary's cost.
-    run_starts = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1]))) if n_valid else np.zeros(0, np.intp)
-    distinct = pa.array(ids[run_starts], pa.uint64()).dictionary_encode()
+    # one key per run instead of one per row saves most of the dictionary's cost; the cell ids
+    # (the Hilbert curve) and tokens are then worked out for the distinct cells only.
+    run_starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1]))) if n_valid else np.zeros(0, np.intp)
+    distinct = pa.array(keys[run_starts], pa.uint64()).dictionary_encode()
     codes = np.repeat(distinct.indices.to_numpy(), np.diff(np.append(run_starts, n_valid)))
     if not all_valid:
         codes_per_row = np.zeros(len(valid), dtype=np.int32)
@@ -151,7 +152,7 @@ def s2_cell_dictionary(lat: pa.Array | pa.ChunkedArray, lon: pa.Array | pa.Chunk
     # digit at level 0, 7 at level 11, 16 at level 30. One length for the whole array lets
     # the tokens sit back to back in a (rows, length) byte matrix, with no per-row strip.
     token_len = 16 - (2 * (MAX_LEVEL - int(level))) // 4
-    distinct_ids = distinct.dictionary.to_numpy()
+    distinct_ids = _ids_of_keys(distinct.dictionary.to_numpy(), level)
     digits = np.ascontiguousarray(_hex_digits(distinct_ids, token_len)).reshape(-1)
     tokens = _string_array(digits, len(distinct_ids), token_len)
     return pa.DictionaryArray.from_arrays(indices, tokens, safe=False)  # the codes index `tokens` by construction
@@ -184,10 +185,29 @@ def _degrees(values: pa.Array | pa.ChunkedArray, name: str) -> tuple[np.ndarray,
 
 def _cell_ids(lat: np.ndarray, lon: np.ndarray, level: int) -> np.ndarray:
     """uint64 S2 cell ids at ``level`` for in-range lat/lon degrees."""
+    return _ids_of_keys(_cell_keys(lat, lon, level), level)
+
+
+def _cell_keys(lat: np.ndarray, lon: np.ndarray, level: int) -> np.ndarray:
+    """One uint64 per point naming its level-``level`` cell: face << 60 | i << 30 | j, with i
+    and j cut to ``level`` bits. Cheaper than the cell id (no Hilbert curve), and equal for two
+    points exactly when their ids are."""
     if level <= _FIRST_PASS_MAX_LEVEL:
         face, i, j = _face_ij_float32_first(lat, lon, level)
     else:
         face, i, j = _face_ij(lat, lon)
+    below = MAX_LEVEL - level
+    return ((face.astype(np.uint64) << np.uint64(60)) | ((i >> below).astype(np.uint64) << np.uint64(30))
+            | (j >> below).astype(np.uint64))
+
+
+def _ids_of_keys(keys: np.ndarray, level: int) -> np.ndarray:
+    """The S2 cell ids of `_cell_keys`' keys."""
+    below = MAX_LEVEL - level
+    cell_bits = np.uint64((1 << MAX_LEVEL) - 1)
+    face = (keys >> np.uint64(60)).astype(np.int64)
+    i = ((keys >> np.uint64(30)) & cell_bits).astype(np.int64) << below
+    j = (keys & cell_bits).astype(np.int64) << below
     position = _hilbert_position(face, i, j, level)
 
     # Cell id layout: 3 face bits, 60 position bits, then a 1 bit marking the leaf level.
