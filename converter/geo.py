@@ -183,11 +183,6 @@ def _degrees(values: pa.Array | pa.ChunkedArray, name: str) -> tuple[np.ndarray,
     return numbers, present
 
 
-def _cell_ids(lat: np.ndarray, lon: np.ndarray, level: int) -> np.ndarray:
-    """uint64 S2 cell ids at ``level`` for in-range lat/lon degrees."""
-    return _ids_of_keys(_cell_keys(lat, lon, level), level)
-
-
 def _cell_keys(lat: np.ndarray, lon: np.ndarray, level: int) -> np.ndarray:
     """One uint64 per point naming its level-``level`` cell: face << 60 | i << 30 | j, with i
     and j cut to ``level`` bits. Cheaper than the cell id (no Hilbert curve), and equal for two

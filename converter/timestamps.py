@@ -282,7 +282,7 @@ def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
 
 
 _SAFE_YEAR_RANGE = np.arange(_SAFE_YEARS[0], _SAFE_YEARS[1] + 1)
-_LEAP_YEAR = (_SAFE_YEAR_RANGE % 4 == 0) & ((_SAFE_YEAR_RANGE % 100 != 0) | (_SAFE_YEAR_RANGE % 400 == 0))
+_LEAP_YEAR = _real_day(_SAFE_YEAR_RANGE, np.full_like(_SAFE_YEAR_RANGE, 2), np.full_like(_SAFE_YEAR_RANGE, 29))
 _DAYS_BEFORE_YEAR = _days_from_civil(_SAFE_YEAR_RANGE, np.ones_like(_SAFE_YEAR_RANGE), np.ones_like(_SAFE_YEAR_RANGE))
 # By month (1-12; 0 and 13 stand for any impossible month): days before its first day in a common
 # year, and its most days (29 for February).
