@@ -581,10 +581,11 @@ class SectionSource(CsvSource):
         csv.writer(header, delimiter=delimiter, lineterminator="\n").writerow(section.names[: section.data_width])
         stream = PrefixedReader(header.getvalue().encode("utf-8"), run)
         super().__init__(outer.name, stream, _Progress(outer), delimiter=delimiter,  # type: ignore[arg-type]
-                         block_size=block_size)
+                         block_size=block_size, decompressed=outer._decompressed)
         self.header = section.names
         self._section = section
         self._shift = first_line - 2  # Arrow counts our header as line 1, the first row as line 2
+        self._line_offset = self._shift  # for the line numbers in messages
 
     def blocks(self) -> Iterator[Block]:
         shift = self._shift

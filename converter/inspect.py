@@ -23,7 +23,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import cells
-from .rowerrors import ragged_row
 from .duplicates import DuplicateMode, DuplicateTracker
 from .encode import EncodeOptions, Encoder
 from .mapping import FieldType, MappingSpec, OtherColumns, Plan
@@ -182,7 +181,7 @@ class _Inspection:
             reasons = encoded.errors.counts()
             self.counts.rejects_by_reason.update(reasons)
             for row in block.invalid:
-                self.counts.rejects_by_reason[ragged_row(row.expected, row.actual).text] += 1
+                self.counts.rejects_by_reason[row.reason.text] += 1
 
             for index, report in roles:
                 raw = batch.column(index)

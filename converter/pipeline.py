@@ -230,7 +230,7 @@ class EncodedBlock:
         summary.points_nudged += self.points_nudged
         summary.rejects_by_reason.update(self.encoded.errors.counts())
         for row in self.block.invalid:
-            summary.rejects_by_reason[rowerrors.ragged_row(row.expected, row.actual).text] += 1
+            summary.rejects_by_reason[row.reason.text] += 1
 
     def save_rejects(self, rejects: RejectsWriter) -> None:
         """Every rejected row of the block (failed checks and rows Arrow could not split), in line order."""
@@ -240,8 +240,7 @@ class EncodedBlock:
         # The checked rows' cells stay Arrow arrays (one take per column): the writer formats them all at once.
         cells = self.batch.take(pa.array(bad, pa.int64())).columns
         reasons, values = (errors.reason_at(bad), errors.value_at(bad)) if bad.size else ([], [])
-        unsplit = [(row.line, rowerrors.ragged_row(row.expected, row.actual).text, row.text)
-                   for row in self.block.invalid]
+        unsplit = [(row.line, row.reason.text, row.text) for row in self.block.invalid]
         rejects.write_rows(source.header, source.name, self.lines_of_rows[bad], reasons, values, cells,
                            unsplit=unsplit, delimiter=source.delimiter)
 
@@ -349,7 +348,7 @@ class _Run:
             fix = encoded.errors.reasons[reason].fix
             candidates.append((int(lines_of_rows[first[0]]), reason, fix, encoded.errors.value_at(first)[0]))
         for invalid in block.block.invalid[:1]:
-            reason = rowerrors.ragged_row(invalid.expected, invalid.actual)
+            reason = invalid.reason
             candidates.append((invalid.line, reason.text, reason.fix, invalid.text.encode("utf-8", "surrogateescape")))
         line, reason, fix, value = min(candidates, key=lambda c: c[0])
         # Rows before the bad one are good: write them, so the output ends exactly there.

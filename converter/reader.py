@@ -39,7 +39,8 @@ from .mapping import FieldType
 from .read_settings import (PLAIN, SKIPPED_COLUMN, CommentFilter, ReadSettings, blank_rows, constant_column,
                             read_header_rows, read_metadata, take_lines, trimmed)
 from .readahead import ReadAheadLimit
-from .streams import COMPRESSION_BY_SUFFIX, GZIP_MAGIC, CountingReader, PrefixedReader, decompressing
+from .rowerrors import CUT_OFF_ROW, Reason, ragged_row
+from .streams import COMPRESSION_BY_SUFFIX, GZIP_MAGIC, CountingReader, PrefixedReader, WholeLines, decompressing
 from .utf8guard import FROM_STAND_IN_TEXT, Utf8Guard, restore_cells
 
 # 2 MiB: every block costs ~1-2 ms of kernel calls whatever its size, so larger blocks are
@@ -73,6 +74,11 @@ class InvalidRow:
     text: str
     expected: int
     actual: int
+    cut_off: bool = False  # the incomplete last row of a damaged compressed file, not a ragged one
+
+    @property
+    def reason(self) -> Reason:
+        return CUT_OFF_ROW if self.cut_off else ragged_row(self.expected, self.actual)
 
 
 @dataclass
@@ -109,7 +115,8 @@ class CsvSource:
     """
 
     def __init__(self, name: str, stream: io.RawIOBase, counter: CountingReader, *,
-                 delimiter: str, block_size: int, settings: ReadSettings = PLAIN) -> None:
+                 delimiter: str, block_size: int, settings: ReadSettings = PLAIN,
+                 decompressed: WholeLines | None = None) -> None:
         self.name = name
         self.delimiter = delimiter
         self.block_size = block_size
@@ -118,6 +125,7 @@ class CsvSource:
         self.metadata_columns: tuple[str, ...] = ()
         self.column_types: dict[str, FieldType] = {}
         self._counter = counter
+        self._decompressed = decompressed  # a compressed input's decompressed bytes: where damage shows
         self._comments: CommentFilter | None = None
         self._line_offset = 0  # physical lines before the stream Arrow's lines are counted in
         self._arrow_names: list[str] | None = None  # None: Arrow reads the header line itself
@@ -187,6 +195,8 @@ class CsvSource:
         # Arrow numbers records from 1: the header, unless it was given the column names.
         next_record = 1 if self._arrow_names is not None else 2
         next_line = self._data_line
+        if self._decompressed is not None:
+            self._decompressed.hold_failure = True  # damage ends the input for Arrow; checked below
         try:
             reader = self._open_arrow(limit, on_invalid)
             while True:
@@ -196,6 +206,7 @@ class CsvSource:
                 except StopIteration:
                     break
                 except (pa.ArrowInvalid, OSError) as exc:
+                    self._fail_if_damaged(next_line)  # a row cut by damage can fail Arrow's parse
                     raise InputError(_read_failure(self.name, self._physical_line(next_line), exc,
                                                    self.block_size)) from exc
                 if self._guard.swapped:
@@ -204,10 +215,33 @@ class CsvSource:
                 yield self._finish(block)
         finally:
             limit.release()
+            if self._decompressed is not None:
+                self._decompressed.hold_failure = False
         if pending:  # invalid rows after the last good row
             empty = pa.RecordBatch.from_pylist([], schema=reader.schema)
-            block, _, _ = _place(self.name, empty, pending, next_record, next_line, take_all=True)
+            block, _, next_line = _place(self.name, empty, pending, next_record, next_line, take_all=True)
             yield self._finish(block)
+        damage = self._decompressed
+        if damage is not None and damage.failure is not None and damage.cut_off:
+            text = damage.cut_off.decode("utf-8", "surrogateescape").rstrip("\r")
+            row = InvalidRow(next_line, text, len(reader.schema), text.count(self.delimiter) + 1, cut_off=True)
+            empty = pa.RecordBatch.from_pylist([], schema=reader.schema)
+            yield self._finish(Block(self.name, empty, next_line, [row], np.zeros(0, dtype=np.int64)))
+        self._fail_if_damaged(next_line)
+
+    def _fail_if_damaged(self, next_line: int) -> None:
+        """Raise the compressed input's damage, if it had any: every row before `next_line` was read."""
+        damage = self._decompressed
+        if damage is None or damage.failure is None:
+            return
+        line = self._physical_line(next_line)
+        if damage.cut_off:
+            what = f"every row before line {line} was read, line {line} is cut off (rejected)"
+        else:
+            line -= 1
+            what = f"every row up to line {line} was read"
+        raise InputError(f"{self.name}: cannot decompress past line {line}: {damage.failure}. The file is damaged "
+                         f"or incomplete: {what}, and the rest of the file is lost.") from damage.failure
 
     def _open_arrow(self, stream: ReadAheadLimit, on_invalid) -> pa_csv.CSVStreamingReader:
         names = self._arrow_names
@@ -347,9 +381,11 @@ def open_source(item: str, *, delimiter: str = ",", block_size: int = DEFAULT_BL
         counter = CountingReader(raw)
         head = counter.read(2)
         source: io.RawIOBase = PrefixedReader(head, counter)
-        if head == GZIP_MAGIC:
-            source = decompressing(source, "gzip")
-        return CsvSource("<stdin>", source, counter, delimiter=delimiter, block_size=block_size, settings=settings)
+        decompressed = decompressing(source, "gzip") if head == GZIP_MAGIC else None
+        if decompressed is not None:
+            source = decompressed
+        return CsvSource("<stdin>", source, counter, delimiter=delimiter, block_size=block_size, settings=settings,
+                         decompressed=decompressed)
     path = Path(item)
     try:
         counter = CountingReader(open(path, "rb"))
@@ -360,11 +396,11 @@ def open_source(item: str, *, delimiter: str = ",", block_size: int = DEFAULT_BL
     except OSError as exc:
         raise InputError(f"{item}: cannot open: {exc.strerror or exc}.") from None
     codec = COMPRESSION_BY_SUFFIX.get(path.suffix.lower())
-    stream: io.RawIOBase = counter
-    if codec is not None:
-        stream = decompressing(counter, codec)
+    decompressed = decompressing(counter, codec) if codec is not None else None
+    stream: io.RawIOBase = decompressed if decompressed is not None else counter
     try:
-        return CsvSource(str(item), stream, counter, delimiter=delimiter, block_size=block_size, settings=settings)
+        return CsvSource(str(item), stream, counter, delimiter=delimiter, block_size=block_size, settings=settings,
+                         decompressed=decompressed)
     except (OSError, pa.ArrowInvalid) as exc:
         counter.close()
         raise InputError(f"{item}: cannot read ({codec or 'uncompressed'}): {exc}. Check the file and its extension.") from exc

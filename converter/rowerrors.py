@@ -89,6 +89,12 @@ def ragged_row(expected: int, actual: int) -> Reason:
     )
 
 
+CUT_OFF_ROW = Reason(
+    "cut off: the compressed file is damaged or incomplete inside this row",
+    "the rows after it are lost too: get a whole copy of the file",
+)
+
+
 class RowErrors:
     """First reject reason of each row in one batch of `length` rows.
 

@@ -72,5 +72,84 @@ class NativeAsRaw(ReadByRead):
         return self._native.read(None if size is None or size < 0 else size)
 
 
-def decompressing(raw: io.RawIOBase, codec: str) -> io.RawIOBase:
-    return NativeAsRaw(pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), codec))
+# Decompressed bytes are taken in pieces this large: a decompressor that meets damage fails the
+# whole read (Arrow's and Python's alike), so the text of that read is lost; 64 KiB is a few
+# hundred rows, and the extra calls cost nothing next to the decompression itself.
+DECOMPRESSED_PIECE = 1 << 16
+
+
+class WholeLines(ReadByRead):
+    """A decompressed stream that hands out bytes up to the last line break it has seen only,
+    so that damage cuts it between rows.
+
+    When the stream below fails, the complete lines before the failure are still handed out;
+    `failure` keeps the exception and `cut_off` the incomplete line it left. Then reads raise
+    the failure, or, while `hold_failure` is set, return the end of the input: Arrow's reader
+    sets it, as a failed read makes it drop the blocks it has read ahead; whoever sets it
+    must check `failure` once the reader is done. A clean end releases the last line, with
+    or without its line break.
+    """
+
+    def __init__(self, raw) -> None:
+        self._raw = raw
+        self._pieces: list[bytes] = []  # read from below, not handed out yet
+        self._held = 0  # their bytes
+        self._complete = 0  # of those, the bytes up to the last line break: what may be handed out
+        self._ended = False
+        self.failure: Exception | None = None
+        self.cut_off = b""
+        self.hold_failure = False
+
+    def read(self, size: int | None = -1) -> bytes:
+        size = -1 if size is None else size
+        if (size < 0 or self._complete < size) and not self._ended and self.failure is None:
+            self._fill(size)
+        n = self._complete if size < 0 else min(size, self._complete)
+        if n == 0:
+            if self.failure is not None and size and not self.hold_failure:
+                raise self.failure
+            return b""
+        return self._take(n)
+
+    def _fill(self, size: int) -> None:
+        """Read pieces until `size` bytes up to a line break are held, or the end, or a failure."""
+        while size < 0 or self._complete < size:
+            try:
+                piece = self._raw.read(DECOMPRESSED_PIECE)
+            except (OSError, EOFError, pa.ArrowInvalid) as exc:
+                self.failure = exc
+                held = b"".join(self._pieces)
+                self.cut_off = held[self._complete:]
+                self._pieces = [held[:self._complete]] if self._complete else []
+                self._held = self._complete
+                return
+            if not piece:
+                self._ended = True
+                self._complete = self._held  # the last line needs no line break
+                return
+            self._pieces.append(piece)
+            self._held += len(piece)
+            last_break = piece.rfind(b"\n")
+            if last_break >= 0:
+                self._complete = self._held - len(piece) + last_break + 1
+
+    def _take(self, n: int) -> bytes:
+        """The first n bytes held, in one bytes object (one copy, as a read from below would make)."""
+        taken: list[bytes] = []
+        left = n
+        while left:
+            piece = self._pieces[0]
+            if len(piece) <= left:
+                taken.append(self._pieces.pop(0))
+                left -= len(piece)
+            else:
+                taken.append(piece[:left])
+                self._pieces[0] = piece[left:]
+                left = 0
+        self._held -= n
+        self._complete -= n
+        return taken[0] if len(taken) == 1 else b"".join(taken)
+
+
+def decompressing(raw: io.RawIOBase, codec: str) -> WholeLines:
+    return WholeLines(NativeAsRaw(pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), codec)))

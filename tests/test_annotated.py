@@ -808,3 +808,25 @@ def test_telegraf_read_settings_keep_a_file_plain(tmp_path):
     finally:
         plain.close()
         skipping.close()
+
+
+def test_a_cut_gzip_converts_the_rows_before_the_cut_with_the_file_s_line_numbers(tmp_path):
+    """The second table's rows are numbered in the whole file, the cut-off one and the message's too."""
+    import gzip
+
+    first = "#datatype measurement,long,dateTime:number\nm,v,t\nx,1,1000000000\n\n"
+    second = "#datatype measurement,long,dateTime:number\n#constant,tag,site,s1\nm,v,t\n" + "".join(
+        f"y,{i},{1_000_000_000 + i}\n" for i in range(100_000))
+    data = gzip.compress((first + second).encode())
+    (tmp_path / "in.csv.gz").write_bytes(data[: len(data) // 2])
+    result = subprocess.run([sys.executable, "-m", "converter", "in.csv.gz", "-q", "-p", "ns", "--rejects", "r.csv"],
+                            cwd=tmp_path, capture_output=True, check=False, timeout=60)
+    lines = result.stdout.decode().splitlines()
+    assert result.returncode == 1 and lines[0] == "x v=1i 1000000000"
+    rows = len(lines) - 1
+    assert 10_000 < rows < 100_000
+    assert lines[1:] == [f"y,site=s1 v={i}i {1_000_000_000 + i}" for i in range(rows)]
+    cut_line = 8 + rows  # three lines of the first table, a blank one, two annotations and a header
+    assert result.stderr.decode().startswith(f"csv2lp: error: in.csv.gz: cannot decompress past line {cut_line}: ")
+    [reject] = (tmp_path / "r.csv").read_text().splitlines()[1:]
+    assert reject.startswith(f"in.csv.gz,{cut_line},cut off: ")

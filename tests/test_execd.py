@@ -27,6 +27,7 @@ from support.data import REPO, SAMPLE
 
 from converter import execd
 from converter.errors import ConverterError
+from converter.rowerrors import CUT_OFF_ROW
 
 SAMPLE_ROWS = 1200
 PYTHON = sys.executable
@@ -380,10 +381,14 @@ def test_a_damaged_gzip_tail_sends_the_lines_before_it_then_goes_to_error(tmp_pa
     child = children("--config", str(write_config(tmp_path, spool, lines_per_second=0)))
     error = child.wait_for_log(r"^E! .*$").group()
     assert child.stop() == 0
-    assert "cut.csv.gz: cannot decompress" in error
+    cut_line = re.search(r"cut\.csv\.gz: cannot decompress past line (\d+): ", error)
+    assert cut_line is not None, error
     sent = len(child.lines())
     assert f"(stopped after {sent:,} lines were sent, {sent:,} in this run); moved to" in error
     assert [p.name for p in (spool / "error").iterdir()] == ["cut.csv.gz"]
+    # Every whole row before the damage was read: the one it cuts is the last reject, on that line.
+    rejects = (spool / "rejects" / "cut.csv.gz.rejects.csv").read_text().splitlines()
+    assert rejects[-1].split(",")[1:3] == [cut_line.group(1), CUT_OFF_ROW.text]
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
