@@ -161,6 +161,12 @@ def _with_telegraf_settings(options: ConvertOptions, config_path: str | None) ->
                    input_format=options.input_format if given("input_format") else InputFormat.CSV)
 
 
+_format_option = click.option(
+    "--format", "input_format", type=click.Choice([f.value for f in InputFormat]), default="auto", show_default=True,
+    help="Input format: annotated CSV (influx write's: #datatype lines or name|type headers; it carries its own "
+         "mapping) or plain CSV; auto looks at the first line.")
+
+
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("inputs", nargs=-1, required=True, metavar="FILE...")
 @_mapping_options
@@ -192,9 +198,7 @@ def _with_telegraf_settings(options: ConvertOptions, config_path: str | None) ->
 @click.option("-d", "--delimiter", default=",", show_default=True, help="Cell delimiter (one character; 'tab' for tabs).")
 @click.option("--block-size", type=click.IntRange(1 << 16), default=DEFAULT_BLOCK_SIZE, show_default=True,
               help="Bytes per read block; the longest row must fit in one.")
-@click.option("--format", "input_format", type=click.Choice([f.value for f in InputFormat]), default="auto",
-              show_default=True, help="Input format: annotated CSV (influx write's: #datatype lines or name|type "
-                                      "headers; it carries its own mapping) or plain CSV; auto looks at the first line.")
+@_format_option
 @click.option("--summary-json", metavar="FILE", help="Also write the end-of-run numbers as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("--progress/--no-progress", default=None,
@@ -300,7 +304,9 @@ def _fail_usage(message: str) -> NoReturn:
 @click.option("-d", "--delimiter", default=",", show_default=True, help="Cell delimiter (one character; 'tab' for tabs).")
 @click.option("-n", "--lines", "sample_lines", type=click.IntRange(0), default=5, show_default=True,
               help="How many output lines to show.")
-def inspect_command(inputs: tuple[str, ...], delimiter: str, sample_lines: int, **mapping_flags) -> None:
+@_format_option
+def inspect_command(inputs: tuple[str, ...], delimiter: str, sample_lines: int, input_format: str,
+                    **mapping_flags) -> None:
     """Show each column's role, type and share of empty cells, tag cardinality, and sample lines.
 
     Reads the whole input (it counts distinct tag values), writes nothing.
@@ -318,7 +324,7 @@ def inspect_command(inputs: tuple[str, ...], delimiter: str, sample_lines: int, 
             raise ConverterError("inspect does not apply the header, line and delimiter options of a Telegraf "
                                  "config yet; use `csv2lp convert` (its summary and rejects file tell the same).")
         report = inspect_inputs(list(inputs), mapping=mapping, delimiter="\t" if delimiter == "tab" else delimiter,
-                                sample_lines=sample_lines)
+                                sample_lines=sample_lines, input_format=InputFormat(input_format))
     except ConverterError as exc:
         _error(str(exc))
         sys.exit(exc.exit_code)

@@ -39,6 +39,7 @@ import time
 from collections import deque
 from pathlib import Path
 from select import PIPE_BUF
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -49,8 +50,9 @@ from .checkpoint import FileProgress, FinishedFile, State
 from .encode import EncodeOptions, Encoder
 from .errors import ConverterError
 from .execd_settings import ExecdSettings, SettingsOverrides, load_settings
+from .mapping import Plan
 from .pacing import TokenBucket
-from .pipeline import iter_blocks, plan_for
+from .pipeline import EncodedBlock, iter_blocks, parts_and_plans
 from .reader import CsvSource, open_source
 from .rejects import RejectsWriter
 from .sinks.file import lines_buffer
@@ -336,8 +338,8 @@ class Spooler:
             self._fail(path, progress, str(exc))
             return
         try:
-            plan = plan_for(source, str(path), self.settings.mapping, self.settings.options)
-            finished = self._emit(path, source, plan, progress, summary, rejects)
+            parts = parts_and_plans(source, str(path), self.settings.mapping, self.settings.options)
+            finished = self._emit(path, parts, progress, summary, rejects)
         except (BrokenPipeError, _Fatal):
             raise
         except (ConverterError, OSError) as exc:  # unreadable from here on: a damaged .gz, a vanished disk
@@ -357,8 +359,8 @@ class Spooler:
     def _sent_text(progress: FileProgress, sent_before: int) -> str:
         return f"stopped after {progress.lines_emitted:,} lines were sent, {progress.lines_emitted - sent_before:,} in this run"
 
-    def _emit(self, path: Path, source: CsvSource, plan, progress: FileProgress, summary: RunSummary,
-              rejects: RejectsWriter) -> bool:
+    def _emit(self, path: Path, parts: Iterator[tuple[CsvSource, Plan]], progress: FileProgress,
+              summary: RunSummary, rejects: RejectsWriter) -> bool:
         """Send the lines after progress.replay_from_line; True when the file is through, False when stopping."""
         encoder = Encoder(EncodeOptions(self.settings.options.precision, False, self.settings.options.s2_level))
         batch = self.settings.pace.batch_lines
@@ -367,7 +369,7 @@ class Spooler:
         # (last source line, good lines through it) at batch ends: where a later run starts again
         boundaries: deque[tuple[int, int]] | None = None
         last_report = time.monotonic()
-        blocks = iter_blocks(source, plan, encoder=encoder, workers=self.settings.options.workers)
+        blocks = _blocks_of(parts, encoder, self.settings.options.workers)
         try:
             for block in blocks:
                 # Every run reads the whole file, so the rejects file is rewritten whole, never doubled.
@@ -447,6 +449,13 @@ class Spooler:
             if not quiet:
                 self.log.error(f"{path.name}: cannot move it to {folder}: {exc.strerror or exc}; skipped until restart")
             return None
+
+
+def _blocks_of(parts: Iterator[tuple[CsvSource, Plan]], encoder: Encoder, workers: int) -> Iterator[EncodedBlock]:
+    """Every part's blocks in file order (the tables of an annotated file one after the other);
+    closing this closes the part being read."""
+    for part, plan in parts:
+        yield from iter_blocks(part, plan, encoder=encoder, workers=workers)
 
 
 # ------------------------------------------------------------------------------ entry

@@ -23,10 +23,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import cells
+from .annotated import InputFormat
 from .duplicates import DuplicateMode, DuplicateTracker
 from .encode import EncodeOptions, Encoder
 from .mapping import FieldType, MappingSpec, OtherColumns, Plan
-from .pipeline import ConvertOptions, check_inputs, plan_for, split_blank_rows
+from .pipeline import ConvertOptions, check_inputs, parts_and_plans, split_blank_rows
 from .reader import DEFAULT_BLOCK_SIZE, CsvSource, open_source
 from .summary import RunSummary
 
@@ -132,15 +133,16 @@ class InspectReport:
 
 
 def inspect_inputs(inputs: Sequence[str], *, mapping: MappingSpec, delimiter: str = ",", sample_lines: int = 5,
-                   block_size: int = DEFAULT_BLOCK_SIZE) -> InspectReport:
+                   block_size: int = DEFAULT_BLOCK_SIZE, input_format: InputFormat = InputFormat.AUTO) -> InspectReport:
     """Read every input once, as convert would, and report on each column. Writes nothing."""
-    options = ConvertOptions(delimiter=delimiter, block_size=block_size)
+    options = ConvertOptions(delimiter=delimiter, block_size=block_size, input_format=input_format)
     items = check_inputs(inputs, mapping, options)  # mapping errors before any row is read
     run = _Inspection(mapping, sample_lines)
     for item in items:
         source = open_source(item, delimiter=delimiter, block_size=block_size)
         try:
-            run.inspect_source(source, plan_for(source, item, mapping, options))
+            for part, plan in parts_and_plans(source, item, mapping, options):
+                run.inspect_source(part, plan)
         finally:
             source.close()
     return run.report(items)

@@ -108,6 +108,17 @@ def plan_for(source: CsvSource, item: str, mapping: MappingSpec, options: Conver
     return plan
 
 
+def parts_and_plans(source: CsvSource, item: str, mapping: MappingSpec,
+                    options: ConvertOptions) -> Iterator[tuple[CsvSource, Plan]]:
+    """The input's rows as they are read, with the plan for them: plain CSV is one part, annotated
+    CSV a part per table (read lazily, so take each part's blocks before asking for the next part)."""
+    if annotated.is_annotated(source, options.input_format):
+        yield from annotated.sections(source, mapping=mapping, delimiter=options.delimiter,
+                                      block_size=options.block_size)
+    else:
+        yield source, plan_for(source, item, mapping, options)
+
+
 def with_source_columns(mapping: MappingSpec, source: CsvSource) -> MappingSpec:
     """What the file itself says about its columns: metadata lines are tags, types given by position
     are types by name (flags and the mapping's own types win)."""
@@ -139,12 +150,8 @@ def convert(inputs: Sequence[str], *, mapping: MappingSpec, options: ConvertOpti
             source = open_source(item, delimiter=options.delimiter, block_size=options.block_size, stdin=stdin,
                                  settings=options.read)
             try:
-                if annotated.is_annotated(source, options.input_format):  # one file, one section per table
-                    for number, (section, plan) in enumerate(annotated.sections(
-                            source, mapping=mapping, delimiter=options.delimiter, block_size=options.block_size)):
-                        run.convert_source(section, plan, count_file=number == 0)
-                else:
-                    run.convert_source(source, plan_for(source, item, mapping, options))
+                for number, (part, plan) in enumerate(parts_and_plans(source, item, mapping, options)):
+                    run.convert_source(part, plan, count_file=number == 0)
             finally:
                 run.bytes_before += source.bytes_read
                 source.close()

@@ -538,3 +538,20 @@ def test_log_lines_are_single_short_lines_with_the_level_prefix():
     assert lines[0].startswith("E! first line | second line | xxx") and lines[0].endswith(" [truncated]")
     assert len(lines[0]) <= execd.LOG_LINE_LIMIT + 3
     assert lines[1] == "I! ok"
+
+
+ANNOTATED = (b"#datatype measurement,tag,double,dateTime:RFC3339\nm,host,load,time\n"
+             b"cpu,a,0.5,2020-01-01T00:00:00Z\ncpu,b,oops,2020-01-01T00:00:01Z\n\n"
+             b"#datatype measurement,long,dateTime:number\nm,count,t\nmem,7,1577836802000000000\n")
+
+
+def test_an_annotated_file_goes_to_error_saying_why(tmp_path, children):
+    """execd always has a mapping (a preset or a mapping file), and an annotated file carries its own:
+    refused, where before it was read as plain CSV (its annotation lines sent as rows)."""
+    spool = tmp_path / "spool"
+    drop(spool, ANNOTATED, "tables.csv")
+    child = children("--config", str(write_config(tmp_path, spool)))
+    error = child.wait_for_log(r"^E! .*$").group()
+    assert child.stop() == 0
+    assert "annotated CSV carries its own mapping" in error and child.lines() == []
+    assert [p.name for p in (spool / "error").iterdir()] == ["tables.csv"]

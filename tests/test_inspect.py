@@ -384,3 +384,39 @@ def test_several_files_are_counted_together(tmp_path):
     assert report.column("site").distinct == 3
     # north: a, b; south: a, c, (no site): the same site in another measurement is another series.
     assert report.series == 5
+
+
+ANNOTATED = textwrap.dedent("""\
+    #datatype measurement,tag,double,dateTime:RFC3339
+    m,host,load,time
+    cpu,a,0.5,2020-01-01T00:00:00Z
+    cpu,b,oops,2020-01-01T00:00:01Z
+
+    #datatype measurement,long,dateTime:number
+    m,count,t
+    mem,7,1577836802000000000
+    """)
+
+
+def test_an_annotated_file_is_inspected_by_its_annotations_table_by_table(tmp_path):
+    path = write(tmp_path, ANNOTATED)
+    report = inspect_inputs([str(path)], mapping=MappingSpec())
+    summary = convert([str(path)], mapping=MappingSpec(), sink=open_output(str(tmp_path / "out.lp")),
+                      options=ConvertOptions(rejects_path=str(tmp_path / "r.csv")))
+    assert (report.rows_read, report.lines, report.rows_rejected) == (3, 2, 1) == \
+        (summary.rows_read, summary.lines_written, summary.rows_rejected)
+    assert report.sample == (tmp_path / "out.lp").read_text().splitlines()
+    roles = {c.column: (c.role, c.key, c.type) for c in report.columns}
+    assert roles["m"][0] is Role.MEASUREMENT and roles["host"][:2] == (Role.TAG, "host")
+    assert roles["load"] == (Role.FIELD, "load", "float") and roles["count"] == (Role.FIELD, "count", "integer")
+    assert roles["time"][0] is Role.TIME and roles["t"][0] is Role.TIME
+    assert report.rejects_by_reason == {"invalid float in column 'load'": 1}
+
+
+def test_format_csv_inspects_an_annotated_file_as_plain_csv(tmp_path):
+    path = write(tmp_path, ANNOTATED)
+    result = CliRunner().invoke(main, ["inspect", str(path), "--format", "csv", "-m", "x", "--no-time"])
+    assert result.exit_code == 0, result.output
+    assert "#datatype measurement  field" in result.output
+    annotated = CliRunner().invoke(main, ["inspect", str(path)])
+    assert annotated.exit_code == 0 and "#datatype" not in annotated.output and "load" in annotated.output
