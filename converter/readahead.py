@@ -12,13 +12,22 @@ the batch it is parsing (up to 3 were seen with 1-4 MiB blocks; a row cannot spa
 than two blocks, that is Arrow's "straddling object" error), and a limit of 4 never held a
 read back that a waiting batch needed. Should it happen anyway, a read held back while the
 consumer is asking goes ahead after `STALL_SECONDS`: a few milliseconds lost, never a
-deadlock. `release()` (at the end, or when the consumer stops early) lets every read
-through, so Arrow's thread is never left waiting.
+deadlock. `end()` (when the consumer is done, at the end or early) makes every later read
+the end of the input, so that Arrow's thread is never left waiting and stops reading at
+once instead of filling its queue.
+
+A reader left half-way and never closed (a library user who takes a few blocks and exits)
+would leave Arrow's thread calling into Python while the interpreter shuts down, which
+aborts the process (PyGILState_Release, "must be current"). Every limit still open is
+therefore ended at exit, and the exit waits for the read in progress, if any.
 """
 
 from __future__ import annotations
 
+import atexit
 import threading
+import time
+import weakref
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -26,6 +35,9 @@ from .streams import ReadByRead
 
 DEFAULT_LIMIT = 4
 STALL_SECONDS = 0.01
+EXIT_WAIT_SECONDS = 1.0  # for a read in progress at exit (a file read; a pipe may never answer)
+
+_OPEN: weakref.WeakSet[ReadAheadLimit] = weakref.WeakSet()
 
 
 class ReadAheadLimit(ReadByRead):
@@ -37,19 +49,35 @@ class ReadAheadLimit(ReadByRead):
         self._reads = 0
         self._taken = 0
         self._asking = False
-        self._released = False
+        self._ended = False
+        self._reading = 0  # reads in progress below
+        self._end_given = False  # Arrow was handed the end of the input: it reads no more
         self._changed = threading.Condition()
+        _OPEN.add(self)
 
     def read(self, size: int | None = -1) -> bytes:
         with self._changed:
             while not self._may_read():
                 if not self._changed.wait(STALL_SECONDS) and self._asking:
                     break
+            if self._ended:
+                self._end_given = True
+                self._changed.notify_all()
+                return b""
             self._reads += 1
-        return self._raw.read(size)
+            self._reading += 1
+        data = b""
+        try:
+            data = self._raw.read(size)
+            return data
+        finally:
+            with self._changed:
+                self._reading -= 1
+                self._end_given |= not data
+                self._changed.notify_all()
 
     def _may_read(self) -> bool:
-        return self._released or self._reads - self._taken < self._limit
+        return self._ended or self._reads - self._taken < self._limit
 
     @contextmanager
     def asking(self, *, for_batch: bool = True) -> Iterator[None]:
@@ -65,12 +93,27 @@ class ReadAheadLimit(ReadByRead):
                 self._taken += for_batch
                 self._changed.notify_all()
 
-    def release(self) -> None:
+    def end(self, *, wait: float = 0.0) -> None:
+        """Every read from now on is the end of the input. With `wait`: wait up to that long for
+        Arrow to have been handed that end (after a read in progress, it asks once more)."""
+        deadline = time.monotonic() + wait
         with self._changed:
-            self._released = True
+            self._ended = True
             self._changed.notify_all()
+            while (self._reading or not self._end_given) and time.monotonic() < deadline:
+                self._changed.wait(STALL_SECONDS)
+        _OPEN.discard(self)
 
     @property
     def reads_ahead(self) -> int:
         """Reads handed out beyond the batches taken."""
         return self._reads - self._taken
+
+
+@atexit.register
+def _end_open_limits() -> None:
+    limits = list(_OPEN)
+    for limit in limits:
+        limit.end(wait=EXIT_WAIT_SECONDS)
+    if limits:
+        time.sleep(STALL_SECONDS)  # the time for Arrow's thread to leave Python with that answer

@@ -214,7 +214,7 @@ class CsvSource:
                 block, next_record, next_line = _place(self.name, batch, pending, next_record, next_line)
                 yield self._finish(block)
         finally:
-            limit.release()
+            limit.end()  # done with Arrow's reader (at its end, or early): it need not read on
             if self._decompressed is not None:
                 self._decompressed.hold_failure = False
         if pending:  # invalid rows after the last good row
