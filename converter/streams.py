@@ -76,6 +76,9 @@ class NativeAsRaw(ReadByRead):
 # whole read (Arrow's and Python's alike), so the text of that read is lost; 64 KiB is a few
 # hundred rows, and the extra calls cost nothing next to the decompression itself.
 DECOMPRESSED_PIECE = 1 << 16
+# How far past a read's size a line break is waited for; past that (no line break in 16 MiB:
+# not CSV, or a row Arrow refuses as longer than a block anyway) the bytes go out as they are.
+LINE_BREAK_WAIT = 16 << 20
 
 
 class WholeLines(ReadByRead):
@@ -132,6 +135,8 @@ class WholeLines(ReadByRead):
             last_break = piece.rfind(b"\n")
             if last_break >= 0:
                 self._complete = self._held - len(piece) + last_break + 1
+            elif size >= 0 and self._held - self._complete > size + LINE_BREAK_WAIT:
+                self._complete = self._held
 
     def _take(self, n: int) -> bytes:
         """The first n bytes held, in one bytes object (one copy, as a read from below would make)."""

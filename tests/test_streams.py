@@ -68,3 +68,12 @@ def test_without_hold_a_read_after_the_whole_lines_raises_the_failure(monkeypatc
 def test_a_failure_at_the_first_read_raises_at_once() -> None:
     with pytest.raises(OSError, match="Truncated"):
         WholeLines(FailingAfter(b"", 700)).read(4096)
+
+
+def test_bytes_without_a_line_break_go_out_after_a_bounded_wait(monkeypatch) -> None:
+    monkeypatch.setattr(streams, "DECOMPRESSED_PIECE", 1000)
+    monkeypatch.setattr(streams, "LINE_BREAK_WAIT", 5000)
+    raw = FailingAfter(b"x" * 1_000_000, 1000, fail=False)
+    stream = WholeLines(raw)
+    assert stream.read(4096) == b"x" * 4096
+    assert len(raw._data) >= 1_000_000 - 11_000  # it did not read on to the end for a line break
