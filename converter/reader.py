@@ -377,33 +377,29 @@ def open_source(item: str, *, delimiter: str = ",", block_size: int = DEFAULT_BL
                 stdin: BinaryIO | None = None, settings: ReadSettings = PLAIN) -> CsvSource:
     """Open one input ('-' for stdin) and read its header (where `settings` say it is)."""
     if item == STDIN:
-        raw = stdin if stdin is not None else sys.stdin.buffer
-        counter = CountingReader(raw)
+        counter = CountingReader(stdin if stdin is not None else sys.stdin.buffer)
         head = counter.read(2)
-        source: io.RawIOBase = PrefixedReader(head, counter)
-        decompressed = decompressing(source, "gzip") if head == GZIP_MAGIC else None
-        if decompressed is not None:
-            source = decompressed
-        return CsvSource("<stdin>", source, counter, delimiter=delimiter, block_size=block_size, settings=settings,
-                         decompressed=decompressed)
-    path = Path(item)
+        name, raw, codec = "<stdin>", PrefixedReader(head, counter), "gzip" if head == GZIP_MAGIC else None
+    else:
+        path = Path(item)
+        try:
+            counter = CountingReader(open(path, "rb"))
+        except FileNotFoundError:
+            raise InputError(f"{item}: no such file.") from None
+        except IsADirectoryError:
+            raise InputError(f"{item}: is a directory; give the files in it (for example {item}/*.csv).") from None
+        except OSError as exc:
+            raise InputError(f"{item}: cannot open: {exc.strerror or exc}.") from None
+        name, raw, codec = str(item), counter, COMPRESSION_BY_SUFFIX.get(path.suffix.lower())
+    decompressed = decompressing(raw, codec) if codec is not None else None
+    stream: io.RawIOBase = decompressed if decompressed is not None else raw
     try:
-        counter = CountingReader(open(path, "rb"))
-    except FileNotFoundError:
-        raise InputError(f"{item}: no such file.") from None
-    except IsADirectoryError:
-        raise InputError(f"{item}: is a directory; give the files in it (for example {item}/*.csv).") from None
-    except OSError as exc:
-        raise InputError(f"{item}: cannot open: {exc.strerror or exc}.") from None
-    codec = COMPRESSION_BY_SUFFIX.get(path.suffix.lower())
-    decompressed = decompressing(counter, codec) if codec is not None else None
-    stream: io.RawIOBase = decompressed if decompressed is not None else counter
-    try:
-        return CsvSource(str(item), stream, counter, delimiter=delimiter, block_size=block_size, settings=settings,
+        return CsvSource(name, stream, counter, delimiter=delimiter, block_size=block_size, settings=settings,
                          decompressed=decompressed)
     except (OSError, pa.ArrowInvalid) as exc:
         counter.close()
-        raise InputError(f"{item}: cannot read ({codec or 'uncompressed'}): {exc}. Check the file and its extension.") from exc
+        check = "what is piped in" if item == STDIN else "the file and its extension"
+        raise InputError(f"{name}: cannot read ({codec or 'uncompressed'}): {exc}. Check {check}.") from exc
 
 
 def file_size(item: str) -> int | None:

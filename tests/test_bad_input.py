@@ -610,6 +610,15 @@ def test_a_cut_gzip_on_stdin_ends_the_same_way(tmp_path, monkeypatch) -> None:
     assert f"<stdin>: cannot decompress past line {written + 2}: " in result.stderr
 
 
+@pytest.mark.parametrize("data", [b"\x1f\x8b", gzip.compress(f"{HEADER}\n{ROW_A}\n".encode())[:12]])
+def test_damaged_gzip_on_stdin_is_reported_as_unreadable_not_a_traceback(data, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["-", *BASE], input=data)
+    assert isinstance(result.exception, SystemExit) and result.exit_code == EXIT_ERROR, result.exception
+    assert result.stderr == "csv2lp: error: <stdin>: cannot read (gzip): Truncated compressed stream. " \
+                            "Check what is piped in.\n"
+
+
 def test_damage_before_the_first_line_break_is_reported_as_unreadable(csv2lp) -> None:
     data = gzip.compress(f"{HEADER}\n".encode())
     run = csv2lp(data[:12], *BASE, name="in.csv.gz")
