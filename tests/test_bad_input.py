@@ -25,6 +25,7 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
+from converter import streams
 from converter.cli import main
 
 # A station tag, one field of every type, and a time; rows 2 and 4 are always good.
@@ -584,9 +585,9 @@ def test_a_cut_compressed_file_converts_every_whole_row_before_the_cut_and_rejec
 
     assert run.exit_code == EXIT_ERROR
     written = len(run.lines)
-    # Lost: at most the text of the one read that met the damage (64 KiB, streams.py), never a
-    # block Arrow had read ahead (2 blocks of 64 KiB, ~1,700 rows, before csv2lp held the failure back).
-    assert whole_rows - written <= (1 << 16) // len(rows[0])
+    # Lost: at most the text of the one read that met the damage (16 KiB, streams.py), never a
+    # block Arrow had read ahead (2 blocks of 64 KiB, ~3,200 rows, before csv2lp held the failure back).
+    assert whole_rows - written <= streams.DECOMPRESSED_PIECE // len(rows[0])
     cut_line = written + 2
     assert run.stderr == (f"csv2lp: error: in.csv{suffix}: cannot decompress past line {cut_line}: Truncated "
                           f"compressed stream. The file is damaged or incomplete: every row before line {cut_line} "
