@@ -343,7 +343,9 @@ class Spooler:
         except (BrokenPipeError, _Fatal):
             raise
         except (ConverterError, OSError) as exc:  # unreadable from here on: a damaged .gz, a vanished disk
-            self._fail(path, progress, f"{exc} ({self._sent_text(progress, sent_before)})")
+            rejects.close()  # the rows rejected before (a damaged file's cut row among them) are in it
+            saved = f"; rejected rows saved to {', '.join(rejects.paths)}" if rejects.paths else ""
+            self._fail(path, progress, f"{exc} ({self._sent_text(progress, sent_before)}{saved})")
             return
         except Exception as exc:  # a bug of ours: this file goes to error/, the others still go out
             self._fail(path, progress, f"{path}: cannot convert: {type(exc).__name__}: {exc} "

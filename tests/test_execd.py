@@ -384,10 +384,12 @@ def test_a_damaged_gzip_tail_sends_the_lines_before_it_then_goes_to_error(tmp_pa
     cut_line = re.search(r"cut\.csv\.gz: cannot decompress past line (\d+): ", error)
     assert cut_line is not None, error
     sent = len(child.lines())
-    assert f"(stopped after {sent:,} lines were sent, {sent:,} in this run); moved to" in error
+    rejects_file = spool / "rejects" / "cut.csv.gz.rejects.csv"
+    assert f"(stopped after {sent:,} lines were sent, {sent:,} in this run; rejected rows saved to " \
+           f"{rejects_file}); moved to" in error
     assert [p.name for p in (spool / "error").iterdir()] == ["cut.csv.gz"]
     # Every whole row before the damage was read: the one it cuts is the last reject, on that line.
-    rejects = (spool / "rejects" / "cut.csv.gz.rejects.csv").read_text().splitlines()
+    rejects = rejects_file.read_text().splitlines()
     assert rejects[-1].split(",")[1:3] == [cut_line.group(1), CUT_OFF_ROW.text]
 
 
