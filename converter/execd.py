@@ -56,7 +56,7 @@ from .pipeline import EncodedBlock, iter_blocks, parts_and_plans
 from .reader import CsvSource, open_source
 from .rejects import RejectsWriter
 from .sinks.file import lines_buffer
-from .summary import RunSummary
+from .summary import RunSummary, shown_reasons
 
 LOG_LINE_LIMIT = 2048
 DRAIN_TIMEOUT_S = 2.0
@@ -427,7 +427,8 @@ class Spooler:
                   f"{summary.rows_rejected:,} rejected; {progress.lines_emitted:,} lines sent in {progress.runs} run(s); "
                   f"moved to {target}")
         if summary.rows_rejected:
-            reasons = ", ".join(f"{n:,} x {reason}" for reason, n in summary.rejects_by_reason.most_common())
+            shown, others = shown_reasons(summary.rejects_by_reason)
+            reasons = ", ".join([f"{n:,} x {reason}" for reason, n in shown] + ([f"and {others}"] if others else []))
             self.log.warn(f"{counts}; rejected rows ({reasons}) saved to {', '.join(rejects.paths)}")
         else:
             self.log.info(counts)

@@ -6,6 +6,20 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
+
+# Reasons listed one by one in a summary; a damaged file can reject rows for a hundred
+# reasons (a ragged row's reason names its cell count), which would bury the rest.
+SHOWN_REASONS = 10
+
+
+def shown_reasons(counts: Mapping[str, int]) -> tuple[list[tuple[str, int]], str | None]:
+    """The most frequent reasons with their counts, and a phrase for the others (None if none is left)."""
+    ranked = sorted(counts.items(), key=lambda item: -item[1])  # stable: ties stay in the order first seen
+    if len(ranked) <= SHOWN_REASONS:
+        return ranked, None
+    others = ranked[SHOWN_REASONS:]
+    return ranked[:SHOWN_REASONS], f"{len(others):,} other reasons ({sum(n for _, n in others):,} rows)"
 
 
 @dataclass
@@ -60,8 +74,10 @@ class RunSummary:
             f"{_count(self.lines_written, 'line')} written",
             f"{_count(self.rows_rejected, 'row')} rejected",
         ]
-        for reason, count in self.rejects_by_reason.most_common():
-            out.append(f"  {count:,} × {reason}")
+        shown, others = shown_reasons(self.rejects_by_reason)
+        out += [f"  {count:,} × {reason}" for reason, count in shown]
+        if others:
+            out.append(f"  and {others}: --summary-json lists every reason")
         if self.rejects_files:
             out.append(f"rejected rows saved to {', '.join(self.rejects_files)}")
         if self.fields_dropped:

@@ -324,6 +324,21 @@ def test_summary_json_has_the_same_numbers_as_the_summary(in_tmp: Path) -> None:
     assert result.stderr.splitlines()[1:4] == ["2 lines written", "2 rows rejected", f"  1 × {FLOAT_REASON}"]
 
 
+def test_the_summary_lists_the_ten_most_frequent_reasons_and_counts_the_others(in_tmp: Path) -> None:
+    # Ragged rows of 4..16 cells, more rows the fewer cells: 13 reasons, each its own count.
+    rows = [",".join(["x"] * cells) for cells in range(4, 17) for _ in range(20 - cells)]
+    write(in_tmp / "ragged.csv", "a,b,time\n1,2,2020-01-01T00:00:00Z\n" + "\n".join(rows) + "\n")
+
+    result = run("ragged.csv", "-m", "m", "--summary-json", "run.json")
+
+    reasons = json.loads((in_tmp / "run.json").read_text())["rejects_by_reason"]
+    assert len(reasons) == 13 and sum(reasons.values()) == len(rows)
+    lines = result.stderr.splitlines()
+    listed = lines[lines.index(f"{len(rows)} rows rejected") + 1:][:11]
+    assert listed[:10] == [f"  {20 - cells} × ragged row: {cells} cells where the header has 3" for cells in range(4, 14)]
+    assert listed[10] == f"  and 3 other reasons ({4 + 5 + 6} rows): --summary-json lists every reason"
+
+
 def test_summary_json_is_written_when_the_run_fails(in_tmp: Path) -> None:
     result = run("missing.csv", "--summary-json", "run.json")
 

@@ -18,7 +18,7 @@ import converter.inspect as inspect_module
 from converter import ConvertOptions, MappingError, convert, load_preset, open_output
 from converter.cli import main
 from converter.inspect import Role, inspect_inputs, render
-from converter.mapping import FieldSpec, FieldType, MappingSpec, OtherColumns, TagSpec, TimeSpec
+from converter.mapping import NO_TIME, FieldSpec, FieldType, MappingSpec, OtherColumns, TagSpec, TimeSpec
 from support.data import FISHERS, SAMPLE
 
 MOVEBANK_TAG_COLUMNS = {
@@ -420,3 +420,13 @@ def test_format_csv_inspects_an_annotated_file_as_plain_csv(tmp_path):
     assert "#datatype measurement  field" in result.output
     annotated = CliRunner().invoke(main, ["inspect", str(path)])
     assert annotated.exit_code == 0 and "#datatype" not in annotated.output and "load" in annotated.output
+
+
+def test_render_lists_the_ten_most_frequent_reasons_and_counts_the_others(tmp_path):
+    rows = [",".join(["x"] * cells) for cells in range(4, 16) for _ in range(20 - cells)]
+    path = write(tmp_path, "a,b\n1,2\n" + "\n".join(rows) + "\n")
+    report = inspect_inputs([str(path)], mapping=MappingSpec(measurement="m", time=TimeSpec(column=NO_TIME)))
+    assert len(report.rejects_by_reason) == 12
+    text = render(report).splitlines()
+    at = text.index(f"  {20 - 4} × ragged row: 4 cells where the header has 2")
+    assert text[at + 10] == f"  and 2 other reasons ({(20 - 14) + (20 - 15)} rows)"
