@@ -29,7 +29,7 @@ from .encode import EncodeOptions, Encoder
 from .mapping import FieldType, MappingSpec, OtherColumns, Plan
 from .pipeline import ConvertOptions, check_inputs, parts_and_plans, split_blank_rows
 from .reader import DEFAULT_BLOCK_SIZE, CsvSource, open_source
-from .summary import RunSummary, shown_reasons
+from .summary import RunSummary, reason_lines
 
 DISTINCT_CAP = 100_000  # per tag column: distinct values kept to count them
 SERIES_CAP = 100_000  # distinct (measurement, tag set) combinations kept to count them
@@ -392,10 +392,7 @@ def render(report: InspectReport) -> str:
     if report.blank_lines:
         rows += f" ({report.blank_lines:,} blank lines skipped)"
     out.append(rows)
-    shown, others = shown_reasons(report.rejects_by_reason)
-    out += [f"  {count:,} × {reason}" for reason, count in shown]
-    if others:
-        out.append(f"  and {others}")
+    out += reason_lines(report.rejects_by_reason)
     if report.fields_dropped:
         out.append(f"field values dropped (NaN/Inf): {report.fields_dropped:,}")
     out.append(f"measurement: {report.measurement if report.measurement is not None else '(from a column)'}")

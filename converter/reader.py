@@ -100,10 +100,11 @@ class Block:
 
 @dataclass
 class _Pending:
-    number: int  # Arrow's record number (1 = header)
+    number: int  # Arrow's record number (1 = header); -1: none (placed after every other row)
     text: str
     expected: int
     actual: int
+    cut_off: bool = False
 
 
 class CsvSource:
@@ -206,7 +207,7 @@ class CsvSource:
                 except StopIteration:
                     break
                 except (pa.ArrowInvalid, OSError) as exc:
-                    self._fail_if_damaged(next_line)  # a row cut by damage can fail Arrow's parse
+                    self._fail_if_damaged(next_line - 1, cut_row=False)  # a row cut by damage can fail Arrow's parse
                     raise InputError(_read_failure(self.name, self._physical_line(next_line), exc,
                                                    self.block_size)) from exc
                 if self._guard.swapped:
@@ -217,28 +218,27 @@ class CsvSource:
             limit.end()  # done with Arrow's reader (at its end, or early): it need not read on
             if self._decompressed is not None:
                 self._decompressed.hold_failure = False
+        damage = self._decompressed
+        cut_row = damage is not None and damage.failure is not None and bool(damage.cut_off)
+        if cut_row:  # the row the damage cut: the file's last, where rows without a record number go
+            text = damage.cut_off.decode("utf-8", "surrogateescape").rstrip("\r")
+            pending.append(_Pending(-1, text, len(reader.schema), text.count(self.delimiter) + 1, cut_off=True))
         if pending:  # invalid rows after the last good row
             empty = pa.RecordBatch.from_pylist([], schema=reader.schema)
             block, _, next_line = _place(self.name, empty, pending, next_record, next_line, take_all=True)
             yield self._finish(block)
-        damage = self._decompressed
-        if damage is not None and damage.failure is not None and damage.cut_off:
-            text = damage.cut_off.decode("utf-8", "surrogateescape").rstrip("\r")
-            row = InvalidRow(next_line, text, len(reader.schema), text.count(self.delimiter) + 1, cut_off=True)
-            empty = pa.RecordBatch.from_pylist([], schema=reader.schema)
-            yield self._finish(Block(self.name, empty, next_line, [row], np.zeros(0, dtype=np.int64)))
-        self._fail_if_damaged(next_line)
+        self._fail_if_damaged(next_line - 1, cut_row=cut_row)
 
-    def _fail_if_damaged(self, next_line: int) -> None:
-        """Raise the compressed input's damage, if it had any: every row before `next_line` was read."""
+    def _fail_if_damaged(self, last_line: int, *, cut_row: bool) -> None:
+        """Raise the compressed input's damage, if it had any: rows were read up to `last_line`, which
+        is the row the damage cut (rejected) when `cut_row`."""
         damage = self._decompressed
         if damage is None or damage.failure is None:
             return
-        line = self._physical_line(next_line)
-        if damage.cut_off:
+        line = self._physical_line(last_line)
+        if cut_row:
             what = f"every row before line {line} was read, line {line} is cut off (rejected)"
         else:
-            line -= 1
             what = f"every row up to line {line} was read"
         raise InputError(f"{self.name}: cannot decompress past line {line}: {damage.failure}. The file is damaged "
                          f"or incomplete: {what}, and the rest of the file is lost.") from damage.failure
@@ -343,10 +343,11 @@ def _place(name: str, batch: pa.RecordBatch, pending: list[_Pending], first_reco
            take_all: bool = False) -> tuple[Block, int, int]:
     """Interleave the batch's good rows with the invalid rows Arrow skipped, and number the lines."""
     n = batch.num_rows
-    pending.sort(key=lambda p: p.number)
+    # Rows without a record number last: they take the last places (below), and rows pair with places in order.
+    pending.sort(key=lambda p: (p.number < 0, p.number))
     end = first_record + n
     mine: list[_Pending] = []
-    while pending and (take_all or pending[0].number < end or pending[0].number < 0):
+    while pending and (take_all or 0 <= pending[0].number < end):
         mine.append(pending.pop(0))
         end += 1
     line_breaks = _has_line_break(batch)
@@ -359,7 +360,8 @@ def _place(name: str, batch: pa.RecordBatch, pending: list[_Pending], first_reco
     for p in mine:
         if p.number >= first_record:
             invalid_at[min(p.number - first_record, total - 1)] = True
-    # Rows with an unknown record number (never seen with the serial reader) go last.
+    # Rows without a record number go last: the row a damage cut (and rows Arrow would not number,
+    # never seen with the serial reader).
     unplaced = len(mine) - int(invalid_at.sum())
     if unplaced:
         invalid_at[np.flatnonzero(~invalid_at)[-unplaced:]] = True
@@ -368,7 +370,7 @@ def _place(name: str, batch: pa.RecordBatch, pending: list[_Pending], first_reco
     span[invalid_at] += np.array([p.text.count("\n") for p in mine], dtype=np.int64)
     starts = first_line + np.concatenate(([0], np.cumsum(span)[:-1]))
     invalid_lines = starts[invalid_at]
-    invalid = [InvalidRow(int(line), p.text, p.expected, p.actual) for line, p in zip(invalid_lines, mine)]
+    invalid = [InvalidRow(int(line), p.text, p.expected, p.actual, p.cut_off) for line, p in zip(invalid_lines, mine)]
     block = Block(name, batch, first_line, invalid, starts[~invalid_at])
     return block, end, first_line + int(span.sum())
 

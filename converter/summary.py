@@ -13,6 +13,12 @@ from typing import Mapping
 SHOWN_REASONS = 10
 
 
+def reason_lines(counts: Mapping[str, int], after_others: str = "") -> list[str]:
+    """The summary's indented lines of reject reasons: the most frequent, then one for the others."""
+    shown, others = shown_reasons(counts)
+    return [f"  {count:,} × {reason}" for reason, count in shown] + ([f"  and {others}{after_others}"] if others else [])
+
+
 def shown_reasons(counts: Mapping[str, int]) -> tuple[list[tuple[str, int]], str | None]:
     """The most frequent reasons with their counts, and a phrase for the others (None if none is left)."""
     ranked = sorted(counts.items(), key=lambda item: -item[1])  # stable: ties stay in the order first seen
@@ -74,10 +80,7 @@ class RunSummary:
             f"{_count(self.lines_written, 'line')} written",
             f"{_count(self.rows_rejected, 'row')} rejected",
         ]
-        shown, others = shown_reasons(self.rejects_by_reason)
-        out += [f"  {count:,} × {reason}" for reason, count in shown]
-        if others:
-            out.append(f"  and {others}: --summary-json lists every reason")
+        out += reason_lines(self.rejects_by_reason, ": --summary-json lists every reason")
         if self.rejects_files:
             out.append(f"rejected rows saved to {', '.join(self.rejects_files)}")
         if self.fields_dropped:

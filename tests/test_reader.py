@@ -18,6 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from converter import streams
 from converter.errors import InputError
 from converter.reader import expand_inputs, open_source
 
@@ -177,6 +178,18 @@ def zstd(data: bytes) -> bytes:
     with pa.CompressedOutputStream(sink, "zstd") as out:
         out.write(data)
     return sink.getvalue().to_pybytes()
+
+
+def test_the_row_a_damage_cuts_comes_after_ragged_rows_before_it(tmp_path: Path, monkeypatch) -> None:
+    """The last rows read before the damage are ragged: each keeps its own line, the cut row the last."""
+    monkeypatch.setattr(streams, "DECOMPRESSED_PIECE", 8)  # the failing read loses 8 bytes at most
+    text = "a,b\n" + "".join(f"s{i},{i}.5\n" for i in range(50)) + "bad\nother,bad,x\n" + "s9,9.5\n" * 3
+    (tmp_path / "in.csv.gz").write_bytes(gzip.compress(text.encode(), mtime=0)[:-12])
+    invalid = []
+    with pytest.raises(InputError, match="past line 53: .* line 53 is cut off"):
+        for block in open_source(str(tmp_path / "in.csv.gz")).blocks():
+            invalid += block.invalid
+    assert [(row.line, row.cut_off, row.text) for row in invalid] == [(52, False, "bad"), (53, True, "other,bad,")]
 
 
 @pytest.mark.parametrize(
