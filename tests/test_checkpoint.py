@@ -1,4 +1,4 @@
-"""converter.checkpoint: the execd state file round-trips, is replaced atomically and refuses garbage."""
+"""converter.execd.checkpoint: the execd state file round-trips, is replaced atomically and refuses garbage."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import textwrap
 
 import pytest
 
-from converter import checkpoint
-from converter.checkpoint import FileIdentity, FileProgress, FinishedFile, State
+from converter.execd import checkpoint
+from converter.execd.checkpoint import FileIdentity, FileProgress, FinishedFile, State
 
 IDENTITY = FileIdentity("gps.csv", dev=64769, ino=1234, size=98765, mtime_ns=1_700_000_000_123_456_789,
                         head_sha256="ab" * 32)
@@ -78,8 +78,8 @@ def test_a_process_killed_while_saving_leaves_the_old_or_the_new_state(tmp_path)
     path = tmp_path / "state.json"
     script = textwrap.dedent(f"""
         import sys
-        from converter import checkpoint
-        from converter.checkpoint import State, FinishedFile
+        from converter.execd import checkpoint
+        from converter.execd.checkpoint import State, FinishedFile
         state = State()
         for n in range(100000):
             state.finished[f"{{n:064x}}"] = FinishedFile(f"f{{n}}.csv", "done", None, n, 0, "now")

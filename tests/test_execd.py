@@ -26,6 +26,7 @@ import pytest
 from support.data import REPO, SAMPLE
 
 from converter import execd
+from converter.execd import protocol
 from converter.errors import ConverterError
 from converter.rowerrors import CUT_OFF_ROW
 
@@ -420,12 +421,13 @@ def test_an_unexpected_error_sends_that_file_to_error_and_the_loop_goes_on(tmp_p
     script = textwrap.dedent(f"""
         import sys
         from converter import execd
-        real = execd.iter_blocks
+        from converter.execd import spooler
+        real = spooler.iter_blocks
         def failing(source, *args, **kwargs):
             if source.name.endswith("boom.csv"):
                 raise RuntimeError("simulated bug")
             return real(source, *args, **kwargs)
-        execd.iter_blocks = failing
+        spooler.iter_blocks = failing
         sys.exit(execd.run({str(config)!r}))
     """)
     child = children(argv=[PYTHON, "-c", script])
@@ -518,7 +520,7 @@ def test_relative_paths_are_relative_to_the_config_file_and_flags_override(tmp_p
 @pytest.mark.parametrize("lengths", [[10, 20, 30], [4096], [4097], [100] * 100, [3000, 3000, 5000, 10, 9000, 1]])
 def test_writes_are_whole_lines_of_at_most_pipe_buf_bytes_unless_one_line_is_longer(lengths):
     ends = np.cumsum(lengths)
-    chunks = execd.line_aligned_chunks(ends, 4096)
+    chunks = protocol.line_aligned_chunks(ends, 4096)
     assert chunks[0][0] == 0 and chunks[-1][1] == ends[-1]
     assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:]))  # contiguous
     assert all(end in set(ends.tolist()) for _, end in chunks)  # cut at line ends only
@@ -530,7 +532,7 @@ def test_writes_are_whole_lines_of_at_most_pipe_buf_bytes_unless_one_line_is_lon
 
 def test_log_lines_are_single_short_lines_with_the_level_prefix():
     read_fd, write_fd = os.pipe()
-    log = execd.Log(write_fd)
+    log = protocol.Log(write_fd)
     log.error("first line\nsecond line\n\n" + "x" * 10_000)
     log.info("ok")
     os.close(write_fd)
@@ -538,7 +540,7 @@ def test_log_lines_are_single_short_lines_with_the_level_prefix():
         lines = pipe.read().decode().splitlines()
     assert len(lines) == 2
     assert lines[0].startswith("E! first line | second line | xxx") and lines[0].endswith(" [truncated]")
-    assert len(lines[0]) <= execd.LOG_LINE_LIMIT + 3
+    assert len(lines[0]) <= protocol.LOG_LINE_LIMIT + 3
     assert lines[1] == "I! ok"
 
 

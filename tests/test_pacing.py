@@ -1,4 +1,4 @@
-"""converter.pacing: the pace that keeps Telegraf's buffer from overflowing, and the token bucket."""
+"""converter.execd.pacing: the pace that keeps Telegraf's buffer from overflowing, and the token bucket."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 import pytest
 
 from converter.errors import ConverterError
-from converter.pacing import Pace, TokenBucket, derive_pace, outage_ridden_out
+from converter.execd.pacing import Pace, TokenBucket, derive_pace, outage_ridden_out
 
 SHIPPED = {"metric_batch_size": 5000, "metric_buffer_limit": 100_000, "flush_interval_seconds": 5.0}
 

@@ -1,4 +1,4 @@
-"""converter.spool: which files are ready, in what order, what identifies them, and moving them."""
+"""converter.execd.spool: which files are ready, in what order, what identifies them, and moving them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from converter import spool
+from converter.execd import spool
 
 PATTERNS = ("*.csv", "*.csv.gz")
 

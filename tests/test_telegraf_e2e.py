@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from converter.pacing import Pace, derive_pace
+from converter.execd.pacing import Pace, derive_pace
 
 try:
     import tomllib

@@ -472,7 +472,7 @@ def readme_pacing_table() -> list[list[str]]:
 
 
 def test_readme_pacing_table_follows_from_the_formula_and_marks_the_shipped_row():
-    from converter.pacing import outage_ridden_out
+    from converter.execd.pacing import outage_ridden_out
 
     agent = tomllib.loads((TELEGRAF_DIR / "telegraf.conf").read_text())["agent"]
     batch, flush = agent["metric_batch_size"], float(agent["flush_interval"].rstrip("s"))

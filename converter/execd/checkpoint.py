@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import ConverterError
+from ..errors import ConverterError
 
 STATE_VERSION = 1
 

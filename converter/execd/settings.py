@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConverterError
-from .mapping import MappingSpec, Precision, load_mapping_file, load_preset
+from ..errors import ConverterError
+from ..mapping import MappingSpec, Precision, load_mapping_file, load_preset
 from .pacing import Pace, derive_pace
-from .pipeline import ConvertOptions
+from ..pipeline import ConvertOptions
 
 try:
     import tomllib

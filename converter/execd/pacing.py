@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import ConverterError
+from ..errors import ConverterError
 
 BATCH_SECONDS = 0.5
 

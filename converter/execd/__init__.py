@@ -1,0 +1,57 @@
+"""`csv2lp execd`: a spool folder of CSV files, converted and emitted for Telegraf's inputs.execd.
+
+Telegraf starts this process once and reads line protocol from its stdout; the process
+stays alive, remembers what it has sent, and exits 0 when Telegraf closes its stdin.
+
+    spool/*.csv ──> spool.scan ──> Spooler (spooler.py) ──> pipeline: read, encode
+                                     │                             │ lines in batches
+                                     │ checkpoint after each batch │
+                                     v                             v
+                               checkpoint.py             gate: pacing.TokenBucket
+                               (state file)                        │
+                                                                   v
+                               protocol.LineWriter ──> stdout pipe ──> Telegraf
+                               protocol.Log ─────────> stderr (E!/W!/I!/D!)
+
+- settings.py   the csv2lp.toml file and the command-line overrides, checked once
+- spool.py      which files are ready, their identity and content hash, moving them on
+- checkpoint.py the state file: the file being sent and every file sent, atomically
+- pacing.py     the fixed pace that keeps Telegraf's buffer from overflowing
+- protocol.py   Telegraf's side: the private stdout, the log, stop requests, the exit
+- spooler.py    the loop that ties them together
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..errors import ConverterError
+from .protocol import LineWriter, Log, StopRequest, claim_stdout, hang_up, install_stop_handlers, wait_until_read
+from .settings import SettingsOverrides, load_settings
+from .spooler import Spooler
+
+__all__ = ["SettingsOverrides", "load_settings", "run"]
+
+DRAIN_TIMEOUT_S = 2.0
+
+
+def run(config_path: str | None, overrides: SettingsOverrides = SettingsOverrides()) -> int:
+    """`csv2lp execd`: the exit status (0 after a stop request, 1 on a config or state-file error)."""
+    log = Log()
+    try:
+        settings = load_settings(config_path, overrides)
+    except ConverterError as exc:
+        log.error(f"csv2lp execd: {exc}")
+        return 1
+    writer = LineWriter(claim_stdout())
+    stop = StopRequest()
+    install_stop_handlers(stop)
+    spooler = Spooler(settings, writer, log, stop)
+    status = spooler.run()
+    unread = writer.drain(DRAIN_TIMEOUT_S)
+    after = f" {time.monotonic() - stop.at:.2f} s after {stop.reason}" if stop.at is not None else ""
+    left = f"; {unread:,} bytes were still unread in the pipe" if unread else ""
+    log.info(f"exiting with status {status}{after}{left}")
+    wait_until_read(2, DRAIN_TIMEOUT_S)
+    hang_up(writer.fd)
+    return status
