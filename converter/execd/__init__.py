@@ -25,9 +25,14 @@ from __future__ import annotations
 
 import time
 
+import os
+import stat
+
 from ..errors import ConverterError
+from .flow import FixedPace, FlowControl, Gate, Unthrottled
+from .pacing import TokenBucket
 from .protocol import LineWriter, Log, StopRequest, claim_stdout, hang_up, install_stop_handlers, wait_until_read
-from .settings import SettingsOverrides, load_settings
+from .settings import ExecdSettings, SettingsOverrides, load_settings
 from .spooler import Spooler
 
 __all__ = ["SettingsOverrides", "load_settings", "run"]
@@ -46,7 +51,7 @@ def run(config_path: str | None, overrides: SettingsOverrides = SettingsOverride
     writer = LineWriter(claim_stdout())
     stop = StopRequest()
     install_stop_handlers(stop)
-    spooler = Spooler(settings, writer, log, stop)
+    spooler = Spooler(settings, writer, choose_gate(settings, writer.fd, stop, log), log, stop)
     status = spooler.run()
     unread = writer.drain(DRAIN_TIMEOUT_S)
     after = f" {time.monotonic() - stop.at:.2f} s after {stop.reason}" if stop.at is not None else ""
@@ -55,3 +60,18 @@ def run(config_path: str | None, overrides: SettingsOverrides = SettingsOverride
     wait_until_read(2, DRAIN_TIMEOUT_S)
     hang_up(writer.fd)
     return status
+
+
+def choose_gate(settings: ExecdSettings, lines_fd: int, stop: StopRequest, log: Log) -> Gate:
+    """Flow control from Telegraf's numbers; the fixed pace without them; nothing for a file or terminal."""
+    mode = os.fstat(lines_fd).st_mode
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+        log.info("stdout is not a pipe (a file or a terminal, not Telegraf): lines are not throttled")
+        return Unthrottled(stop.event)
+    fixed = FixedPace(TokenBucket(settings.pace.lines_per_second, stop.event))
+    if not settings.flow.url:
+        log.info(f"pacing: {settings.pace.describe()} (no [flow] telegraf_metrics_url: the fixed pace of [pacing])")
+        return fixed
+    log.info(f"flow control: from Telegraf's buffer numbers at {settings.flow.url}, batches of "
+             f"{settings.flow.batch_lines:,}; without them, the fixed pace of [pacing]: {settings.pace.describe()}")
+    return FlowControl(settings.flow, fixed, replay_lines=settings.replay_lines, stop=stop.event, log=log)

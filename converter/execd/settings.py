@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import ConverterError
 from ..mapping import MappingSpec, Precision, load_mapping_file, load_preset
+from .flow import FlowSettings
 from .pacing import Pace, derive_pace
 from ..pipeline import ConvertOptions
 
@@ -39,7 +40,13 @@ class ExecdSettings:
     mapping_name: str  # for the start-up log line
     options: ConvertOptions
     pace: Pace
-    replay_lines: int
+    flow: FlowSettings
+    replay_lines: int | None  # None: cover what the gate lets Telegraf's buffer hold (flow.py)
+
+    @property
+    def batch_lines(self) -> int:
+        """Lines per write and checkpoint: [flow]'s under flow control, else the fixed pace's."""
+        return self.flow.batch_lines if self.flow.url else self.pace.batch_lines
 
 
 @dataclass(frozen=True)
@@ -59,8 +66,13 @@ _KEYS: dict[str, dict[str, Any]] = {
               "rejects_dir": None, "error_dir": None, "state_file": None},
     "convert": {"preset": None, "mapping": None, "precision": "ns", "s2_level": None, "delimiter": ","},
     "pacing": {"metric_batch_size": 1000, "metric_buffer_limit": 10000, "flush_interval_seconds": 10.0,
-               "outage_seconds": 30.0, "lines_per_second": None, "batch_lines": None, "replay_lines": 5000},
+               "outage_seconds": 30.0, "lines_per_second": None, "batch_lines": None, "replay_lines": None},
+    # No url by default: flow control needs the route in telegraf.conf ([[inputs.internal]] ->
+    # [[outputs.prometheus_client]]); telegraf/csv2lp.toml sets it.
+    "flow": {"telegraf_metrics_url": "", "max_buffer_fill": 0.5, "outputs": [], "batch_lines": 5000,
+             "reserve_lines": 5000, "poll_seconds": 0.1, "wait_seconds": 10.0},
 }
+DEFAULT_REPLAY_LINES = 5000  # on the fixed pace, when replay_lines is not set
 _NUMBER = (int, float)
 
 
@@ -147,17 +159,43 @@ def load_settings(config_path: str | None, overrides: SettingsOverrides = Settin
     except ConverterError as exc:
         raise ConverterError(f"{where}: {exc}") from None
     replay_lines = get("pacing", "replay_lines", int)
-    if replay_lines < 0:
+    if replay_lines is not None and replay_lines < 0:
         raise ConverterError(f"{where}: [pacing] replay_lines must be >= 0.")
     name = f"preset {preset}" if preset else f"mapping {mapping_file}"
-    return ExecdSettings(spool_settings, mapping, name, options, pace, replay_lines)
+    return ExecdSettings(spool_settings, mapping, name, options, pace, _flow_settings(get, where), replay_lines)
+
+
+def _flow_settings(get: Any, where: str) -> FlowSettings:
+    url = get("flow", "telegraf_metrics_url", str)
+    if url and not url.startswith("http://"):
+        raise ConverterError(f"{where}: [flow] telegraf_metrics_url = {url!r}: give the http:// address of the "
+                             f"[[outputs.prometheus_client]] that serves Telegraf's internal_write numbers, or \"\" "
+                             f"for the fixed pace of [pacing].")
+    max_fill = float(get("flow", "max_buffer_fill", _NUMBER))
+    if not 0 < max_fill <= 0.9:
+        raise ConverterError(f"{where}: [flow] max_buffer_fill must be more than 0 and at most 0.9 (a share of "
+                             f"Telegraf's metric_buffer_limit).")
+    outputs = get("flow", "outputs", list)
+    if not all(isinstance(o, str) and o for o in outputs):
+        raise ConverterError(f"{where}: [flow] outputs must be a list of output names or aliases, e.g. "
+                             f"[\"influxdb_v2\"].")
+    numbers = {key: get("flow", key, int) for key in ("batch_lines", "reserve_lines")}
+    if numbers["batch_lines"] < 1 or numbers["reserve_lines"] < 0:
+        raise ConverterError(f"{where}: [flow] batch_lines must be >= 1 and reserve_lines >= 0.")
+    seconds = {key: float(get("flow", key, _NUMBER)) for key in ("poll_seconds", "wait_seconds")}
+    if seconds["poll_seconds"] <= 0 or seconds["wait_seconds"] < 0:
+        raise ConverterError(f"{where}: [flow] poll_seconds must be > 0 and wait_seconds >= 0.")
+    return FlowSettings(url=url, max_fill=max_fill, outputs=tuple(outputs), batch_lines=numbers["batch_lines"],
+                        reserve_lines=numbers["reserve_lines"], poll_seconds=seconds["poll_seconds"],
+                        wait_seconds=seconds["wait_seconds"])
 
 
 def _check_keys(document: Mapping[str, Any], where: str) -> dict[str, dict[str, Any]]:
     tables: dict[str, dict[str, Any]] = {}
     for table, content in document.items():
         if table not in _KEYS or not isinstance(content, dict):
-            raise ConverterError(f"{where}: unknown section [{table}]; the sections are [spool], [convert] and [pacing].")
+            raise ConverterError(f"{where}: unknown section [{table}]; the sections are [spool], [convert], [flow] "
+                                 f"and [pacing].")
         for key in content:
             if key not in _KEYS[table]:
                 known = ", ".join(_KEYS[table])

@@ -31,9 +31,9 @@ from ..rejects import RejectsWriter
 from ..summary import RunSummary, shown_reasons
 from . import checkpoint, spool
 from .checkpoint import FileProgress, FinishedFile, State
-from .pacing import TokenBucket
+from .flow import Gate
 from .protocol import LineWriter, Log, StopRequest
-from .settings import ExecdSettings
+from .settings import DEFAULT_REPLAY_LINES, ExecdSettings
 
 PROGRESS_EVERY_S = 10.0
 
@@ -43,13 +43,13 @@ class _Fatal(Exception):
 
 
 class Spooler:
-    def __init__(self, settings: ExecdSettings, writer: LineWriter, log: Log, stop: StopRequest) -> None:
+    def __init__(self, settings: ExecdSettings, writer: LineWriter, gate: Gate, log: Log, stop: StopRequest) -> None:
         self.settings = settings
         self.spool = settings.spool
         self.writer = writer
+        self.gate = gate  # may n lines go now? (flow.py: Telegraf's numbers, the fixed pace, or nothing)
         self.log = log
         self.stop = stop
-        self.bucket = TokenBucket(settings.pace.lines_per_second, stop.event)
         self.state = State()
         self.unmovable: set[str] = set()  # names we failed to move out of the spool: skip, do not loop
 
@@ -58,7 +58,6 @@ class Spooler:
         self.log.info(f"csv2lp execd {__version__}: watching {self.spool.dir} for {', '.join(self.spool.patterns)} "
                       f"every {self.spool.poll_seconds:g} s; {s.mapping_name}, precision {s.options.precision.value}; "
                       f"state in {self.spool.state_file}")
-        self.log.info(f"pacing: {s.pace.describe()}")
         try:
             self._prepare()
             while not self.stop.is_set():
@@ -205,7 +204,7 @@ class Spooler:
               summary: RunSummary, rejects: RejectsWriter) -> bool:
         """Send the lines after progress.replay_from_line; True when the file is through, False when stopping."""
         encoder = Encoder(EncodeOptions(self.settings.options.precision, False, self.settings.options.s2_level))
-        batch = self.settings.pace.batch_lines
+        batch = self.settings.batch_lines
         resend_from = progress.replay_from_line
         done_lines = 0  # good lines of the file before the current block: the same in every run
         # (last source line, good lines through it) at batch ends: where a later run starts again
@@ -223,9 +222,10 @@ class Spooler:
                     boundaries = deque([(resend_from, done_lines + first)])
                 for start in range(first, len(lines), batch):
                     count = min(batch, len(lines) - start)
-                    if not self.bucket.acquire(count):
+                    if not self.gate.acquire(count):
                         return False
                     self.writer.write_lines(lines.slice(start, count))
+                    self.gate.sent(count)
                     self._advance(progress, boundaries, int(numbers[start + count - 1]), done_lines + start + count,
                                   count)
                     if time.monotonic() - last_report >= PROGRESS_EVERY_S:
@@ -246,10 +246,16 @@ class Spooler:
         progress.lines_emitted += count
         boundaries.append((last_line, through))
         # Keep the newest boundary that lies at least replay_lines lines back.
-        while len(boundaries) > 1 and boundaries[1][1] <= through - self.settings.replay_lines:
+        while len(boundaries) > 1 and boundaries[1][1] <= through - self._replay_lines():
             boundaries.popleft()
         progress.replay_from_line = boundaries[0][0]
         self._save()
+
+    def _replay_lines(self) -> int:
+        """Set in [pacing], or what the gate lets Telegraf's buffer hold: all a kill of Telegraf can take."""
+        if self.settings.replay_lines is not None:
+            return self.settings.replay_lines
+        return self.gate.window_lines() or DEFAULT_REPLAY_LINES
 
     def _finish(self, path: Path, progress: FileProgress, summary: RunSummary, rejects: RejectsWriter,
                 seconds: float) -> None:
