@@ -487,14 +487,36 @@ def test_a_bad_config_exits_1_with_a_single_e_line(tmp_path):
     assert re.fullmatch(r"E! csv2lp execd: \S+csv2lp\.toml: unknown setting \[spool\] watch; .*\n", done.stderr)
 
 
-def test_shipped_config_loads_with_the_documented_pace():
+def test_shipped_config_loads_with_flow_control_and_the_documented_fallback_pace():
     settings = execd.load_settings(str(REPO / "telegraf" / "csv2lp.toml"))
     assert settings.spool.dir == Path("/var/spool/csv2lp")
     assert settings.spool.state_file == Path("/var/lib/csv2lp/state.json")
     assert settings.spool.done_dir == Path("/var/spool/csv2lp/done")
     assert settings.mapping_name == "preset movebank"
-    assert settings.replay_lines == 5000
-    assert settings.pace.describe().startswith(f"{settings.pace.lines_per_second:,.0f} lines/s in batches of")
+    assert settings.flow.url == "http://127.0.0.1:9274/metrics" and settings.flow.max_fill == 0.5
+    assert settings.batch_lines == 5000
+    assert settings.replay_lines is None  # the window flow control allows: all a kill of Telegraf can take
+    assert settings.pace.describe() == "2,000 lines/s in batches of 1,000; rides out an output outage of 44 s"
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[flow]\ntelegraf_metrics_url = "udp://127.0.0.1:9274"\n', r"\[flow\] telegraf_metrics_url = 'udp://"),
+    ("[flow]\nmax_buffer_fill = 0.95\n", r"max_buffer_fill must be more than 0 and at most 0.9"),
+    ("[flow]\noutputs = [1]\n", r"outputs must be a list of output names"),
+    ("[flow]\nbatch_lines = 0\n", r"batch_lines must be >= 1"),
+    ("[flow]\npoll_seconds = 0\n", r"poll_seconds must be > 0"),
+    ("[flow]\nwindow = 3\n", r"unknown setting \[flow\] window; the settings there are telegraf_metrics_url"),
+])
+def test_flow_settings_are_checked_at_start(tmp_path, text, message):
+    config = tmp_path / "csv2lp.toml"
+    config.write_text('[spool]\ndir = "s"\n[convert]\npreset = "movebank"\n' + text)
+    with pytest.raises(ConverterError, match=message):
+        execd.load_settings(str(config))
+
+
+def test_without_a_flow_url_the_batches_are_the_fixed_paces():
+    settings = execd.load_settings(None, execd.SettingsOverrides(spool_dir="/tmp/x", preset="movebank"))
+    assert settings.flow.url == "" and settings.batch_lines == settings.pace.batch_lines
 
 
 def test_relative_paths_are_relative_to_the_config_file_and_flags_override(tmp_path):
@@ -559,3 +581,34 @@ def test_an_annotated_file_goes_to_error_saying_why(tmp_path, children):
     assert child.stop() == 0
     assert "annotated CSV carries its own mapping" in error and child.lines() == []
     assert [p.name for p in (spool / "error").iterdir()] == ["tables.csv"]
+
+
+def test_to_a_file_nothing_is_throttled_even_with_a_slow_pace(tmp_path):
+    """Not under Telegraf (stdout a file, not a pipe): the fixed pace of 10 lines/s does not apply."""
+    spool = tmp_path / "spool"
+    drop(spool, SAMPLE, "fishers.csv")
+    config = write_config(tmp_path, spool, lines_per_second=10)
+    out = tmp_path / "out.lp"
+    with open(out, "wb") as sink:
+        process = subprocess.Popen([PYTHON, "-m", "converter", "execd", "--config", str(config)], cwd=REPO,
+                                   stdin=subprocess.PIPE, stdout=sink, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while out.read_bytes().count(b"\n") < 1200:  # 2 minutes at 10 lines/s
+            assert time.monotonic() < deadline and process.poll() is None, out.read_bytes().count(b"\n")
+            time.sleep(0.05)
+        process.stdin.close()
+        assert process.wait(timeout=EXIT_TIMEOUT_S) == 0
+    log = process.stderr.read().decode()
+    assert "I! stdout is not a pipe (a file or a terminal, not Telegraf): lines are not throttled\n" in log
+
+
+def test_a_file_renamed_into_the_spool_is_taken_at_once_not_after_settling(tmp_path, children):
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    child = children("--config", str(write_config(tmp_path, spool, poll_seconds=60)))
+    child.wait_for_log(r"^I! csv2lp execd .*: watching")
+    hidden = spool / ".fresh.csv.part"
+    shutil.copyfile(SAMPLE, hidden)  # modified just now: the settle rule alone would wait 60 s
+    hidden.rename(spool / "fresh.csv")
+    child.wait_for_log(r"^I! fresh\.csv: done", timeout=20)
+    assert child.stop() == 0

@@ -138,11 +138,20 @@ class StopRequest:
         self.event = threading.Event()
         self.reason: str | None = None
         self.at: float | None = None
+        self._also: list[threading.Event] = []
+
+    def also_wake(self, event: threading.Event) -> None:
+        """Set `event` too on a stop request: a wait on it (the idle spool) ends at once."""
+        self._also.append(event)
+        if self.event.is_set():
+            event.set()
 
     def set(self, reason: str) -> None:
         if self.reason is None:
             self.reason, self.at = reason, time.monotonic()
         self.event.set()
+        for event in self._also:
+            event.set()
 
     def is_set(self) -> bool:
         return self.event.is_set()

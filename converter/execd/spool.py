@@ -16,7 +16,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,8 +38,13 @@ def matches(name: str, patterns: Sequence[str]) -> bool:
     return not name.startswith(".") and any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
 
 
-def scan(folder: Path, patterns: Sequence[str], *, settle_seconds: float, now: float | None = None) -> list[Candidate]:
-    """Ready files, oldest first (by modification time, then name): first dropped, first sent."""
+def scan(folder: Path, patterns: Sequence[str], *, settle_seconds: float, now: float | None = None,
+         renamed_in: Callable[[str], bool] = lambda name: False) -> list[Candidate]:
+    """Ready files, oldest first (by modification time, then name): first dropped, first sent.
+
+    A file is ready once it has not been modified for `settle_seconds`, or at once when it was
+    seen being renamed into the folder (`renamed_in`, arrivals.py): the drop protocol's rename
+    is atomic."""
     now = time.time() if now is None else now
     ready: list[Candidate] = []
     with os.scandir(folder) as entries:
@@ -52,8 +57,8 @@ def scan(folder: Path, patterns: Sequence[str], *, settle_seconds: float, now: f
                 info = entry.stat(follow_symlinks=False)
             except OSError:
                 continue  # gone between listing and stat
-            if now - info.st_mtime < settle_seconds:
-                continue  # still being written, or just renamed into place: look again next time
+            if now - info.st_mtime < settle_seconds and not renamed_in(entry.name):
+                continue  # still being written, or just renamed into place unseen: look again next time
             ready.append(Candidate(Path(entry.path), info.st_size, info.st_mtime_ns))
     ready.sort(key=lambda c: (c.mtime_ns, c.path.name))
     return ready

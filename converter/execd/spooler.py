@@ -30,6 +30,7 @@ from ..reader import CsvSource, open_source
 from ..rejects import RejectsWriter
 from ..summary import RunSummary, shown_reasons
 from . import checkpoint, spool
+from .arrivals import Arrivals
 from .checkpoint import FileProgress, FinishedFile, State
 from .flow import Gate
 from .protocol import LineWriter, Log, StopRequest
@@ -51,6 +52,7 @@ class Spooler:
         self.log = log
         self.stop = stop
         self.state = State()
+        self.arrivals: Arrivals | None = None  # made once the spool folder exists
         self.unmovable: set[str] = set()  # names we failed to move out of the spool: skip, do not loop
 
     def run(self) -> int:
@@ -63,7 +65,8 @@ class Spooler:
             while not self.stop.is_set():
                 candidate = self._next_file()
                 if candidate is None:
-                    self.stop.wait(self.spool.poll_seconds)
+                    assert self.arrivals is not None
+                    self.arrivals.wait(self.spool.poll_seconds)
                     continue
                 self._send(candidate.path)
         except _Fatal as exc:
@@ -84,6 +87,11 @@ class Spooler:
         except OSError as exc:
             raise _Fatal(f"cannot create {exc.filename}: {exc.strerror or exc}; create it and give it to the user "
                          f"Telegraf runs as.") from None
+        self.arrivals = Arrivals(self.spool.dir)
+        self.stop.also_wake(self.arrivals.wake)
+        if not self.arrivals.watching:
+            self.log.info(f"no inotify for {self.spool.dir}: a dropped file is taken once it has not changed for "
+                          f"{self.spool.poll_seconds:g} s")
         try:
             self.state = checkpoint.load(self.spool.state_file)
         except checkpoint.CorruptStateError as exc:
@@ -109,7 +117,9 @@ class Spooler:
 
     def _next_file(self) -> spool.Candidate | None:
         try:
-            ready = spool.scan(self.spool.dir, self.spool.patterns, settle_seconds=self.spool.poll_seconds)
+            assert self.arrivals is not None
+            ready = spool.scan(self.spool.dir, self.spool.patterns, settle_seconds=self.spool.poll_seconds,
+                               renamed_in=self.arrivals.renamed_in)
         except OSError as exc:
             raise _Fatal(f"cannot list the spool folder {self.spool.dir}: {exc.strerror or exc}.") from None
         ready = [c for c in ready if c.path.name not in self.unmovable]
@@ -291,6 +301,8 @@ class Spooler:
         self.log.error(f"{message.rstrip('.')}; {where}")
 
     def _move(self, path: Path, folder: Path, *, quiet: bool = False) -> Path | None:
+        if self.arrivals is not None:
+            self.arrivals.forget(path.name)
         try:
             return spool.move_into(folder, path)
         except OSError as exc:
