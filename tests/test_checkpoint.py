@@ -106,3 +106,25 @@ def test_save_fsyncs_the_file_before_renaming_it(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", lambda a, b: (calls.append("replace"), real_replace(a, b))[1])
     checkpoint.save(tmp_path / "state.json", sample_state())
     assert calls == ["fsync", "replace", "fsync"]  # the data, the rename, then the folder entry
+
+
+def test_a_second_process_waits_for_the_state_files_lock_and_says_so(tmp_path):
+    import threading
+
+    from converter.execd.checkpoint import hold_lock
+
+    state = tmp_path / "state.json"
+    stop = threading.Event()
+    first = hold_lock(state, stop, warn=lambda m: None)
+    assert first is not None
+    said: list[str] = []
+    got: list[int | None] = []
+    waiter = threading.Thread(target=lambda: got.append(hold_lock(state, stop, warn=said.append, warn_after=0.1)))
+    waiter.start()
+    waiter.join(0.5)
+    assert waiter.is_alive() and said == [f"another csv2lp execd holds {state}; waiting for it to exit"]
+    os.close(first)  # the first process exits
+    waiter.join(5)
+    assert got and got[0] is not None
+    stop.set()
+    assert hold_lock(state, stop, warn=lambda m: None) is None  # stopped while waiting: gives up

@@ -19,8 +19,12 @@ execd's business.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -150,3 +154,28 @@ def fsync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def hold_lock(state_file: Path, stop: threading.Event, *, warn: Callable[[str], None],
+              warn_after: float = 1.0) -> int | None:
+    """An exclusive lock next to the state file, held for the process's life (the fd stays open).
+
+    A restarted Telegraf can start a new csv2lp while the old one is still draining its pipe
+    and saving its last checkpoint; both writing one state file would resume from a stale
+    one. The newcomer waits here; None when stopped while waiting. OSError when the lock
+    file cannot be opened.
+    """
+    fd = os.open(state_file.with_name(f".{state_file.name}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    began, warned = time.monotonic(), False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            pass
+        if not warned and time.monotonic() - began >= warn_after:
+            warn(f"another csv2lp execd holds {state_file}; waiting for it to exit")
+            warned = True
+        if stop.wait(0.05):
+            os.close(fd)
+            return None

@@ -87,6 +87,11 @@ class Spooler:
         except OSError as exc:
             raise _Fatal(f"cannot create {exc.filename}: {exc.strerror or exc}; create it and give it to the user "
                          f"Telegraf runs as.") from None
+        try:
+            if checkpoint.hold_lock(self.spool.state_file, self.stop.event, warn=self.log.warn) is None:
+                return  # stopped while another csv2lp held the state file
+        except OSError as exc:
+            raise _Fatal(f"cannot lock the state file {self.spool.state_file}: {exc.strerror or exc}.") from None
         self.arrivals = Arrivals(self.spool.dir)
         self.stop.also_wake(self.arrivals.wake)
         if not self.arrivals.watching:
