@@ -37,7 +37,7 @@ import pytest
 
 from support.data import FISHERS, REPO, SAMPLE
 from support.influxdb import free_loopback_port
-from support.influxdb2 import BUCKET, InfluxDB2Server
+from support.influxdb2 import BUCKET, INFLUXD2_VERSION, InfluxDB2Server
 from support.movebank_reference import Reference, Series, typed
 from support.telegraf import BUFFER_OVERFLOW_PATTERN, StartTelegraf, wait_until
 
@@ -296,3 +296,13 @@ def test_the_stack_changes_only_what_a_container_makes_different(tmp_path: Path)
         "INFLUX_URL": COMPOSE_INFLUX_URL, "INFLUX_TOKEN": "T", "INFLUX_ORG": "O", "INFLUX_BUCKET": "B",
     }
 
+
+
+def test_the_readme_says_which_influxdb2_the_tests_prove_and_why_compose_pins_another() -> None:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    start = text.index("## Full stack")
+    section = text[start:text.index("\n## ", start + 1)]
+    image = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))["services"]["influxdb"]["image"]
+    assert f"The InfluxDB 2 the tests prove is **{INFLUXD2_VERSION}**" in section
+    assert f"`docker-compose.yml` pins `{image}` because" in section
+    assert "`.ci/install-influxd2`" in section and "not served by the\nGo module proxy" in section
