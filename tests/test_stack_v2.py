@@ -30,6 +30,7 @@ import re
 import shutil
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -147,10 +148,16 @@ class Stack:
         return sorted(path.name for path in folder.iterdir()) if folder.is_dir() else []
 
     def telegraf_numbers(self) -> list[tuple[str, dict[str, str], float]]:
-        """Every sample of Telegraf's /metrics page: (name, labels, value), read here with a regex."""
+        """Every sample of Telegraf's /metrics page: (name, labels, value), read here with a regex.
+
+        None at all while prometheus_client is not listening yet (Telegraf still starting).
+        """
         url = f"http://127.0.0.1:{self.flow_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode("utf-8")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                text = response.read().decode("utf-8")
+        except (urllib.error.URLError, ConnectionError):
+            return []
         samples = []
         for match in re.finditer(r"^(\w+)\{([^}]*)\} (\S+)(?: -?\d+)?$", text, re.MULTILINE):
             labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2)))
