@@ -1,15 +1,17 @@
-"""The "Movebank tracks" dashboard's queries against real data in a real InfluxDB 1.6.7.
+"""The "Movebank tracks" dashboard's queries against real data in real InfluxDB 1.6.7 and 2.8.0.
 
 The bundled sample and both shared Movebank files go through the converter into a
-database named `movebank`: the dashboard reads InfluxDB 2 through the bucket's DBRP
-mapping, where the InfluxQL database name is the bucket name. A small file of a third,
+database named `movebank` on InfluxDB 1.6.7, and into the bucket `movebank` of an
+InfluxDB 2 onboarded as the compose stack's is: there the dashboard reads InfluxQL
+through the bucket's DBRP mapping, where the InfluxQL database name is the bucket name,
+with the data source's `Authorization: Token ...` header. Every test runs against both. A small file of a third,
 made-up study adds what the real files lack (visible=false, outlier flags) and names
 that need escaping in a regex.
 
 For several selections a person would make, every variable query and every panel query
 is taken from the dashboard JSON, made into what Grafana sends (tests/support/
 grafana_queries.py: variables in Grafana's regex format, $timeFilter, $__interval), sent
-to /query, and its answer compared with what the source CSV files say, read here with
+to /query as Grafana's backend sends it, and its answer compared with what the source CSV files say, read here with
 Python's csv module. A query may come back empty only where the CSV says there is
 nothing to show; each such case is named below.
 """
@@ -33,8 +35,16 @@ from pathlib import Path
 import pytest
 
 from support.data import ALBATROSSES, FISHERS, REPO, SAMPLE
-from support.grafana_queries import ALL, DashboardQuery, auto_interval_ms, runnable_queries
+from support.grafana_queries import (
+    ALL,
+    DashboardQuery,
+    GrafanaQueryError,
+    auto_interval_ms,
+    query_like_grafana,
+    runnable_queries,
+)
 from support.influxdb import InfluxDB1Server, require_influxd
+from support.influxdb2 import BUCKET, InfluxDB2Server, require_influxd2
 
 pytestmark = pytest.mark.influxdb
 
@@ -120,13 +130,13 @@ def read_records(path: Path) -> list[Record]:
 
 @dataclass
 class Loaded:
-    server: InfluxDB1Server
+    server: InfluxDB1Server | InfluxDB2Server
     records: list[Record]
+    headers: dict[str, str]  # what the data source adds to every request
 
     def query(self, influxql: str) -> list[dict]:
-        """The series of a single statement, as Grafana's data source gets them (epoch ms)."""
-        (result,) = self.server.query(influxql, db=DATABASE, epoch="ms")
-        return result.get("series", [])
+        """The series of a single statement, sent and answered as Grafana's data source does it."""
+        return query_like_grafana(self.server.url, DATABASE, influxql, headers=self.headers)
 
 
 def convert(source: Path) -> bytes:
@@ -138,21 +148,30 @@ def convert(source: Path) -> bytes:
     return done.stdout
 
 
-@pytest.fixture(scope="module")
-def loaded(shared_movebank, tmp_path_factory) -> Iterator[Loaded]:
-    require_influxd()
+@pytest.fixture(scope="module", params=["influxdb1", pytest.param("influxdb2", marks=pytest.mark.influxdb2)])
+def loaded(request, shared_movebank, tmp_path_factory) -> Iterator[Loaded]:
+    """The same four files in InfluxDB 1.6.7's database `movebank` or InfluxDB 2's bucket `movebank`."""
     flags = tmp_path_factory.mktemp("flags") / "storks.csv"
     flags.write_text(FLAGS_CSV, encoding="utf-8")
-    server = InfluxDB1Server()
+    server: InfluxDB1Server | InfluxDB2Server
+    if request.param == "influxdb1":
+        require_influxd()
+        server, headers = InfluxDB1Server(), {}
+    else:
+        # Its own server, onboarded as the stack's (bucket movebank), not the session's shared one.
+        server = InfluxDB2Server(influxd=require_influxd2())
+        headers = {"Authorization": f"Token {server.token}"}  # grafana/provisioning/datasources/influxdb.yaml
+        assert server.bucket == BUCKET == DATABASE
     try:
         server.start()
-        server.create_database(DATABASE)
+        if request.param == "influxdb1":
+            server.create_database(DATABASE)
         for source in (SAMPLE, FISHERS, ALBATROSSES, flags):
             server.write(convert(source), DATABASE, precision="ms")
         # The sample is a slice of the fishers file: loading both leaves each point once.
         records = read_records(FISHERS) + read_records(ALBATROSSES) + read_records(flags)
         assert set(read_records(SAMPLE)) <= set(records)
-        yield Loaded(server, records)
+        yield Loaded(server, records, headers)
     finally:
         server.close()
 
@@ -449,6 +468,17 @@ def test_expected_emptiness_is_what_the_data_lacks(loaded):
     # albatrosses are in view, a fisher (F1) when only fishers are.
     assert sorted({r.individual for r in loaded.records})[:5] == ["2131-2131", "4261-2228", "A+1/2", "B.b",
                                                                   "C never fixed"]
+
+
+@pytest.mark.parametrize("loaded", ["influxdb2"], indirect=True)
+def test_influxdb2_answers_the_dashboard_only_with_the_data_sources_token(loaded, dashboard):
+    """The 2.x answers above came through the token header: without it the same query is refused."""
+    variable = next(q for q in runnable_queries(dashboard, selections={"study": ALL, "taxon": ALL, "individual": "x"},
+                                                time_from=utc(2020, 1, 1), time_to=utc(2020, 1, 2))
+                    if q.origin == "variable study")
+    assert loaded.query(variable.influxql)
+    with pytest.raises(GrafanaQueryError, match=r"/query answered 401 .*unauthorized"):
+        query_like_grafana(loaded.server.url, DATABASE, variable.influxql, headers={})
 
 
 def test_interval_and_time_filter_reach_the_server_as_grafana_sends_them(dashboard):

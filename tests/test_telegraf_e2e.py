@@ -2,8 +2,8 @@
 [[outputs.influxdb]] -> a real InfluxDB 1.6.7, and every point compared with its source CSV.
 
 The expected points come from the source files read by an independent reference reader
-kept here (Python's csv module, one row at a time, the Movebank mapping restated from
-the contract). Each test checks the exact number of points per series and every value
+(tests/support/movebank_reference.py: Python's csv module, one row at a time, the Movebank
+mapping restated from the contract). Each test checks the exact number of points per series and every value
 of every point, and that no file was sent twice (Telegraf's debug log counts every
 metric it wrote: at most the replay window may go out a second time after a restart).
 
@@ -17,13 +17,11 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-import math
 import os
 import re
 import shutil
 import sys
 import time
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +37,7 @@ except ModuleNotFoundError:  # Python 3.10
 from support.data import ALBATROSSES, FISHERS, REPO, SAMPLE
 from support.influxdb import InfluxDB1Server, quote_ident, quote_literal
 from support.movebank_gen import generate
+from support.movebank_reference import Reference, Series, typed
 from support.telegraf import (
     BUFFER_OVERFLOW_PATTERN,
     TelegrafProcess,
@@ -82,111 +81,7 @@ def shipped_agent() -> dict[str, Any]:
     return {**shipped_telegraf()["agent"], "debug": True, "quiet": False}
 
 
-# --- the independent reference: what InfluxDB must hold for a set of CSV files ----------
-
-TAG_COLUMNS = {
-    "individual-local-identifier": "individual",
-    "sensor-type": "sensor",
-    "study-name": "study",
-    "tag-local-identifier": "tag",
-    "individual-taxon-canonical-name": "taxon",
-}
-RENAMED = {"location-lat": "lat", "location-long": "lon"}
-BOOLEAN_COLUMNS = {"visible", "manually-marked-outlier", "algorithm-marked-outlier", "import-marked-outlier"}
-INTEGER_COLUMNS = {"event-id", "eobs:battery-voltage", "eobs:fix-battery-voltage", "eobs:key-bin-checksum",
-                   "eobs:type-of-fix", "eobs:used-time-to-get-fix", "gps:satellite-count"}
-STRING_COLUMNS = {"behavioural-classification", "comments", "eobs:status", "eobs:start-timestamp"}
-
-Series = tuple[tuple[str, str], ...]
-
-
-def field_key(column: str) -> str:
-    return RENAMED.get(column) or re.sub(r"[^a-z0-9]+", "_", column.lower()).strip("_")
-
-
-EPOCH = datetime(1970, 1, 1)
-MICROSECOND = timedelta(microseconds=1)
-
-
-def epoch_ns(text: str) -> int:
-    """`YYYY-MM-DD HH:MM:SS.fff` (UTC) in epoch nanoseconds."""
-    return (datetime.fromisoformat(text) - EPOCH) // MICROSECOND * 1000
-
-
-def canonical(fields: dict[str, Any]) -> str:
-    """One comparable text per point: typed values (repr tells 1 from 1.0 from True), keys sorted."""
-    return ",".join(f"{key}={value!r}" for key, value in sorted(fields.items()))
-
-
-BOOLEAN_WORDS = {"true": True, "false": False}
-
-
-class Reference:
-    """Per series, per timestamp (ns): the canonical fields of the point the CSV row must become."""
-
-    def __init__(self) -> None:
-        self.points: dict[Series, dict[int, str]] = {}
-        self.kinds: dict[str, str] = {}  # field key -> "float" | "integer" | "boolean" | "string"
-        self.rows = 0
-
-    def add_file(self, path: Path, *, skip_lines: frozenset[int] = frozenset()) -> Reference:
-        """Every row of `path` except those on `skip_lines` (physical lines of rows execd must reject)."""
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8", newline="") as handle:
-            reader = csv.reader(handle)
-            header = next(reader)
-            rows = [(reader.line_num, row) for row in reader]
-        rows = [(line, row) for line, row in rows if line not in skip_lines]
-        kinds: dict[int, str] = {}
-        for index, column in enumerate(header):
-            if column in TAG_COLUMNS or column == "timestamp":
-                continue
-            if column in BOOLEAN_COLUMNS:
-                kinds[index] = "boolean"
-            elif column in INTEGER_COLUMNS:
-                kinds[index] = "integer"
-            elif column in STRING_COLUMNS:
-                kinds[index] = "string"
-            else:
-                kinds[index] = "float" if all(is_number(row[index]) for _, row in rows if row[index]) else "string"
-        self.kinds.update({field_key(header[i]): kind for i, kind in kinds.items()})
-        convert = {"boolean": BOOLEAN_WORDS.__getitem__, "integer": int, "float": float, "string": str}
-        # (key, column, converter) in key order, so each point's text comes out sorted
-        columns = sorted((field_key(header[i]), i, convert[kind]) for i, kind in kinds.items())
-        tags = [(TAG_COLUMNS[c], header.index(c)) for c in sorted(TAG_COLUMNS, key=TAG_COLUMNS.get) if c in header]
-        time_index = header.index("timestamp")
-        for line, row in rows:
-            series_tags = tuple((key, row[i]) for key, i in tags if row[i])
-            fields = []
-            for key, i, to_value in columns:
-                if row[i]:
-                    value = to_value(row[i])
-                    if not (isinstance(value, float) and not math.isfinite(value)):
-                        fields.append(f"{key}={value!r}")
-            series = self.points.setdefault(series_tags, {})
-            time_ns = epoch_ns(row[time_index])
-            assert time_ns not in series, f"{path}:{line}: two rows of one series at one time would merge"
-            series[time_ns] = ",".join(fields)
-            self.rows += 1
-        return self
-
-    def per_series(self) -> dict[Series, int]:
-        return {series: len(points) for series, points in self.points.items()}
-
-
-def is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def typed(kind: str | None, value: Any) -> Any:
-    """A value from InfluxDB's JSON as the reference types it (JSON writes 42.0 as 42)."""
-    if kind == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return value
+# --- the independent reference (tests/support/movebank_reference.py) ---------
 
 
 def count_per_series(server: InfluxDB1Server, db: str) -> dict[Series, int]:

@@ -7,7 +7,8 @@ Grafana runs an InfluxQL panel query in two steps, and this module repeats both:
 2. the server replaces `$timeFilter` with `time >= <from>ms and time <= <to>ms` and
    `$__interval` with the interval formatted like Go's gtime.FormatInterval
    (pkg/tsdb/influxdb/models/query.go, Build).
-Variable queries (SHOW TAG VALUES ...) go through step 1 only.
+Variable queries (SHOW TAG VALUES ...) go through step 1 only. `query_like_grafana` then
+sends a query the way the backend's data source does (POST, the query in a form body).
 
 A name that is neither a dashboard variable nor one of the macros above raises: Grafana
 would send it unchanged and InfluxDB would fail on it, so a typo must not pass as a query.
@@ -15,7 +16,11 @@ would send it unchanged and InfluxDB would fail on it, so a typo must not pass a
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -191,3 +196,37 @@ def format_interval(interval_ms: int) -> str:
         if interval_ms >= size:
             return f"{interval_ms // size}{suffix}"
     return f"{max(interval_ms, 1)}ms"
+
+
+HTTP_TIMEOUT_S = 60.0
+
+
+class GrafanaQueryError(RuntimeError):
+    """InfluxDB refused a query or answered with an error; the message holds its words."""
+
+
+def query_like_grafana(base_url: str, db: str, influxql: str, *, headers: Mapping[str, str]) -> list[dict]:
+    """The series InfluxDB answers to one statement, asked as Grafana asks with httpMode POST.
+
+    Grafana's backend (pkg/tsdb/influxdb/influxql/influxql.go, createRequest, Grafana 12)
+    POSTs to URL/query with `db` and `epoch=ms` in the URL and the query as a form field
+    `q` in the body (Content-type application/x-www-form-urlencoded); the data source's
+    custom headers (httpHeaderName1/httpHeaderValue1: the InfluxDB 2 token) go with it.
+    An error, in the HTTP status or in the statement's result, raises.
+    """
+    url = f"{base_url}/query?" + urllib.parse.urlencode({"db": db, "epoch": "ms"})
+    body = urllib.parse.urlencode({"q": influxql}).encode()
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={**headers, "Content-type": "application/x-www-form-urlencoded"})
+    try:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        raise GrafanaQueryError(f"/query answered {error.code} for {influxql!r}: "
+                                f"{error.read().decode('utf-8', 'replace').strip()}") from None
+    if "error" in answer:
+        raise GrafanaQueryError(f"/query failed for {influxql!r}: {answer['error']}")
+    (result,) = answer["results"]
+    if "error" in result:
+        raise GrafanaQueryError(f"/query statement failed for {influxql!r}: {result['error']}")
+    return result.get("series", [])
