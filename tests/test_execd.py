@@ -173,7 +173,8 @@ def test_sends_a_dropped_file_exactly_as_convert_would_then_exits_0_on_stdin_eof
         line_protocol_parser.parse_line(line.decode())
     assert child.stop() == 0
     assert child.stopped_in < 2.0  # Telegraf waits 5 s before its SIGTERM
-    assert sorted(p.name for p in spool.iterdir()) == [".csv2lp-state.json", "done", "error", "rejects"]
+    assert sorted(p.name for p in spool.iterdir()) == [".csv2lp-state.json", ".csv2lp-state.json.lock", "done", "error",
+                                                       "rejects"]
     assert [p.name for p in (spool / "done").iterdir()] == ["fishers.csv"]
     state = state_of(spool)
     assert state["current"] is None

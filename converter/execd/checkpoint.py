@@ -165,7 +165,7 @@ def hold_lock(state_file: Path, stop: threading.Event, *, warn: Callable[[str], 
     one. The newcomer waits here; None when stopped while waiting. OSError when the lock
     file cannot be opened.
     """
-    fd = os.open(state_file.with_name(f".{state_file.name}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = os.open(state_file.with_name(f"{state_file.name}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     began, warned = time.monotonic(), False
     while True:
         try:
