@@ -273,10 +273,13 @@ def resolve(spec: MappingSpec, header: Sequence[str], *, source: str, default_me
                 f"{source}: key {key!r} is produced twice ({keys[key]} and {role}); give one of them "
                 f"another key (KEY=COLUMN) or --exclude one column."
             )
-        if key == "time":
+        kind = role.split(" ")[0]  # "tag" or "field"
+        reserved = escape.RESERVED_TAG_KEYS if kind == "tag" else escape.RESERVED_FIELD_KEYS
+        if key in reserved:
+            column = role.split(" ")[-1].strip("'")
             raise MappingError(
-                f"{source}: {role} would get the key 'time', which InfluxDB refuses; give it another "
-                f"key, e.g. --field event_time={role.split(' ')[-1]}."
+                f"{source}: {role} would get the key {key!r}, which {reserved[key]}; give it another key, "
+                f"e.g. --{kind} {key.strip('_')}_{kind}={column}."
             )
         keys[key] = role
 

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from . import annotated, rowerrors
 from .duplicates import DEFAULT_WINDOW, DuplicateMode, DuplicateTracker
-from .encode import EncodeOptions, Encoded, Encoder
+from .encode import DEFAULT_MAX_STRING_BYTES, EncodeOptions, Encoded, Encoder
 from .errors import BadRowError, ConverterError, MappingError
 from .mapping import FieldType, MappingSpec, Plan, Precision, TagSpec, resolve
 from .parallel import ordered_map
@@ -47,6 +47,7 @@ class ConvertOptions:
     rejects_path: str = "csv2lp-rejects.csv"
     replace_control_chars: bool = False
     s2_level: int | None = None
+    max_string_bytes: int | None = DEFAULT_MAX_STRING_BYTES  # longer string fields reject their row; None: no limit
     delimiter: str = ","
     block_size: int = DEFAULT_BLOCK_SIZE
     # Encoder threads: Arrow's kernels release the GIL, so two encode while the caller reads.
@@ -140,7 +141,8 @@ def convert(inputs: Sequence[str], *, mapping: MappingSpec, options: ConvertOpti
     """Convert every input into `sink`. Raises ConverterError (with `.summary`) when a run cannot finish."""
     started = time.perf_counter()
     summary = RunSummary()
-    encoder = Encoder(EncodeOptions(options.precision, options.replace_control_chars, options.s2_level))
+    encoder = Encoder(EncodeOptions(options.precision, options.replace_control_chars, options.s2_level,
+                                    options.max_string_bytes))
     rejects = RejectsWriter(options.rejects_path) if options.on_error is OnError.QUARANTINE else None
     run = _Run(summary, encoder, rejects, options, sink, progress)
     try:

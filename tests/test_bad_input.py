@@ -229,9 +229,9 @@ BAD_ROWS = [
     middle("unparseable time", "b,2.5,2,true,y,yesterday", "unparseable time in column 'time'"),
     middle("month 13", "b,2.5,2,true,y,2020-13-01T00:00:01Z", "unparseable time in column 'time'"),
     middle("time in the year 1600", "b,2.5,2,true,y,1600-01-01T00:00:01Z",
-           "out of range time in column 'time'"),
+           "out of range time in column 'time' (line protocol at -p s: 1677-09-21T00:12:44Z to 2262-04-11T23:47:16Z)"),
     middle("time in the year 3000", "b,2.5,2,true,y,3000-01-01 00:00:01",
-           "out of range time in column 'time'"),
+           "out of range time in column 'time' (line protocol at -p s: 1677-09-21T00:12:44Z to 2262-04-11T23:47:16Z)"),
     BadRows(
         "epoch seconds that are not a number",
         dedent("""
