@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 from . import cells, escape, geo, rowerrors
 from .arrow_buffers import offsets_of
 from .mapping import FieldType, Plan, Precision, ResolvedField
-from .number_text import number_text
+from .number_text import float_changes, number_text
 from .row_keys import RowKeyedField
 from .rowerrors import RowErrors
 from .timestamps import OUT_OF_RANGE, parse_times, range_text
@@ -90,6 +90,7 @@ class Encoder:
     options: EncodeOptions
     inferred: dict[str, FieldType] = field(default_factory=dict)
     inferred_where: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what inference decided that the user must hear of
     # Checked and escaped name-like values (tags, measurements, row keys) by their batch dictionary:
     # the same few individuals recur in every batch, and checking them again costs ~10 kernel
     # calls per column and batch. Shared by the encoder threads (dict get/set are atomic).
@@ -286,6 +287,13 @@ class Encoder:
         if known is None:
             if cells.looks_like(raw, "float"):
                 known = FieldType.FLOAT
+                if float_changes(pc.drop_null(raw)) is not None and cells.to_integer(pc.drop_null(raw)).bad is None:
+                    # Integers a float would change (IDs past 2**53): written as integers, and said so.
+                    known = FieldType.INTEGER
+                    self.notes.append(
+                        f"column {fld.column!r} holds integers that a float would change (such as "
+                        f"{_first_changed(raw)}): its type is integer (`{fld.escaped_key}=...i`), not float; "
+                        f"--type {fld.column}=float writes floats instead")
             elif cells.looks_like(raw, "boolean"):
                 known = FieldType.BOOLEAN
             else:
@@ -314,8 +322,9 @@ class Encoder:
             converted = cells.to_boolean(raw)
             errors.add(converted.bad, rowerrors.invalid_value(ftype.value, fld.column), raw)
             return FieldText(fld.escaped_key + "=", pc.if_else(converted.values, "true", "false"), ""), None
-        numbers = number_text(raw, ftype)
+        numbers = number_text(raw, ftype, exact_integers=fld.type is FieldType.AUTO)
         errors.add(numbers.bad, rowerrors.invalid_value(ftype.value, fld.column), raw)
+        errors.add(numbers.changed, rowerrors.integer_changed_by_float(fld.column), raw)
         return FieldText(fld.escaped_key + "=", numbers.text, SUFFIX_BY_TYPE.get(ftype, "")), numbers.non_finite
 
 
@@ -326,6 +335,12 @@ class FieldText:
     prefix: str | pa.Array  # escaped key and '=' (and the opening quote of a string); per row: row_keys.py
     value: pa.Array | pa.Scalar  # a scalar: the same value in every row
     suffix: str  # "i", "u", the closing quote, or ""
+
+
+def _first_changed(raw: pa.Array) -> str:
+    changed = float_changes(raw)
+    assert changed is not None
+    return raw.filter(changed)[0].as_py().decode()
 
 
 def _longer_than(raw: pa.Array, limit: int) -> pa.Array | None:

@@ -182,6 +182,7 @@ class _TypedBlock:
     lines_of_rows: np.ndarray
     blank_lines: int
     types: dict[str, FieldType]
+    warnings: list[str]
 
 
 @dataclass
@@ -201,6 +202,7 @@ class EncodedBlock:
     duplicates: int = 0  # points that repeat an earlier (series, time)
     duplicates_unchecked: int = 0  # rows too old for the duplicate window
     points_nudged: int = 0
+    warnings: list[str] = field(default_factory=list)  # about the input or its columns, for the summary
 
     @property
     def lines(self) -> pa.Array:
@@ -240,6 +242,7 @@ class EncodedBlock:
         summary.rejects_by_reason.update(self.encoded.errors.counts())
         for row in self.block.invalid:
             summary.rejects_by_reason[row.reason.text] += 1
+        summary.warn(self.warnings)
 
     def save_rejects(self, rejects: RejectsWriter) -> None:
         """Every rejected row of the block (failed checks and rows Arrow could not split), in line order."""
@@ -265,8 +268,10 @@ def iter_blocks(source: CsvSource, plan: Plan, *, encoder: Encoder, workers: int
     def typed_blocks() -> Iterator[_TypedBlock]:
         for block in source.blocks():
             batch, lines_of_rows, blank = split_blank_rows(block)
+            noted = len(encoder.notes)
             types = encoder.decide_types(plan, batch, where=f"{source.name}:{block.first_line}")
-            yield _TypedBlock(block, batch, lines_of_rows, blank, types)
+            warnings = block.notes + [f"{source.name}: {note}" for note in encoder.notes[noted:]]
+            yield _TypedBlock(block, batch, lines_of_rows, blank, types, warnings)
 
     def encode(typed: _TypedBlock) -> Encoded:
         return encoder.encode_typed(plan, typed.batch, typed.types)
@@ -274,7 +279,8 @@ def iter_blocks(source: CsvSource, plan: Plan, *, encoder: Encoder, workers: int
     # Two blocks read ahead of the encoders smooth out blocks that take longer to encode
     # (fishers x 20: ~3 % faster than one, alternating runs); the second cost ~25 MB of peak RSS.
     for typed, encoded in ordered_map(encode, typed_blocks(), workers=workers, ahead=2):
-        block = EncodedBlock(source, typed.block, typed.batch, typed.lines_of_rows, typed.blank_lines, encoded)
+        block = EncodedBlock(source, typed.block, typed.batch, typed.lines_of_rows, typed.blank_lines, encoded,
+                             warnings=typed.warnings)
         if duplicates is not None and duplicates.mode is not DuplicateMode.OFF:
             check_duplicates(block, duplicates)
         yield block

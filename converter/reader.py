@@ -90,6 +90,7 @@ class Block:
     first_line: int
     invalid: list[InvalidRow]
     _row_lines: np.ndarray | None = field(default=None, repr=False)
+    notes: list[str] = field(default_factory=list)  # warnings about the input, for the summary
 
     def row_lines(self) -> np.ndarray:
         """Physical line number of each row of `cells` (computed only when asked for)."""
@@ -223,11 +224,23 @@ class CsvSource:
         if cut_row:  # the row the damage cut: the file's last, where rows without a record number go
             text = damage.cut_off.decode("utf-8", "surrogateescape").rstrip("\r")
             pending.append(_Pending(-1, text, len(reader.schema), text.count(self.delimiter) + 1, cut_off=True))
-        if pending:  # invalid rows after the last good row
+        notes = [] if damage is not None and damage.failure is not None else self._unterminated(next_line - 1)
+        if pending or notes:  # invalid rows after the last good row; what the end of the input says
             empty = pa.RecordBatch.from_pylist([], schema=reader.schema)
             block, _, next_line = _place(self.name, empty, pending, next_record, next_line, take_all=True)
+            block.notes = notes
             yield self._finish(block)
         self._fail_if_damaged(next_line - 1, cut_row=cut_row)
+
+    def _unterminated(self, last_line: int) -> list[str]:
+        """A warning when the input's last line has no line break: a file cut short (a copy still in
+        progress, a full disk) ends inside its last value, and that value is converted as if whole."""
+        if self._guard.last_byte in (b"", b"\n", b"\r"):
+            return []
+        line = self._physical_line(last_line)
+        return [f"{self.name}: line {line:,}, the last, has no line break at its end: if the file was cut short "
+                f"(a copy still in progress), its last value is cut too, and was converted as it is; check "
+                f"that row, or convert the whole file again"]
 
     def _fail_if_damaged(self, last_line: int, *, cut_row: bool) -> None:
         """Raise the compressed input's damage, if it had any: rows were read up to `last_line`, which

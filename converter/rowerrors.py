@@ -32,6 +32,14 @@ def invalid_value(type_name: str, column: str) -> Reason:
     )
 
 
+def integer_changed_by_float(column: str) -> Reason:
+    return Reason(
+        f"integer a float would change in column {column!r} (typed float from its first values)",
+        f"a float holds integers exactly up to 2**53 only: declare --type {column}=integer to keep every digit, "
+        f"or --type {column}=float to accept the rounding",
+    )
+
+
 def invalid_utf8(column: str) -> Reason:
     return Reason(f"invalid UTF-8 in column {column!r}", "re-export the file as UTF-8")
 

@@ -45,6 +45,12 @@ class RunSummary:
     rejects_files: list[str] = field(default_factory=list)
     inferred_types: dict[str, str] = field(default_factory=dict)
     stopped_at: str | None = None  # the --on-error fail message, when it stopped the run
+    warnings: list[str] = field(default_factory=list)  # what the user must hear of: values or columns at risk
+
+    def warn(self, messages: list[str]) -> None:
+        for message in messages:
+            if message not in self.warnings:
+                self.warnings.append(message)
 
     @property
     def balanced(self) -> bool:
@@ -68,6 +74,7 @@ class RunSummary:
             "rejects_files": self.rejects_files,
             "inferred_types": self.inferred_types,
             "stopped_at": self.stopped_at,
+            "warnings": self.warnings,
         }
 
     def write_json(self, path: str | Path) -> None:
@@ -94,6 +101,7 @@ class RunSummary:
             out.append(f"{_count(self.duplicates_unchecked, 'row')} too far out of time order to check for duplicates")
         if self.blank_lines:
             out.append(f"{_count(self.blank_lines, 'blank line')} skipped")
+        out += [f"warning: {message}" for message in self.warnings]
         if not self.balanced:  # pragma: no cover - a bug, never an input problem
             out.append("BUG: rows read != lines written + rows rejected; please report it")
         return out

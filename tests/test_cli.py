@@ -318,6 +318,7 @@ def test_summary_json_has_the_same_numbers_as_the_summary(in_tmp: Path) -> None:
         "rejects_files": ["csv2lp-rejects.csv"],
         "inferred_types": {},  # temp is declared, not inferred
         "stopped_at": None,
+        "warnings": [],
     }
     assert timing["seconds"] >= 0
     assert summary["rows_read"] == summary["lines_written"] + summary["rows_rejected"]
