@@ -54,6 +54,7 @@ from .mapping import (
     TimeSpec,
     resolve,
 )
+from .quotes import Runaway, RunawayRows
 from .reader import Block, CsvSource
 from .streams import PrefixedReader
 from .row_keys import RowKeyedField
@@ -591,8 +592,19 @@ class SectionSource(CsvSource):
         shift = self._shift
         for block in super().blocks():
             yield Block(block.source, self._section.shape(block.cells), block.first_line + shift,
-                        [replace(row, line=row.line + shift) for row in block.invalid],
-                        _row_lines=block.row_lines() + shift)
+                        [replace(row, line=row.line + shift, runaway=_shifted(row.runaway, shift))
+                         for row in block.invalid],
+                        _row_lines=block.row_lines() + shift, runaway=_shifted_rows(block.runaway, shift),
+                        notes=block.notes)
+
+
+def _shifted(runaway: Runaway | None, shift: int) -> Runaway | None:
+    return None if runaway is None else replace(runaway, opened_at=runaway.opened_at + shift,
+                                                runs_to=runaway.runs_to + shift)
+
+
+def _shifted_rows(runaway: RunawayRows | None, shift: int) -> RunawayRows | None:
+    return None if runaway is None else RunawayRows(runaway.rows, [_shifted(r, shift) for r in runaway.spans])
 
 
 def _original_bytes(source: CsvSource):

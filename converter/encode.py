@@ -111,8 +111,11 @@ class Encoder:
                 types[fld.key] = self._type_of(fld, raw, where)
         return types
 
-    def encode_typed(self, plan: Plan, batch: pa.RecordBatch, types: dict[str, FieldType]) -> Encoded:
-        errors = RowErrors(batch.num_rows)
+    def encode_typed(self, plan: Plan, batch: pa.RecordBatch, types: dict[str, FieldType],
+                     errors: RowErrors | None = None) -> Encoded:
+        """`errors`: rows already rejected before encoding (the reader's unbalanced quotes); their
+        reasons come first."""
+        errors = errors if errors is not None else RowErrors(batch.num_rows)
         non_finite: list[pa.Array] = []
         tags: list[tuple[str, pa.DictionaryArray, pa.Array]] = []
         field_pieces: list[FieldText] = []

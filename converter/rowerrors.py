@@ -155,6 +155,21 @@ class RowErrors:
         self._added.append((reason, cells))
         self._mask = None
 
+    def add_each(self, rows: np.ndarray, reasons: list[Reason]) -> None:
+        """Mark each of `rows` (indices, ascending) with a reason of its own (no cells): for the few
+        rows whose reason names their own lines (an unbalanced quote's span)."""
+        if not len(rows):
+            return
+        if self._first is None:
+            self._first = np.full(self.length, -1, dtype=np.int32)
+        for row, reason in zip(np.asarray(rows).tolist(), reasons):
+            if self._first[row] >= 0:
+                continue
+            self.reasons[reason.text] = reason
+            self._first[row] = len(self._added)
+            self._added.append((reason, None))
+        self._mask = None
+
     @property
     def mask(self) -> pa.Array | None:
         """True for every rejected row; None while no row is."""

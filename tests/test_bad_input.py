@@ -137,7 +137,8 @@ BAD_ROWS = [
     ),
     BadRows(
         # The quote opens a value that runs to the end of the file: the rows it swallows are
-        # not rows any more, but they are not lost either: they sit in the reject's last cell.
+        # not rows any more, but they are not lost either: they sit in the reject's last cell,
+        # and the reason says how far the quote ran (quotes.py).
         "unbalanced quote in the middle of the file swallows the rest",
         dedent(f"""
             {HEADER}
@@ -145,7 +146,8 @@ BAD_ROWS = [
             b,2.5,2,true,"y,2020-01-01T00:00:01Z
             {ROW_C}
             """),
-        [(3, ragged(5))],
+        [(3, "unbalanced quote: the quote opened at line 3 never closes: the cell runs to the end of the input "
+             "(line 4): 1 line read as one cell")],
         lines=[LINE_A],
     ),
     BadRows(
