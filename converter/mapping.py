@@ -204,6 +204,10 @@ class Plan:
     tags: tuple[ResolvedTag, ...]
     fields: tuple[ResolvedField, ...]
     time: ResolvedTime | None
+    # Columns that reach no line by a rule the user did not write (annotated CSV's layout rules),
+    # with the reason: a value in one of them is named in a warning (pipeline.py). Columns left out
+    # on request (--exclude, --other-columns ignore, the datatype `ignored`) are not listed.
+    unwritten: tuple[tuple[int, str], ...] = ()
 
     def field_by_key(self, key: str) -> ResolvedField | None:
         return next((f for f in self.fields if f.key == key), None)

@@ -280,12 +280,15 @@ def iter_blocks(source: CsvSource, plan: Plan, *, encoder: Encoder, workers: int
     `duplicates`, when given, checks every block's points in file order too.
     """
 
+    unwritten = dict(plan.unwritten)  # columns not seen with a value yet
+
     def typed_blocks() -> Iterator[_TypedBlock]:
         for block in source.blocks():
             batch, lines_of_rows, blank = split_blank_rows(block)
             noted = len(encoder.notes)
             types = encoder.decide_types(plan, batch, where=f"{source.name}:{block.first_line}")
-            warnings = block.notes + [f"{source.name}: {note}" for note in encoder.notes[noted:]]
+            warnings = block.notes + [f"{source.name}: {note}" for note in encoder.notes[noted:]] + \
+                _values_left_out(source, plan, batch, unwritten)
             yield _TypedBlock(block, batch, lines_of_rows, blank, types, warnings)
 
     def encode(typed: _TypedBlock) -> Encoded:
@@ -299,6 +302,13 @@ def iter_blocks(source: CsvSource, plan: Plan, *, encoder: Encoder, workers: int
         if duplicates is not None and duplicates.mode is not DuplicateMode.OFF:
             check_duplicates(block, duplicates)
         yield block
+
+
+def _values_left_out(source: CsvSource, plan: Plan, batch: pa.RecordBatch, unwritten: dict[int, str]) -> list[str]:
+    """A warning for each column of `unwritten` that has a value in this batch (then no more for it)."""
+    found = [index for index in unwritten if batch.column(index).null_count < batch.num_rows]
+    return [f"{source.name}: column {plan.header[index]!r} holds values that reach no line: {unwritten.pop(index)}"
+            for index in found]
 
 
 DUPLICATE_POINT = rowerrors.Reason(
