@@ -190,7 +190,9 @@ _format_option = click.option(
 @click.option("--rejects", "rejects_path", metavar="FILE", default="csv2lp-rejects.csv", show_default=True,
               help="Where --on-error quarantine saves rejected rows (created only when a row is rejected).")
 @click.option("--control-chars", type=click.Choice(["reject", "replace"]), default="reject", show_default=True,
-              help="Control characters in tags/names and line breaks in strings: reject the row, or replace them with spaces.")
+              help="Control characters (C0, DEL, C1, U+2028/U+2029) in tags and names, and line breaks in string "
+                   "fields: reject the row, or replace them with spaces. A cell an unbalanced quote ran away with is "
+                   "rejected either way.")
 @click.option("--max-string-bytes", type=click.IntRange(0), default=DEFAULT_MAX_STRING_BYTES, show_default=True,
               metavar="N", help="Longest string field value in bytes; a longer one rejects its row (InfluxDB "
                                 "documents 64 KB as its limit). 0: no limit.")
