@@ -27,8 +27,8 @@ from .mapping import FieldType, MappingSpec, Plan, Precision, TagSpec, resolve
 from .parallel import ordered_map
 from .read_settings import PLAIN, ReadSettings, blank_rows
 from .reader import DEFAULT_BLOCK_SIZE, STDIN, Block, CsvSource, expand_inputs, file_size, open_source
-from .rowerrors import RowErrors
 from .rejects import RejectsWriter
+from .rowerrors import RowErrors
 from .sinks import LineSink
 from .summary import RunSummary
 
