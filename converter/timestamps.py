@@ -14,6 +14,7 @@ whole unit (`lowest_ns`), and times floored below it are out of range too.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -80,6 +81,7 @@ def parse_times(raw: pa.Array, *, fmt: str, timezone: str, precision: Precision,
     return ParsedTimes(floor_to_precision(ns, precision), tuple(problems), odd_cells)
 
 
+@functools.cache
 def lowest_ns(precision: Precision) -> int:
     """The earliest time (int64 ns) a line at `precision` can carry: the start of line protocol's
     range rounded up to a whole unit (see the top of this module)."""
@@ -87,6 +89,7 @@ def lowest_ns(precision: Precision) -> int:
     return -(-LP_MIN_NS // unit) * unit
 
 
+@functools.cache
 def range_text(precision: Precision) -> str:
     """The times a line at `precision` can carry, as RFC 3339 in that precision's digits."""
     unit = {"ns": "ns", "us": "us", "ms": "ms", "s": "s"}[precision.value]
