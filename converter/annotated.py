@@ -54,6 +54,7 @@ from .mapping import (
     TimeSpec,
     resolve,
 )
+from .quotes import Runaway, RunawayRows
 from .reader import Block, CsvSource
 from .streams import PrefixedReader
 from .row_keys import RowKeyedField
@@ -74,6 +75,9 @@ ANNOTATIONS = (*COLUMN_ANNOTATIONS, *TABLE_ANNOTATIONS)
 SHORTHAND_TYPES = frozenset({"measurement", "tag", "field", "time", "dateTime", "string", "double", "long",
                              "unsignedLong", "boolean", "duration", "base64Binary"})
 FLUX = {"measurement": "_measurement", "time": "_time", "field": "_field", "value": "_value"}
+# Columns of every Flux result that are not data: the result's name, the table number and the
+# query's time range (README: "result, table, _start, _stop ignored"). Left out without a word.
+FLUX_BOOKKEEPING = frozenset({"result", "table", "_start", "_stop"})
 CHUNK = 1 << 20
 _BOM = b"\xef\xbb\xbf"
 
@@ -404,7 +408,40 @@ def compile_table(table: Table, width: int, *, timezone: str, where: str, measur
         plan = replace(plan, fields=tuple(
             _keyed(f, all_names.index(key_name), layout.field_key.label) if f.column == value_name else f  # type: ignore[union-attr]
             for f in plan.fields))
+    plan = replace(plan, unwritten=_unwritten(table, layout, plan, width))
     return Section(all_names, width, plan, fills, rewrites, constants)
+
+
+def _unwritten(table: Table, layout: Layout, plan: Plan, width: int) -> tuple[tuple[int, str], ...]:
+    """The data columns the layout leaves out without being asked to, with the reason (Plan.unwritten)."""
+    used = {t.index for t in plan.tags} | {f.index for f in plan.fields}
+    used |= {f.key_index for f in plan.fields if isinstance(f, RowKeyedField)}
+    used |= {i for i in (plan.measurement_index, plan.time.index if plan.time else None) if i is not None}
+    labels = [c.label for c in table.columns]
+    out = []
+    for column in table.columns:
+        if column.index >= width or column.index in used or column.part is Part.IGNORED \
+                or column.label in FLUX_BOOKKEEPING:
+            continue
+        if column.label.strip() == "":
+            why = "it has no name in the header (annotated CSV leaves unnamed columns out)"
+        elif labels.count(column.label) > 1:
+            why = f"another column has the label {column.label!r} too, and the last one of them is written"
+        elif column.label == FLUX["measurement"] or column.part is Part.MEASUREMENT:
+            why = "another column is the measurement (the last one labelled _measurement or typed measurement)"
+        elif column.label == FLUX["time"] or column.part is Part.TIME:
+            why = "another column is the time (the last one labelled _time or typed dateTime)"
+        elif column.label in (FLUX["field"], FLUX["value"]):
+            why = "a _field column and a _value column go together (each row's field key and value); this table has one of them only"
+        elif layout.long:
+            why = ("in a Flux result (a table with _field and _value) only group columns (#group true) and "
+                   "columns typed tag become tags, and each row's field is _field=_value: InfluxData's converter "
+                   "leaves the other columns out too. Mark it #group true to keep it as a tag, or read the file "
+                   "with --format csv and a mapping")
+        else:
+            why = "its annotations make it neither a measurement, tag, field nor time"
+        out.append((column.index, why))
+    return tuple(out)
 
 
 def _keyed(fld, key_index: int, key_column: str) -> RowKeyedField:
@@ -591,8 +628,19 @@ class SectionSource(CsvSource):
         shift = self._shift
         for block in super().blocks():
             yield Block(block.source, self._section.shape(block.cells), block.first_line + shift,
-                        [replace(row, line=row.line + shift) for row in block.invalid],
-                        _row_lines=block.row_lines() + shift)
+                        [replace(row, line=row.line + shift, runaway=_shifted(row.runaway, shift))
+                         for row in block.invalid],
+                        _row_lines=block.row_lines() + shift, runaway=_shifted_rows(block.runaway, shift),
+                        notes=block.notes)
+
+
+def _shifted(runaway: Runaway | None, shift: int) -> Runaway | None:
+    return None if runaway is None else replace(runaway, opened_at=runaway.opened_at + shift,
+                                                runs_to=runaway.runs_to + shift)
+
+
+def _shifted_rows(runaway: RunawayRows | None, shift: int) -> RunawayRows | None:
+    return None if runaway is None else RunawayRows(runaway.rows, [_shifted(r, shift) for r in runaway.spans])
 
 
 def _original_bytes(source: CsvSource):

@@ -13,6 +13,7 @@ from click.core import ParameterSource
 from . import __version__
 from .annotated import InputFormat
 from .duplicates import DuplicateMode
+from .encode import DEFAULT_MAX_STRING_BYTES
 from .errors import ConverterError
 from .mapping import (
     NO_TIME,
@@ -189,7 +190,12 @@ _format_option = click.option(
 @click.option("--rejects", "rejects_path", metavar="FILE", default="csv2lp-rejects.csv", show_default=True,
               help="Where --on-error quarantine saves rejected rows (created only when a row is rejected).")
 @click.option("--control-chars", type=click.Choice(["reject", "replace"]), default="reject", show_default=True,
-              help="Control characters in tags/names and line breaks in strings: reject the row, or replace them with spaces.")
+              help="Control characters (C0, DEL, C1, U+2028/U+2029) in tags and names, and line breaks in string "
+                   "fields: reject the row, or replace them with spaces. A cell an unbalanced quote ran away with is "
+                   "rejected either way.")
+@click.option("--max-string-bytes", type=click.IntRange(0), default=DEFAULT_MAX_STRING_BYTES, show_default=True,
+              metavar="N", help="Longest string field value in bytes; a longer one rejects its row (InfluxDB "
+                                "documents 64 KB as its limit). 0: no limit.")
 @click.option("--duplicates", type=click.Choice([m.value for m in DuplicateMode]), default="warn", show_default=True,
               help="Rows with the same series and time (InfluxDB keeps only the last): count them, reject them, "
                    "move later ones by one time unit (nudge), or skip the check.")
@@ -204,7 +210,7 @@ _format_option = click.option(
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr (default: only when stderr is a terminal).")
 def convert_command(inputs: tuple[str, ...], output: str | None, precision: str, on_error: str, rejects_path: str,
-                    control_chars: str, duplicates: str, s2_level: int | None, delimiter: str, block_size: int,
+                    control_chars: str, max_string_bytes: int, duplicates: str, s2_level: int | None, delimiter: str, block_size: int,
                     input_format: str,
                     summary_json: str | None, quiet: bool, progress: bool | None, influx_url: str | None,
                     bucket: str | None, org: str | None, token_file: str | None, create_bucket: bool,
@@ -237,6 +243,7 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
         rejects_path=rejects_path,
         replace_control_chars=control_chars == "replace",
         s2_level=s2_level,
+        max_string_bytes=max_string_bytes or None,
         duplicates=DuplicateMode(duplicates),
         delimiter=delimiter,
         block_size=block_size,

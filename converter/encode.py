@@ -30,13 +30,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import cells, escape, geo, rowerrors
+from .arrow_buffers import offsets_of
 from .mapping import FieldType, Plan, Precision, ResolvedField
-from .number_text import number_text
+from .number_text import float_changes, number_text
 from .row_keys import RowKeyedField
 from .rowerrors import RowErrors
-from .timestamps import parse_times
+from .timestamps import OUT_OF_RANGE, parse_times, range_text
 
 NULL_TEXT = pa.scalar(None, pa.string())
+_RESERVED_FIELD_KEYS = pa.array(list(escape.RESERVED_FIELD_KEYS), pa.string())
 S2_TAG_KEY = "s2_cell_id"
 
 SUFFIX_BY_TYPE = {FieldType.INTEGER: "i", FieldType.UNSIGNED: "u"}
@@ -44,11 +46,25 @@ NAMES_MEMO_MAX_VALUES = 64  # larger dictionaries (a tag with a value per row) a
 NAMES_MEMO_MAX_ENTRIES = 4096
 
 
+# InfluxDB's limit on a series key with its field (TSM index keys carry a 2-byte length; the
+# check on writes came with influxdata/influxdb#8425): measurement and tag set as written, "#!~#",
+# the field key as written, at most 65,535 bytes. InfluxDB 1.6.7 and 2.8.0 both take a series key
+# of 65,530 bytes with the field key "f" and refuse one of 65,531, and refuse a line for its
+# longest field key (tests/test_hostile_values.py).
+MAX_KEY_BYTES = 65_535
+FIELD_KEY_SEPARATOR_BYTES = len("#!~#")
+# InfluxDB documents 64 KB as the length limit of a string field (docs-v2, line protocol reference:
+# "String: Plain text string. Length limit 64KB"). 1.6.7 and 2.8.0 store a 1 MB string; the option
+# is there for servers and tools that hold to the documented limit.
+DEFAULT_MAX_STRING_BYTES = 64 * 1024
+
+
 @dataclass(frozen=True)
 class EncodeOptions:
     precision: Precision = Precision.NS
     replace_control_chars: bool = False
     s2_level: int | None = None
+    max_string_bytes: int | None = DEFAULT_MAX_STRING_BYTES  # None: no limit
 
 
 @dataclass
@@ -76,6 +92,7 @@ class Encoder:
     options: EncodeOptions
     inferred: dict[str, FieldType] = field(default_factory=dict)
     inferred_where: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what inference decided that the user must hear of
     # Checked and escaped name-like values (tags, measurements, row keys) by their batch dictionary:
     # the same few individuals recur in every batch, and checking them again costs ~10 kernel
     # calls per column and batch. Shared by the encoder threads (dict get/set are atomic).
@@ -96,11 +113,15 @@ class Encoder:
                 types[fld.key] = self._type_of(fld, raw, where)
         return types
 
-    def encode_typed(self, plan: Plan, batch: pa.RecordBatch, types: dict[str, FieldType]) -> Encoded:
-        errors = RowErrors(batch.num_rows)
+    def encode_typed(self, plan: Plan, batch: pa.RecordBatch, types: dict[str, FieldType],
+                     errors: RowErrors | None = None) -> Encoded:
+        """`errors`: rows already rejected before encoding (the reader's unbalanced quotes); their
+        reasons come first."""
+        errors = errors if errors is not None else RowErrors(batch.num_rows)
         non_finite: list[pa.Array] = []
         tags: list[tuple[str, pa.DictionaryArray, pa.Array]] = []
         field_pieces: list[FieldText] = []
+        key_bytes: list[int | tuple[pa.Array, pa.Array]] = []  # each piece's key length, or its keys per row
         coordinates: dict[str, pa.Array] = {}
         row_keys: tuple[pa.Array, pa.Array] | None = None  # a field key per row (row_keys.py)
 
@@ -122,6 +143,7 @@ class Encoder:
             if dropped_here is not None:
                 non_finite.append(dropped_here)
             field_pieces.append(piece)
+            key_bytes.append(row_keys if isinstance(fld, RowKeyedField) else len(fld.escaped_key.encode()))
         if self.options.s2_level is not None and {"lat", "lon"} <= coordinates.keys():
             distinct = geo.s2_cell_dictionary(coordinates["lat"], coordinates["lon"], self.options.s2_level)
             tags.append((S2_TAG_KEY, distinct, pc.binary_join_element_wise("," + S2_TAG_KEY + "=", distinct.dictionary, "")))
@@ -130,6 +152,7 @@ class Encoder:
         series_strings, series_codes = _series(head, [(d, pieces) for _, d, pieces in tags], batch.num_rows)
         field_arguments, no_field = _field_arguments(field_pieces, batch.num_rows)
         errors.add(no_field, rowerrors.NO_FIELD)
+        errors.add(_over_key_limit(series_strings, series_codes, field_pieces, key_bytes), rowerrors.SERIES_KEY_TOO_LONG)
 
         parts: list[pa.Array | pa.Scalar] = [pa.scalar(" "), *field_arguments]
         times = None
@@ -137,8 +160,9 @@ class Encoder:
             parsed = parse_times(batch.column(plan.time.index), fmt=plan.time.format, timezone=plan.time.timezone,
                                  precision=self.options.precision, cast_first=not self._odd_times_last)
             self._odd_times_last = parsed.odd_cells
-            detail = plan.time.timezone if "local" in "".join(k for k, _ in parsed.problems) else plan.time.format
             for kind, mask in parsed.problems:
+                detail = (plan.time.timezone if "local" in kind else plan.time.format if kind != OUT_OF_RANGE
+                          else f"-p {self.options.precision.value}: {range_text(self.options.precision)}")
                 errors.add(mask, rowerrors.time_problem(kind, plan.time.column, detail), batch.column(plan.time.index))
             parts += [pa.scalar(" "), parsed.values.cast(pa.string())]
             times = pc.fill_null(parsed.values, 0).to_numpy(zero_copy_only=False)
@@ -248,6 +272,9 @@ class Encoder:
 
         def check(dictionary: pa.Array) -> tuple[pa.Array, tuple]:
             text, problems = self._check_names(dictionary, fld.key_column, "field key", escape.AMBIGUOUS_BACKSLASH_IN_KEY)
+            reserved = pc.is_in(text, value_set=_RESERVED_FIELD_KEYS)
+            if cells.any_true(reserved):
+                problems += ((reserved, rowerrors.reserved_field_key(fld.key_column)),)
             return escape.tag_values(text), problems
 
         keys = self._names(distinct, ("field key", fld.key_column), check, errors, raw)
@@ -265,6 +292,13 @@ class Encoder:
         if known is None:
             if cells.looks_like(raw, "float"):
                 known = FieldType.FLOAT
+                if float_changes(pc.drop_null(raw)) is not None and cells.to_integer(pc.drop_null(raw)).bad is None:
+                    # Integers a float would change (IDs past 2**53): written as integers, and said so.
+                    known = FieldType.INTEGER
+                    self.notes.append(
+                        f"column {fld.column!r} holds integers that a float would change (such as "
+                        f"{_first_changed(raw)}): its type is integer (`{fld.escaped_key}=...i`), not float; "
+                        f"--type {fld.column}=float writes floats instead")
             elif cells.looks_like(raw, "boolean"):
                 known = FieldType.BOOLEAN
             else:
@@ -279,6 +313,8 @@ class Encoder:
         if ftype is FieldType.STRING:
             text = cells.to_text(raw)
             errors.add(text.bad, rowerrors.invalid_utf8(fld.column), raw)
+            limit = self.options.max_string_bytes
+            errors.add(_longer_than(raw, limit) if limit else None, rowerrors.string_too_long(fld.column, limit or 0), raw)
             values = self._replace_or_reject(
                 text.values, escape.LINE_BREAKS, lambda mask: errors.add(mask, rowerrors.line_break(fld.column), raw))
             return FieldText(fld.escaped_key + '="', escape.string_field_values(values), '"'), None
@@ -291,8 +327,9 @@ class Encoder:
             converted = cells.to_boolean(raw)
             errors.add(converted.bad, rowerrors.invalid_value(ftype.value, fld.column), raw)
             return FieldText(fld.escaped_key + "=", pc.if_else(converted.values, "true", "false"), ""), None
-        numbers = number_text(raw, ftype)
+        numbers = number_text(raw, ftype, exact_integers=fld.type is FieldType.AUTO)
         errors.add(numbers.bad, rowerrors.invalid_value(ftype.value, fld.column), raw)
+        errors.add(numbers.changed, rowerrors.integer_changed_by_float(fld.column), raw)
         return FieldText(fld.escaped_key + "=", numbers.text, SUFFIX_BY_TYPE.get(ftype, "")), numbers.non_finite
 
 
@@ -303,6 +340,41 @@ class FieldText:
     prefix: str | pa.Array  # escaped key and '=' (and the opening quote of a string); per row: row_keys.py
     value: pa.Array | pa.Scalar  # a scalar: the same value in every row
     suffix: str  # "i", "u", the closing quote, or ""
+
+
+def _first_changed(raw: pa.Array) -> str:
+    changed = float_changes(raw)
+    assert changed is not None
+    return raw.filter(changed)[0].as_py().decode()
+
+
+def _longer_than(raw: pa.Array, limit: int) -> pa.Array | None:
+    """Cells of more than `limit` bytes (numpy over the offsets; nothing when the whole column is shorter)."""
+    offsets = offsets_of(raw)
+    if int(offsets[-1]) - int(offsets[0]) <= limit:
+        return None
+    long = np.diff(offsets) > limit
+    return pa.array(long) if long.any() else None
+
+
+def _over_key_limit(series_strings: pa.Array, series_codes: np.ndarray, pieces: list["FieldText"],
+                    key_bytes: list[int | tuple[pa.Array, pa.Array]]) -> pa.Array | None:
+    """Rows whose series key with their longest field key is over InfluxDB's limit (MAX_KEY_BYTES).
+    Measured on the distinct series first: only a batch with a series near the limit looks at rows."""
+    series_bytes = pc.binary_length(series_strings).to_numpy(zero_copy_only=False).astype(np.int64)
+    widest = [k if isinstance(k, int) else int(pc.max(pc.binary_length(k[0])).as_py() or 0) for k in key_bytes]
+    if not widest or not len(series_bytes) or \
+            int(series_bytes.max()) + FIELD_KEY_SEPARATOR_BYTES + max(widest) <= MAX_KEY_BYTES:
+        return None
+    longest = np.zeros(len(series_codes), dtype=np.int64)
+    for piece, k in zip(pieces, key_bytes):
+        present = np.ones(len(series_codes), dtype=bool) if isinstance(piece.value, pa.Scalar) else \
+            pc.is_valid(piece.value).to_numpy(zero_copy_only=False)
+        lengths = k if isinstance(k, int) else \
+            pc.fill_null(pc.binary_length(k[0]).take(k[1]), 0).to_numpy(zero_copy_only=False)
+        longest = np.maximum(longest, np.where(present, lengths, 0))
+    over = series_bytes[series_codes] + FIELD_KEY_SEPARATOR_BYTES + longest > MAX_KEY_BYTES
+    return pa.array(over) if over.any() else None
 
 
 def _count_in_written_rows(masks: list[pa.Array], errors: RowErrors) -> int:

@@ -9,8 +9,13 @@ ambiguous between parsers: a backslash at the very end of a name (it would escap
 separator that follows) and a backslash right before a character we escape (InfluxDB 1.x
 reads `\\,` as an escaped backslash followed by a separator, the v2 parser as a literal
 backslash and an escaped comma). Such names are refused, never guessed at.
-Control characters (0x00-0x1F, 0x7F) are not allowed in names and tag values at all, and a
-line break would end the line inside a string field.
+Control characters are not allowed in names and tag values at all: the C0 set (0x00-0x1F),
+DEL, the C1 set (U+0080-U+009F) and the line and paragraph separators U+2028/U+2029 (Unicode
+line breaks: consumers that split text into lines with Unicode's rules, Python's
+`str.splitlines` among them, cut a line there). A line break (CR, LF) would end the line
+inside a string field; every other character, control characters included, is stored in a
+string field as it is (InfluxDB 1.6.7 stores tab, NUL, DEL, U+0085 and U+2028 in a string
+field exactly: tests/test_hostile_values.py).
 """
 
 from __future__ import annotations
@@ -24,16 +29,43 @@ import pyarrow.compute as pc
 from .arrow_buffers import byte_table, cell_bytes
 from .errors import MappingError
 
-CONTROL_CHARS = r"[\x00-\x1f\x7f]"
+# The same pattern for Arrow's RE2 and Python's re: escapes for the code points below U+00A0, the
+# two separators as themselves (RE2 has no \\u escape, Python's re no \\x{...}).
+CONTROL_CHARS = r"[\x00-\x1f\x7f-\x9f" + "\u2028\u2029" + "]"
 LINE_BREAKS = r"[\r\n]"
 # A backslash before a character that the element escapes, or at the end.
 AMBIGUOUS_BACKSLASH_IN_KEY = r"\\([,= ]|$)"
 AMBIGUOUS_BACKSLASH_IN_MEASUREMENT = r"\\([, ]|$)"
 
 
-# Patterns that are a class of ASCII bytes: in UTF-8 no other character holds such a byte,
-# so a scan of the data buffer tells whether any value matches, far cheaper than the regex.
-_ASCII_CLASSES = {CONTROL_CHARS: byte_table(bytes(range(0x20)) + b"\x7f"), LINE_BREAKS: byte_table(b"\r\n")}
+# Bytes without which no value can match the pattern: a scan of the data buffer (one table
+# lookup per byte) tells that no value matches, far cheaper than the regex. In UTF-8 an ASCII
+# byte is always its own character; C1 characters are 0xC2 0x80-0x9F and U+2028/U+2029 are
+# 0xE2 0x80 0xA8/0xA9, so a 0xC2 or 0xE2 (also the lead byte of common letters and of the
+# euro sign) makes `_holds_control` look at the bytes after it before the regex runs.
+_C2, _E2 = 0xC2, 0xE2
+_PREFILTERS = {CONTROL_CHARS: byte_table(bytes(range(0x20)) + b"\x7f" + bytes([_C2, _E2])),
+               LINE_BREAKS: byte_table(b"\r\n")}
+
+# Keys InfluxDB does not store as given, with why (a clause after "which"). Seen on InfluxDB
+# 1.6.7 and 2.8.0 (tests/test_hostile_values.py): a tag or field `time` is refused (1.x: 400
+# "invalid tag key" / "invalid field name"; 2.x: "cannot use reserved tag key", 422), and a
+# `time` field beside other fields is dropped without a word by both. InfluxDB 2 refuses the
+# tag keys `_measurement` and `_field` (400 "cannot use reserved tag key"), stores `_value` and
+# `_time` but then fails every Flux query of the measurement (500, "interface conversion"), and
+# stores `_start` and `_stop` but Flux shows the query's range there, the tag's value lost. As
+# field keys, `_measurement`, `_field` and the others are stored and read back as they are.
+_TIME_REFUSED = "InfluxDB refuses as a tag or field key (it names a point's timestamp)"
+RESERVED_TAG_KEYS = {
+    "time": _TIME_REFUSED,
+    "_measurement": "InfluxDB 2 refuses as a tag key (Flux's name for the measurement)",
+    "_field": "InfluxDB 2 refuses as a tag key (Flux's name for the field key)",
+    "_value": "InfluxDB 2 stores, but then fails every Flux query of the measurement",
+    "_time": "InfluxDB 2 stores, but then fails every Flux query of the measurement",
+    "_start": "InfluxDB 2 stores, but Flux shows the query's start there instead of the tag",
+    "_stop": "InfluxDB 2 stores, but Flux shows the query's stop there instead of the tag",
+}
+RESERVED_FIELD_KEYS = {"time": _TIME_REFUSED}
 
 _KEY_ESCAPES = (",", "=", " ")
 _MEASUREMENT_ESCAPES = (",", " ")
@@ -101,11 +133,27 @@ def string_field_values(values: pa.Array) -> pa.Array:
 
 def has_match(values: pa.Array, pattern: str) -> pa.Array:
     """Boolean mask, false for nulls (so it can be combined without null handling)."""
-    byte_class = _ASCII_CLASSES.get(pattern)
-    if byte_class is not None:
-        if not byte_class[cell_bytes(values)].any():
+    prefilter = _PREFILTERS.get(pattern)
+    if prefilter is not None:
+        data = cell_bytes(values)
+        marked = prefilter[data]
+        if not marked.any() or (pattern == CONTROL_CHARS and not _holds_control(data, marked)):
             return pa.array(np.zeros(len(values), dtype=bool))
     return pc.fill_null(pc.match_substring_regex(values, pattern), False)
+
+
+def _holds_control(data: np.ndarray, marked: np.ndarray) -> bool:
+    """Whether the bytes hold a character of CONTROL_CHARS, given the bytes its prefilter marked:
+    an ASCII one, or a 0xC2 / 0xE2 that starts a C1 character or U+2028/U+2029."""
+    at = np.flatnonzero(marked)
+    lead = data[at]
+    if ((lead != _C2) & (lead != _E2)).any():
+        return True
+    padded = np.concatenate((data, np.zeros(2, dtype=np.uint8)))  # a lead byte at the very end
+    second, third = padded[at + 1], padded[at + 2]
+    c1 = (lead == _C2) & (second >= 0x80) & (second <= 0x9F)
+    separator = (lead == _E2) & (second == 0x80) & ((third == 0xA8) | (third == 0xA9))
+    return bool((c1 | separator).any())
 
 
 def replace_matches(values: pa.Array, pattern: str, replacement: str = " ") -> pa.Array:

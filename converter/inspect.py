@@ -27,7 +27,8 @@ from .annotated import InputFormat
 from .duplicates import DuplicateMode, DuplicateTracker
 from .encode import EncodeOptions, Encoder
 from .mapping import FieldType, MappingSpec, OtherColumns, Plan
-from .pipeline import ConvertOptions, check_inputs, parts_and_plans, split_blank_rows
+from .pipeline import ConvertOptions, check_inputs, iter_blocks, parts_and_plans
+from .row_keys import RowKeyedField
 from .reader import DEFAULT_BLOCK_SIZE, CsvSource, open_source
 from .summary import RunSummary, reason_lines
 
@@ -44,8 +45,12 @@ class Role(str, Enum):
     MEASUREMENT = "measurement"
     TAG = "tag"
     FIELD = "field"
+    FIELD_KEY = "field key"  # each row's field key (Flux results' _field): row_keys.py
     TIME = "time"
     IGNORED = "ignored"
+
+
+KEYS_SHOWN = 5  # a field whose key comes from each row shows this many of its keys
 
 
 @dataclass
@@ -65,8 +70,10 @@ class ColumnReport:
     distinct_over_cap: bool = False
     rejected: int = 0  # rows rejected for a reason that names this column (first reason per row)
     dropped: int = 0  # NaN / ±Inf values left out of their lines
+    keys_from: str | None = None  # a field whose key comes from each row: the column of its keys
     # Working set for `distinct`; emptied once the cap is passed.
     _values: set = field(default_factory=set, repr=False)
+    _plan_key: str | None = field(default=None, repr=False)  # a field's key in the plan (the encoder's inference)
 
     @property
     def empty_share(self) -> float:
@@ -88,6 +95,7 @@ class ColumnReport:
             "distinct_over_cap": self.distinct_over_cap,
             "rejected": self.rejected,
             "dropped": self.dropped,
+            "keys_from": self.keys_from,
         }
 
 
@@ -108,6 +116,8 @@ class InspectReport:
     sample: list[str]  # the first output lines, without their "\n"
     duplicate_points: int = 0  # lines whose series and time repeat an earlier line's
     duplicates_unchecked: int = 0
+    unbalanced_quotes: int = 0
+    lines_swallowed: int = 0
 
     def column(self, name: str) -> ColumnReport:
         return next(c for c in self.columns if c.column == name)
@@ -126,6 +136,8 @@ class InspectReport:
             "series_over_cap": self.series_over_cap,
             "duplicate_points": self.duplicate_points,
             "duplicates_unchecked": self.duplicates_unchecked,
+            "unbalanced_quotes": self.unbalanced_quotes,
+            "lines_swallowed": self.lines_swallowed,
             "columns": [c.to_dict() for c in self.columns],
             "warnings": self.warnings,
             "sample": self.sample,
@@ -167,23 +179,12 @@ class _Inspection:
         if plan.measurement is not None and plan.measurement not in self.measurements:
             self.measurements.append(plan.measurement)
         roles = self._roles(plan)
-        for block in source.blocks():
-            batch, _, blank = split_blank_rows(block)
-            self.counts.blank_lines += blank
-            encoded = self.encoder.encode(plan, batch, where=f"{source.name}:{block.first_line}")
-            n_rejected = int(encoded.errors.rows().size)
-            self.counts.rows_read += batch.num_rows + len(block.invalid)
-            self.counts.lines_written += len(encoded.lines)
-            self.counts.rows_rejected += n_rejected + len(block.invalid)
-            self.counts.fields_dropped += encoded.fields_dropped
-            if encoded.times is not None and encoded.series_codes is not None and encoded.series_strings is not None:
-                found = self.duplicates.check(encoded.series_codes, encoded.series_strings.to_pylist(), encoded.times)
-                self.counts.duplicate_points += int(found.duplicate.sum())
-                self.counts.duplicates_unchecked += found.unchecked
+        # The blocks convert would write, encoded as convert encodes them (one thread: the counts
+        # of distinct values are taken block by block), counted into the books as convert counts.
+        for encoded_block in iter_blocks(source, plan, encoder=self.encoder, workers=1, duplicates=self.duplicates):
+            encoded_block.count_into(self.counts)
+            batch, encoded = encoded_block.batch, encoded_block.encoded
             reasons = encoded.errors.counts()
-            self.counts.rejects_by_reason.update(reasons)
-            for row in block.invalid:
-                self.counts.rejects_by_reason[row.reason.text] += 1
 
             for index, report in roles:
                 raw = batch.column(index)
@@ -211,15 +212,22 @@ class _Inspection:
             by_index[tag.index] = ColumnReport(tag.column, Role.TAG, key=tag.key)
         for fld in plan.fields:
             declared = None if fld.type is FieldType.AUTO else fld.type.value
-            by_index[fld.index] = ColumnReport(fld.column, Role.FIELD, key=fld.key, type=declared)
+            if isinstance(fld, RowKeyedField):  # the lines carry each row's key, not the placeholder
+                by_index[fld.key_index] = ColumnReport(fld.key_column, Role.FIELD_KEY, type="string")
+                by_index[fld.index] = ColumnReport(fld.column, Role.FIELD, type=declared, keys_from=fld.key_column,
+                                                   _plan_key=fld.key)
+            else:
+                by_index[fld.index] = ColumnReport(fld.column, Role.FIELD, key=fld.key, type=declared, _plan_key=fld.key)
         if plan.time is not None:
             by_index[plan.time.index] = ColumnReport(plan.time.column, Role.TIME, type=plan.time.format)
+        unwritten = dict(plan.unwritten)
         pairs = []
         for index, column in enumerate(plan.header):
             report = by_index.get(index)
             if report is None:
                 because = ("excluded" if column in self.mapping.exclude
                            else "not mapped, other_columns = ignore" if self.mapping.other_columns is OtherColumns.IGNORE
+                           else f"left out: {unwritten[index]}" if index in unwritten
                            else "not mapped")
                 report = ColumnReport(column, Role.IGNORED, ignored_because=because)
             pairs.append((index, self.columns.setdefault(column, report)))
@@ -249,6 +257,7 @@ class _Inspection:
 
     def _count_distinct(self, plan: Plan, batch: pa.RecordBatch) -> None:
         indices = [t.index for t in plan.tags]
+        indices += [f.key_index for f in plan.fields if isinstance(f, RowKeyedField)]
         if plan.measurement_index is not None:
             indices.append(plan.measurement_index)
         for index in indices:
@@ -285,12 +294,16 @@ class _Inspection:
 
     def report(self, items: list[str]) -> InspectReport:
         for report in self.columns.values():
-            if report.role is Role.FIELD and report.type is None and report.key in self.encoder.inferred:
-                report.type = self.encoder.inferred[report.key].value
+            if report.role is Role.FIELD and report.type is None and report._plan_key in self.encoder.inferred:
+                report.type = self.encoder.inferred[report._plan_key].value
                 report.type_inferred = True
-                report.type_inferred_at = self.encoder.inferred_where[report.key]
-            if report.role in (Role.TAG, Role.MEASUREMENT) and not report.distinct_over_cap:
+                report.type_inferred_at = self.encoder.inferred_where[report._plan_key]
+            if report.role in (Role.TAG, Role.MEASUREMENT, Role.FIELD_KEY) and not report.distinct_over_cap:
                 report.distinct = len(report._values)
+        for report in self.columns.values():  # after the loop above: the keys' column is done with its values
+            if report.keys_from is not None:
+                report.key = _keys_text(self.columns[report.keys_from])
+        for report in self.columns.values():
             report._values = set()
         counts = self.counts
         series = None if self.series_over_cap else len(self.series)
@@ -307,11 +320,22 @@ class _Inspection:
             blank_lines=counts.blank_lines,
             series=series,
             series_over_cap=self.series_over_cap,
-            warnings=_cardinality_warnings(columns, counts.lines_written, series),
+            warnings=counts.warnings + _cardinality_warnings(columns, counts.lines_written, series),
             sample=self.sample,
             duplicate_points=counts.duplicate_points,
             duplicates_unchecked=counts.duplicates_unchecked,
+            unbalanced_quotes=counts.unbalanced_quotes,
+            lines_swallowed=counts.lines_swallowed,
         )
+
+
+def _keys_text(keys: ColumnReport) -> str:
+    """The field keys a row-keyed field takes (the distinct values of its keys' column)."""
+    if keys.distinct_over_cap:
+        return f"(from {keys.column}: more than {DISTINCT_CAP:,} keys)"
+    shown = sorted(str(v.decode() if isinstance(v, bytes) else v) for v in keys._values)
+    more = f", ... ({len(shown):,} keys)" if len(shown) > KEYS_SHOWN else ""
+    return ", ".join(shown[:KEYS_SHOWN]) + more
 
 
 def _cardinality_warnings(columns: list[ColumnReport], lines: int, series: int | None) -> list[str]:
@@ -363,6 +387,8 @@ def _notes(c: ColumnReport, single_input: str | None) -> str:
     notes = []
     if c.role is Role.IGNORED and c.ignored_because:
         notes.append(c.ignored_because)
+    if c.keys_from is not None:
+        notes.append(f"each line's field key is its row's {c.keys_from}")
     if c.type_inferred:
         where = c.type_inferred_at or ""
         if single_input is not None and where.startswith(single_input + ":"):
@@ -382,7 +408,8 @@ def _type_text(c: ColumnReport) -> str:
         return c.type or "auto (no value)"
     if c.role is Role.TIME:
         return c.type or ""
-    return "string" if c.role in (Role.TAG, Role.MEASUREMENT) else ""  # tag values are strings in line protocol
+    # tag values and keys are strings in line protocol
+    return "string" if c.role in (Role.TAG, Role.MEASUREMENT, Role.FIELD_KEY) else ""
 
 
 def render(report: InspectReport) -> str:
@@ -393,6 +420,9 @@ def render(report: InspectReport) -> str:
         rows += f" ({report.blank_lines:,} blank lines skipped)"
     out.append(rows)
     out += reason_lines(report.rejects_by_reason)
+    if report.unbalanced_quotes:
+        out.append(f"lines read into rejected rows by unbalanced quotes: {report.lines_swallowed:,} "
+                   f"({report.unbalanced_quotes:,} row{'' if report.unbalanced_quotes == 1 else 's'})")
     if report.fields_dropped:
         out.append(f"field values dropped (NaN/Inf): {report.fields_dropped:,}")
     out.append(f"measurement: {report.measurement if report.measurement is not None else '(from a column)'}")

@@ -204,6 +204,10 @@ class Plan:
     tags: tuple[ResolvedTag, ...]
     fields: tuple[ResolvedField, ...]
     time: ResolvedTime | None
+    # Columns that reach no line by a rule the user did not write (annotated CSV's layout rules),
+    # with the reason: a value in one of them is named in a warning (pipeline.py). Columns left out
+    # on request (--exclude, --other-columns ignore, the datatype `ignored`) are not listed.
+    unwritten: tuple[tuple[int, str], ...] = ()
 
     def field_by_key(self, key: str) -> ResolvedField | None:
         return next((f for f in self.fields if f.key == key), None)
@@ -273,10 +277,13 @@ def resolve(spec: MappingSpec, header: Sequence[str], *, source: str, default_me
                 f"{source}: key {key!r} is produced twice ({keys[key]} and {role}); give one of them "
                 f"another key (KEY=COLUMN) or --exclude one column."
             )
-        if key == "time":
+        kind = role.split(" ")[0]  # "tag" or "field"
+        reserved = escape.RESERVED_TAG_KEYS if kind == "tag" else escape.RESERVED_FIELD_KEYS
+        if key in reserved:
+            column = role.split(" ")[-1].strip("'")
             raise MappingError(
-                f"{source}: {role} would get the key 'time', which InfluxDB refuses; give it another "
-                f"key, e.g. --field event_time={role.split(' ')[-1]}."
+                f"{source}: {role} would get the key {key!r}, which {reserved[key]}; give it another key, "
+                f"e.g. --{kind} {key.strip('_')}_{kind}={column}."
             )
         keys[key] = role
 

@@ -15,13 +15,18 @@ one double), and Arrow writes such a double in plain notation, without trailing 
 a trailing point, when 1e-6 <= |x| < 1e10 (checked against pyarrow 26; the tests compare
 every passed cell with Arrow's own formatting). Integers: digits with an optional '-', no
 leading zero, no "-0", and few enough digits to fit (18 signed, 19 unsigned).
+
+An integer cell in a float column keeps its value only while it has at most 15 digits: a double
+holds every integer up to 2**53 (16 digits) and not all beyond. A cell of 16 bytes or more is
+never passed through as it is (it has more digits than the plain test allows), so the check of
+such integers (`float_changes`) runs among the other cells only: nothing on a clean column.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -48,17 +53,20 @@ class NumberText:
     text: pa.Array  # string: null where the cell is empty, bad, or NaN/±Inf
     bad: pa.Array | None  # cells that are not numbers of the kind (None: none)
     non_finite: pa.Array | None  # floats: NaN/±Inf cells, which line protocol cannot carry (None: none)
+    changed: pa.Array | None = None  # floats, when asked: integer cells a double does not hold exactly
 
 
-def number_text(raw: pa.Array, kind: FieldType) -> NumberText:
-    """`raw` (binary cells) as the text of `kind` numbers, as Arrow would format their values."""
+def number_text(raw: pa.Array, kind: FieldType, *, exact_integers: bool = False) -> NumberText:
+    """`raw` (binary cells) as the text of `kind` numbers, as Arrow would format their values.
+    With `exact_integers` (floats), also the integer cells whose value a double would change."""
     plain = written_as_arrow_writes(raw, kind)
     present = pc.is_valid(raw).to_numpy(zero_copy_only=False) if raw.null_count else np.ones(len(raw), dtype=bool)
     others = present & ~plain
     if not others.any():
         return NumberText(_as_string(raw), None, None)
+    changed = float_changes(raw, others) if exact_integers and kind is FieldType.FLOAT else None
     if 2 * int(others.sum()) > len(raw):  # mostly other shapes: one cast of the whole column is cheaper
-        return _parsed_and_formatted(raw, kind)
+        return replace(_parsed_and_formatted(raw, kind), changed=changed)
     rows = np.flatnonzero(others)
     taken = raw.take(pa.array(rows))
     parsed = _parsed_and_formatted_few(taken, kind) if len(rows) <= FEW_CELLS else _parsed_and_formatted(taken, kind)
@@ -66,7 +74,39 @@ def number_text(raw: pa.Array, kind: FieldType) -> NumberText:
         text = _as_string(raw, valid=present & plain)
     else:
         text = _as_string(pc.replace_with_mask(raw, pa.array(others), parsed.text.cast(pa.binary())))
-    return NumberText(text, _spread(parsed.bad, rows, len(raw)), _spread(parsed.non_finite, rows, len(raw)))
+    return NumberText(text, _spread(parsed.bad, rows, len(raw)), _spread(parsed.non_finite, rows, len(raw)), changed)
+
+
+# Integers of up to 15 digits (and a sign) fit a double exactly; 16 bytes may be more than 2**53.
+_EXACT_IN_FLOAT_BYTES = 16
+
+
+def float_changes(raw: pa.Array, among: np.ndarray | None = None) -> pa.Array | None:
+    """Cells (of those marked in `among`) that are integers a double does not hold exactly:
+    `9007199254740993` reads back as 9007199254740992. Integers beyond int64 count as changed."""
+    lengths = np.diff(offsets_of(raw))
+    long = lengths >= _EXACT_IN_FLOAT_BYTES
+    if among is not None:
+        long &= among
+    rows = np.flatnonzero(long)
+    if not rows.size:
+        return None
+    taken = raw.take(pa.array(rows))
+    integer = pc.fill_null(pc.match_substring_regex(taken, cells.INTEGER_SHAPE), False).to_numpy(zero_copy_only=False)
+    if not integer.any():
+        return None
+    converted = cells.to_integer(taken)
+    values = pc.fill_null(converted.values, 0).to_numpy(zero_copy_only=False)
+    with np.errstate(invalid="ignore"):  # values near 2**63 round to 2**63, which int64 cannot hold: changed
+        back = values.astype(np.float64).astype(np.int64)
+    beyond = pc.fill_null(converted.bad, False).to_numpy(zero_copy_only=False) if converted.bad is not None \
+        else np.zeros(len(rows), dtype=bool)
+    changed = integer & (beyond | (back != values))
+    if not changed.any():
+        return None
+    full = np.zeros(len(raw), dtype=bool)
+    full[rows[changed]] = True
+    return pa.array(full)
 
 
 def _parsed_and_formatted(raw: pa.Array, kind: FieldType) -> NumberText:

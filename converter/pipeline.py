@@ -21,13 +21,14 @@ import pyarrow.compute as pc
 
 from . import annotated, rowerrors
 from .duplicates import DEFAULT_WINDOW, DuplicateMode, DuplicateTracker
-from .encode import EncodeOptions, Encoded, Encoder
+from .encode import DEFAULT_MAX_STRING_BYTES, EncodeOptions, Encoded, Encoder
 from .errors import BadRowError, ConverterError, MappingError
 from .mapping import FieldType, MappingSpec, Plan, Precision, TagSpec, resolve
 from .parallel import ordered_map
 from .read_settings import PLAIN, ReadSettings, blank_rows
 from .reader import DEFAULT_BLOCK_SIZE, STDIN, Block, CsvSource, expand_inputs, file_size, open_source
 from .rejects import RejectsWriter
+from .rowerrors import RowErrors
 from .sinks import LineSink
 from .summary import RunSummary
 
@@ -47,6 +48,7 @@ class ConvertOptions:
     rejects_path: str = "csv2lp-rejects.csv"
     replace_control_chars: bool = False
     s2_level: int | None = None
+    max_string_bytes: int | None = DEFAULT_MAX_STRING_BYTES  # longer string fields reject their row; None: no limit
     delimiter: str = ","
     block_size: int = DEFAULT_BLOCK_SIZE
     # Encoder threads: Arrow's kernels release the GIL, so two encode while the caller reads.
@@ -140,7 +142,8 @@ def convert(inputs: Sequence[str], *, mapping: MappingSpec, options: ConvertOpti
     """Convert every input into `sink`. Raises ConverterError (with `.summary`) when a run cannot finish."""
     started = time.perf_counter()
     summary = RunSummary()
-    encoder = Encoder(EncodeOptions(options.precision, options.replace_control_chars, options.s2_level))
+    encoder = Encoder(EncodeOptions(options.precision, options.replace_control_chars, options.s2_level,
+                                    options.max_string_bytes))
     rejects = RejectsWriter(options.rejects_path) if options.on_error is OnError.QUARANTINE else None
     run = _Run(summary, encoder, rejects, options, sink, progress)
     try:
@@ -180,6 +183,18 @@ class _TypedBlock:
     lines_of_rows: np.ndarray
     blank_lines: int
     types: dict[str, FieldType]
+    warnings: list[str]
+
+    def early_errors(self) -> RowErrors | None:
+        """The rows rejected before encoding: those an unbalanced quote ran through (quotes.py)."""
+        runaway = self.block.runaway
+        if runaway is None:
+            return None
+        if self.blank_lines:  # the batch lost its blank rows: number the runaway rows in it
+            runaway = runaway.taken(pc.invert(blank_rows(self.block.cells.columns)).to_numpy(zero_copy_only=False))
+        errors = RowErrors(self.batch.num_rows)
+        errors.add_each(runaway.rows, [span.reason for span in runaway.spans])
+        return errors
 
 
 @dataclass
@@ -199,6 +214,7 @@ class EncodedBlock:
     duplicates: int = 0  # points that repeat an earlier (series, time)
     duplicates_unchecked: int = 0  # rows too old for the duplicate window
     points_nudged: int = 0
+    warnings: list[str] = field(default_factory=list)  # about the input or its columns, for the summary
 
     @property
     def lines(self) -> pa.Array:
@@ -238,6 +254,10 @@ class EncodedBlock:
         summary.rejects_by_reason.update(self.encoded.errors.counts())
         for row in self.block.invalid:
             summary.rejects_by_reason[row.reason.text] += 1
+        runaways = self.block.runaways
+        summary.unbalanced_quotes += len(runaways)
+        summary.lines_swallowed += sum(r.lines_swallowed for r in runaways)
+        summary.warn(self.warnings)
 
     def save_rejects(self, rejects: RejectsWriter) -> None:
         """Every rejected row of the block (failed checks and rows Arrow could not split), in line order."""
@@ -260,22 +280,35 @@ def iter_blocks(source: CsvSource, plan: Plan, *, encoder: Encoder, workers: int
     `duplicates`, when given, checks every block's points in file order too.
     """
 
+    unwritten = dict(plan.unwritten)  # columns not seen with a value yet
+
     def typed_blocks() -> Iterator[_TypedBlock]:
         for block in source.blocks():
             batch, lines_of_rows, blank = split_blank_rows(block)
+            noted = len(encoder.notes)
             types = encoder.decide_types(plan, batch, where=f"{source.name}:{block.first_line}")
-            yield _TypedBlock(block, batch, lines_of_rows, blank, types)
+            warnings = block.notes + [f"{source.name}: {note}" for note in encoder.notes[noted:]] + \
+                _values_left_out(source, plan, batch, unwritten)
+            yield _TypedBlock(block, batch, lines_of_rows, blank, types, warnings)
 
     def encode(typed: _TypedBlock) -> Encoded:
-        return encoder.encode_typed(plan, typed.batch, typed.types)
+        return encoder.encode_typed(plan, typed.batch, typed.types, typed.early_errors())
 
     # Two blocks read ahead of the encoders smooth out blocks that take longer to encode
     # (fishers x 20: ~3 % faster than one, alternating runs); the second cost ~25 MB of peak RSS.
     for typed, encoded in ordered_map(encode, typed_blocks(), workers=workers, ahead=2):
-        block = EncodedBlock(source, typed.block, typed.batch, typed.lines_of_rows, typed.blank_lines, encoded)
+        block = EncodedBlock(source, typed.block, typed.batch, typed.lines_of_rows, typed.blank_lines, encoded,
+                             warnings=typed.warnings)
         if duplicates is not None and duplicates.mode is not DuplicateMode.OFF:
             check_duplicates(block, duplicates)
         yield block
+
+
+def _values_left_out(source: CsvSource, plan: Plan, batch: pa.RecordBatch, unwritten: dict[int, str]) -> list[str]:
+    """A warning for each column of `unwritten` that has a value in this batch (then no more for it)."""
+    found = [index for index in unwritten if batch.column(index).null_count < batch.num_rows]
+    return [f"{source.name}: column {plan.header[index]!r} holds values that reach no line: {unwritten.pop(index)}"
+            for index in found]
 
 
 DUPLICATE_POINT = rowerrors.Reason(
@@ -358,6 +391,10 @@ class _Run:
             reason = invalid.reason
             candidates.append((invalid.line, reason.text, reason.fix, invalid.text.encode("utf-8", "surrogateescape")))
         line, reason, fix, value = min(candidates, key=lambda c: c[0])
+        runaway = next((r for r in block.block.runaways if r.reason.text == reason), None)
+        if runaway is not None:
+            self.summary.unbalanced_quotes += 1
+            self.summary.lines_swallowed += runaway.lines_swallowed
         # Rows before the bad one are good: write them, so the output ends exactly there.
         good_before = int(np.count_nonzero(lines_of_rows < line)) - int(np.count_nonzero(lines_of_rows[bad_rows] < line))
         self.sink.write_lines(encoded.lines.slice(0, good_before))

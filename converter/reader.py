@@ -38,6 +38,7 @@ from .header import read_header
 from .mapping import FieldType
 from .read_settings import (PLAIN, SKIPPED_COLUMN, CommentFilter, ReadSettings, blank_rows, constant_column,
                             read_header_rows, read_metadata, take_lines, trimmed)
+from .quotes import Runaway, RunawayRows, line_breaks_per_column, runaway_in_text, runaway_rows
 from .readahead import ReadAheadLimit
 from .rowerrors import CUT_OFF_ROW, Reason, ragged_row
 from .streams import COMPRESSION_BY_SUFFIX, GZIP_MAGIC, CountingReader, PrefixedReader, WholeLines, decompressing
@@ -75,10 +76,13 @@ class InvalidRow:
     expected: int
     actual: int
     cut_off: bool = False  # the incomplete last row of a damaged compressed file, not a ragged one
+    runaway: Runaway | None = None  # an unbalanced quote ran over the rows after it (quotes.py)
 
     @property
     def reason(self) -> Reason:
-        return CUT_OFF_ROW if self.cut_off else ragged_row(self.expected, self.actual)
+        if self.cut_off:
+            return CUT_OFF_ROW
+        return self.runaway.reason if self.runaway is not None else ragged_row(self.expected, self.actual)
 
 
 @dataclass
@@ -90,6 +94,14 @@ class Block:
     first_line: int
     invalid: list[InvalidRow]
     _row_lines: np.ndarray | None = field(default=None, repr=False)
+    runaway: RunawayRows | None = None  # rows of `cells` an unbalanced quote ran through (quotes.py)
+    notes: list[str] = field(default_factory=list)  # warnings about the input, for the summary
+
+    @property
+    def runaways(self) -> list[Runaway]:
+        """Every unbalanced quote of the block: in rows Arrow split and in rows it could not."""
+        spans = list(self.runaway.spans) if self.runaway is not None else []
+        return spans + [row.runaway for row in self.invalid if row.runaway is not None]
 
     def row_lines(self) -> np.ndarray:
         """Physical line number of each row of `cells` (computed only when asked for)."""
@@ -212,7 +224,8 @@ class CsvSource:
                                                    self.block_size)) from exc
                 if self._guard.swapped:
                     batch = restore_cells(batch)
-                block, next_record, next_line = _place(self.name, batch, pending, next_record, next_line)
+                block, next_record, next_line = _place(self.name, batch, pending, next_record, next_line,
+                                                       self.delimiter)
                 yield self._finish(block)
         finally:
             limit.end()  # done with Arrow's reader (at its end, or early): it need not read on
@@ -223,11 +236,24 @@ class CsvSource:
         if cut_row:  # the row the damage cut: the file's last, where rows without a record number go
             text = damage.cut_off.decode("utf-8", "surrogateescape").rstrip("\r")
             pending.append(_Pending(-1, text, len(reader.schema), text.count(self.delimiter) + 1, cut_off=True))
-        if pending:  # invalid rows after the last good row
+        notes = [] if damage is not None and damage.failure is not None else self._unterminated(next_line - 1)
+        if pending or notes:  # invalid rows after the last good row; what the end of the input says
             empty = pa.RecordBatch.from_pylist([], schema=reader.schema)
-            block, _, next_line = _place(self.name, empty, pending, next_record, next_line, take_all=True)
+            block, _, next_line = _place(self.name, empty, pending, next_record, next_line, self.delimiter,
+                                         take_all=True)
+            block.notes = notes
             yield self._finish(block)
         self._fail_if_damaged(next_line - 1, cut_row=cut_row)
+
+    def _unterminated(self, last_line: int) -> list[str]:
+        """A warning when the input's last line has no line break: a file cut short (a copy still in
+        progress, a full disk) ends inside its last value, and that value is converted as if whole."""
+        if self._guard.last_byte in (b"", b"\n", b"\r"):
+            return []
+        line = self._physical_line(last_line)
+        return [f"{self.name}: line {line:,}, the last, has no line break at its end: if the file was cut short "
+                f"(a copy still in progress), its last value is cut too, and was converted as it is; check "
+                f"that row, or convert the whole file again"]
 
     def _fail_if_damaged(self, last_line: int, *, cut_row: bool) -> None:
         """Raise the compressed input's damage, if it had any: rows were read up to `last_line`, which
@@ -276,12 +302,21 @@ class CsvSource:
     def _physical_line(self, line: int) -> int:
         return int(self._physical(np.array([line], dtype=np.int64))[0])
 
+    def _physical_span(self, runaway: Runaway | None) -> Runaway | None:
+        if runaway is None:
+            return None
+        return replace(runaway, opened_at=self._physical_line(runaway.opened_at),
+                       runs_to=self._physical_line(runaway.runs_to))
+
     def _finish(self, block: Block) -> Block:
         if self.settings.plain:
             return block
         block.first_line = self._physical_line(block.first_line)
         block._row_lines = self._physical(block.row_lines())
-        block.invalid = [replace(row, line=self._physical_line(row.line)) for row in block.invalid]
+        block.invalid = [replace(row, line=self._physical_line(row.line), runaway=self._physical_span(row.runaway))
+                         for row in block.invalid]
+        if block.runaway is not None:
+            block.runaway = replace(block.runaway, spans=[self._physical_span(r) for r in block.runaway.spans])
         # After the line numbers: those count the line breaks in every cell, skipped columns too.
         block.cells = self._shape(block.cells)
         return block
@@ -325,23 +360,15 @@ def _size_text(size: int) -> str:
     return f"{size >> 20} MiB" if size >= 1 << 20 else f"{size >> 10} KiB"
 
 
-def _has_line_break(batch: pa.RecordBatch) -> bool:
-    """Whether any cell of the batch holds a line break (no per-row work; most batches hold none)."""
-    return any(holds_any(column, b"\n") for column in batch.columns)
-
-
-def _row_newlines(batch: pa.RecordBatch) -> np.ndarray:
-    import pyarrow.compute as pc
-
-    counts = np.zeros(batch.num_rows, dtype=np.int64)
-    for column in batch.columns:
-        counts += pc.fill_null(pc.count_substring(column, "\n"), 0).to_numpy(zero_copy_only=False)
-    return counts
+def _columns_with_line_breaks(batch: pa.RecordBatch) -> list[int]:
+    """The columns with a line break in some cell (a memchr per column; most batches have none)."""
+    return [i for i, column in enumerate(batch.columns) if holds_any(column, b"\n")]
 
 
 def _place(name: str, batch: pa.RecordBatch, pending: list[_Pending], first_record: int, first_line: int,
-           take_all: bool = False) -> tuple[Block, int, int]:
-    """Interleave the batch's good rows with the invalid rows Arrow skipped, and number the lines."""
+           delimiter: str, take_all: bool = False) -> tuple[Block, int, int]:
+    """Interleave the batch's good rows with the invalid rows Arrow skipped, number the lines, and
+    find the unbalanced quotes (quotes.py) among the rows whose cells hold line breaks."""
     n = batch.num_rows
     # Rows without a record number last: they take the last places (below), and rows pair with places in order.
     pending.sort(key=lambda p: (p.number < 0, p.number))
@@ -350,11 +377,12 @@ def _place(name: str, batch: pa.RecordBatch, pending: list[_Pending], first_reco
     while pending and (take_all or 0 <= pending[0].number < end):
         mine.append(pending.pop(0))
         end += 1
-    line_breaks = _has_line_break(batch)
-    if not mine and not line_breaks:
+    holding = _columns_with_line_breaks(batch)
+    if not mine and not holding:
         lines = first_line + np.arange(n, dtype=np.int64)
         return Block(name, batch, first_line, [], lines), end, first_line + n
-    per_row = _row_newlines(batch) if line_breaks else np.zeros(n, dtype=np.int64)
+    breaks = line_breaks_per_column(batch.columns, holding)
+    per_row = sum(breaks.values(), np.zeros(n, dtype=np.int64))
     total = n + len(mine)
     invalid_at = np.zeros(total, dtype=bool)
     for p in mine:
@@ -370,8 +398,12 @@ def _place(name: str, batch: pa.RecordBatch, pending: list[_Pending], first_reco
     span[invalid_at] += np.array([p.text.count("\n") for p in mine], dtype=np.int64)
     starts = first_line + np.concatenate(([0], np.cumsum(span)[:-1]))
     invalid_lines = starts[invalid_at]
-    invalid = [InvalidRow(int(line), p.text, p.expected, p.actual, p.cut_off) for line, p in zip(invalid_lines, mine)]
-    block = Block(name, batch, first_line, invalid, starts[~invalid_at])
+    invalid = [InvalidRow(int(line), p.text, p.expected, p.actual, p.cut_off,
+                          None if p.cut_off else runaway_in_text(p.text, int(line), delimiter, p.expected))
+               for line, p in zip(invalid_lines, mine)]
+    row_lines = starts[~invalid_at]
+    block = Block(name, batch, first_line, invalid, row_lines,
+                  runaway=runaway_rows(batch.columns, breaks, row_lines, delimiter))
     return block, end, first_line + int(span.sum())
 
 

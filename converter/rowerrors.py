@@ -32,17 +32,30 @@ def invalid_value(type_name: str, column: str) -> Reason:
     )
 
 
+def integer_changed_by_float(column: str) -> Reason:
+    return Reason(
+        f"integer a float would change in column {column!r} (typed float from its first values)",
+        f"a float holds integers exactly up to 2**53 only: declare --type {column}=integer to keep every digit, "
+        f"or --type {column}=float to accept the rounding",
+    )
+
+
 def invalid_utf8(column: str) -> Reason:
     return Reason(f"invalid UTF-8 in column {column!r}", "re-export the file as UTF-8")
 
 
 def time_problem(kind: str, column: str, detail: str) -> Reason:
+    """`detail`: the time format (unparseable), the time zone (local times), or the range of times
+    the precision can carry (out of range: `-p ms: 1677-09-21T00:12:43.146Z to ...`)."""
     fixes = {
         "empty": "give the row a time, or drop it",
         "unparseable": f"fix the value, or set --time-format to match it ({detail})",
-        "out of range": "line protocol times must lie between 1677-09-21 and 2262-04-11",
+        "out of range": "InfluxDB refuses a line whose time is outside that range; fix the time, or use a finer "
+                        "--precision if the time lies within a unit of the range's start",
         "nonexistent or ambiguous local": f"the local time does not exist or occurs twice in {detail}; give an offset or use UTC",
     }
+    if kind == "out of range":
+        return Reason(f"out of range time in column {column!r} (line protocol at {detail})", fixes[kind])
     return Reason(f"{kind} time in column {column!r}", fixes[kind])
 
 
@@ -58,6 +71,13 @@ def line_break(column: str) -> Reason:
         f"line break in string column {column!r}",
         "an unbalanced quote makes a value swallow the lines after it; fix the quote, or use "
         "--control-chars replace if the line break is meant",
+    )
+
+
+def reserved_field_key(column: str) -> Reason:
+    return Reason(
+        f"field key 'time' in column {column!r}",
+        "InfluxDB refuses a field named 'time', or drops it when the point has other fields; rename it in the source",
     )
 
 
@@ -79,6 +99,20 @@ def comment_measurement(column: str) -> Reason:
 NO_FIELD = Reason(
     "no field: every field cell is empty, NaN or infinite",
     "line protocol needs at least one field per line; map another column as a field",
+)
+
+
+def string_too_long(column: str, limit: int) -> Reason:
+    return Reason(
+        f"string over {limit:,} bytes in column {column!r} (--max-string-bytes)",
+        "InfluxDB documents 64 KB as the longest string field; shorten the value, or raise --max-string-bytes "
+        "if your server stores longer strings",
+    )
+
+
+SERIES_KEY_TOO_LONG = Reason(
+    "series key too long: measurement, tags and field key over 65,535 bytes",
+    "InfluxDB refuses such a line (max key length exceeded); shorten the tag values, or make a long one a field",
 )
 
 
@@ -119,6 +153,21 @@ class RowErrors:
             self._first = np.full(self.length, -1, dtype=np.int32)
         self._first[rows & (self._first < 0)] = len(self._added)
         self._added.append((reason, cells))
+        self._mask = None
+
+    def add_each(self, rows: np.ndarray, reasons: list[Reason]) -> None:
+        """Mark each of `rows` (indices, ascending) with a reason of its own (no cells): for the few
+        rows whose reason names their own lines (an unbalanced quote's span)."""
+        if not len(rows):
+            return
+        if self._first is None:
+            self._first = np.full(self.length, -1, dtype=np.int32)
+        for row, reason in zip(np.asarray(rows).tolist(), reasons):
+            if self._first[row] >= 0:
+                continue
+            self.reasons[reason.text] = reason
+            self._first[row] = len(self._added)
+            self._added.append((reason, None))
         self._mask = None
 
     @property

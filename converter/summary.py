@@ -40,11 +40,19 @@ class RunSummary:
     duplicate_points: int = 0  # lines whose series and time repeat an earlier line's
     duplicates_unchecked: int = 0  # rows older than the duplicate check's window
     points_nudged: int = 0  # duplicates whose time --duplicates nudge moved
+    unbalanced_quotes: int = 0  # rejected rows whose quoted cell ran over the rows after it (quotes.py)
+    lines_swallowed: int = 0  # lines those cells ran over: their rows were never read as rows
     bytes_written: int = 0
     seconds: float = 0.0
     rejects_files: list[str] = field(default_factory=list)
     inferred_types: dict[str, str] = field(default_factory=dict)
     stopped_at: str | None = None  # the --on-error fail message, when it stopped the run
+    warnings: list[str] = field(default_factory=list)  # what the user must hear of: values or columns at risk
+
+    def warn(self, messages: list[str]) -> None:
+        for message in messages:
+            if message not in self.warnings:
+                self.warnings.append(message)
 
     @property
     def balanced(self) -> bool:
@@ -62,12 +70,15 @@ class RunSummary:
             "duplicate_points": self.duplicate_points,
             "duplicates_unchecked": self.duplicates_unchecked,
             "points_nudged": self.points_nudged,
+            "unbalanced_quotes": self.unbalanced_quotes,
+            "lines_swallowed": self.lines_swallowed,
             "bytes_written": self.bytes_written,
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows_read / self.seconds) if self.seconds > 0 else None,
             "rejects_files": self.rejects_files,
             "inferred_types": self.inferred_types,
             "stopped_at": self.stopped_at,
+            "warnings": self.warnings,
         }
 
     def write_json(self, path: str | Path) -> None:
@@ -81,6 +92,10 @@ class RunSummary:
             f"{_count(self.rows_rejected, 'row')} rejected",
         ]
         out += reason_lines(self.rejects_by_reason, ": --summary-json lists every reason")
+        if self.unbalanced_quotes:
+            out.append(f"{_count(self.lines_swallowed, 'line')} of the input read into "
+                       f"{_count(self.unbalanced_quotes, 'rejected row')} by unbalanced quotes: the rows on "
+                       f"them were not converted (see the reasons above)")
         if self.rejects_files:
             out.append(f"rejected rows saved to {', '.join(self.rejects_files)}")
         if self.fields_dropped:
@@ -94,6 +109,7 @@ class RunSummary:
             out.append(f"{_count(self.duplicates_unchecked, 'row')} too far out of time order to check for duplicates")
         if self.blank_lines:
             out.append(f"{_count(self.blank_lines, 'blank line')} skipped")
+        out += [f"warning: {message}" for message in self.warnings]
         if not self.balanced:  # pragma: no cover - a bug, never an input problem
             out.append("BUG: rows read != lines written + rows rejected; please report it")
         return out

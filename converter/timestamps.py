@@ -4,10 +4,17 @@ Everything goes through int64 nanoseconds, the unit line protocol is defined in:
 (1677-09-21T00:12:43.145224194Z .. 2262-04-11T23:47:16.854775806Z) is checked there, then
 the value is floored to the precision, so that coarser precisions never move a point
 later in time and the order of points is kept.
+
+A time written in a coarser precision is multiplied back into nanoseconds by the server,
+and must land in that range again: InfluxDB 1.6.7 refuses `-9223372036855` at `ms` ("time
+outside range"), which is where 1677-09-21T00:12:43.145224194Z floors to, and stores
+`-9223372036854`. So the lowest time at a precision is the range's start rounded up to a
+whole unit (`lowest_ns`), and times floored below it are out of range too.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -57,8 +64,9 @@ def parse_times(raw: pa.Array, *, fmt: str, timezone: str, precision: Precision,
             problems.append((kind, pc.fill_null(mask, False)))
 
     note(EMPTY, pc.is_null(raw))
+    lowest = lowest_ns(precision)
     if fmt in EPOCH_UNITS:
-        ns = _epoch_to_ns(raw, EPOCH_UNITS[fmt], note)
+        ns = _epoch_to_ns(raw, EPOCH_UNITS[fmt], lowest, note)
     else:
         text = cells.to_text(raw)
         note(UNPARSEABLE, text.bad)
@@ -66,11 +74,29 @@ def parse_times(raw: pa.Array, *, fmt: str, timezone: str, precision: Precision,
             ns = _localize(_strptime(text.values, fmt, note), timezone, note)
         else:
             ns, odd_cells = _iso(text.values, timezone, note, cast_first)
-        outside = pc.fill_null(pc.or_(pc.less(ns, LP_MIN_NS), pc.greater(ns, LP_MAX_NS)), False)
+        outside = pc.fill_null(pc.or_(pc.less(ns, lowest), pc.greater(ns, LP_MAX_NS)), False)
         if cells.any_true(outside):
             note(OUT_OF_RANGE, outside)
             ns = pc.if_else(outside, pa.scalar(None, pa.int64()), ns)
     return ParsedTimes(floor_to_precision(ns, precision), tuple(problems), odd_cells)
+
+
+@functools.cache
+def lowest_ns(precision: Precision) -> int:
+    """The earliest time (int64 ns) a line at `precision` can carry: the start of line protocol's
+    range rounded up to a whole unit (see the top of this module)."""
+    unit = precision.ns_per_unit
+    return -(-LP_MIN_NS // unit) * unit
+
+
+@functools.cache
+def range_text(precision: Precision) -> str:
+    """The times a line at `precision` can carry, as RFC 3339 in that precision's digits."""
+    unit = {"ns": "ns", "us": "us", "ms": "ms", "s": "s"}[precision.value]
+    per_unit = precision.ns_per_unit
+    first = np.datetime64(lowest_ns(precision) // per_unit, unit)
+    last = np.datetime64(LP_MAX_NS // per_unit, unit)
+    return f"{first}Z to {last}Z"
 
 
 def _iso(text: pa.Array, timezone: str, note, cast_first: bool) -> tuple[pa.Array, bool]:
@@ -404,10 +430,10 @@ def _loose(text: pa.Array) -> pa.Array:
     return pc.utf8_lower(pc.replace_substring_regex(text, r"(^|[^0-9])0+([0-9])", r"\1\2"))
 
 
-def _epoch_to_ns(raw: pa.Array, ns_per_unit: int, note) -> pa.Array:
+def _epoch_to_ns(raw: pa.Array, ns_per_unit: int, lowest: int, note) -> pa.Array:
     ints = cells.to_integer(raw)
     note(UNPARSEABLE, ints.bad)
-    low, high = -(-LP_MIN_NS // ns_per_unit), LP_MAX_NS // ns_per_unit
+    low, high = -(-lowest // ns_per_unit), LP_MAX_NS // ns_per_unit
     outside = pc.fill_null(pc.or_(pc.less(ints.values, low), pc.greater(ints.values, high)), False)
     note(OUT_OF_RANGE, outside)
     inside = pc.if_else(outside, pa.scalar(None, pa.int64()), ints.values)

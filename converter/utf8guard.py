@@ -37,6 +37,7 @@ class Utf8Guard(ReadByRead):
         self._carry = b""  # an incomplete character at the end of the last chunk
         self._out = b""
         self.swapped = False
+        self.last_byte = b""  # the last byte handed out: the input's last once it is read to its end
 
     def at_end(self) -> bool:
         """True when nothing is left to read (reads ahead, keeps what it read)."""
@@ -52,6 +53,8 @@ class Utf8Guard(ReadByRead):
                 (self._out[:wanted], self._out[wanted:])
             pieces.append(piece)
             wanted -= len(piece)
+        if pieces:
+            self.last_byte = pieces[-1][-1:]
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def _fill(self, size: int) -> bool:

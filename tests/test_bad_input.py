@@ -137,7 +137,8 @@ BAD_ROWS = [
     ),
     BadRows(
         # The quote opens a value that runs to the end of the file: the rows it swallows are
-        # not rows any more, but they are not lost either: they sit in the reject's last cell.
+        # not rows any more, but they are not lost either: they sit in the reject's last cell,
+        # and the reason says how far the quote ran (quotes.py).
         "unbalanced quote in the middle of the file swallows the rest",
         dedent(f"""
             {HEADER}
@@ -145,7 +146,8 @@ BAD_ROWS = [
             b,2.5,2,true,"y,2020-01-01T00:00:01Z
             {ROW_C}
             """),
-        [(3, ragged(5))],
+        [(3, "unbalanced quote: the quote opened at line 3 never closes: the cell runs to the end of the input "
+             "(line 4): 1 line read as one cell")],
         lines=[LINE_A],
     ),
     BadRows(
@@ -229,9 +231,9 @@ BAD_ROWS = [
     middle("unparseable time", "b,2.5,2,true,y,yesterday", "unparseable time in column 'time'"),
     middle("month 13", "b,2.5,2,true,y,2020-13-01T00:00:01Z", "unparseable time in column 'time'"),
     middle("time in the year 1600", "b,2.5,2,true,y,1600-01-01T00:00:01Z",
-           "out of range time in column 'time'"),
+           "out of range time in column 'time' (line protocol at -p s: 1677-09-21T00:12:44Z to 2262-04-11T23:47:16Z)"),
     middle("time in the year 3000", "b,2.5,2,true,y,3000-01-01 00:00:01",
-           "out of range time in column 'time'"),
+           "out of range time in column 'time' (line protocol at -p s: 1677-09-21T00:12:44Z to 2262-04-11T23:47:16Z)"),
     BadRows(
         "epoch seconds that are not a number",
         dedent("""

@@ -314,10 +314,13 @@ def test_summary_json_has_the_same_numbers_as_the_summary(in_tmp: Path) -> None:
         "duplicate_points": 0,
         "duplicates_unchecked": 0,
         "points_nudged": 0,
+        "unbalanced_quotes": 0,
+        "lines_swallowed": 0,
         "bytes_written": len("\n".join(WEATHER_LINES) + "\n"),
         "rejects_files": ["csv2lp-rejects.csv"],
         "inferred_types": {},  # temp is declared, not inferred
         "stopped_at": None,
+        "warnings": [],
     }
     assert timing["seconds"] >= 0
     assert summary["rows_read"] == summary["lines_written"] + summary["rows_rejected"]

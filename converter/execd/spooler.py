@@ -293,6 +293,8 @@ class Spooler:
             self.log.warn(f"{counts}; rejected rows ({reasons}) saved to {', '.join(rejects.paths)}")
         else:
             self.log.info(counts)
+        for warning in summary.warnings:  # a value at risk, a column left out: each one W! line
+            self.log.warn(warning)
 
     def _fail(self, path: Path, progress: FileProgress | None, message: str) -> None:
         """Move an unusable file to error/, remember it, and say so in exactly one E! line."""

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 
 LP_MIN_NS = -9_223_372_036_854_775_806
 LP_MAX_NS = 9_223_372_036_854_775_806
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0, DEL, C1 and the Unicode line and paragraph separators: not in names and tag values.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+MAX_KEY_BYTES = 65_535  # series key + "#!~#" + field key, as written
+MAX_STRING_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,14 @@ def _esc(text: str, specials: str) -> str:
 
 def _bad_backslash(text: str, specials: str) -> bool:
     return text.endswith("\\") or any(text[i] == "\\" and text[i + 1] in specials for i in range(len(text) - 1))
+
+
+def _key_end(field: str) -> int:
+    """Where a written field's key ends: at its first '=' that no backslash escapes."""
+    i = 0
+    while field[i] != "=":
+        i += 2 if field[i] == "\\" else 1
+    return i
 
 
 def shortest_float(value: float) -> str:
@@ -50,8 +61,11 @@ def shortest_float(value: float) -> str:
     return ("-" if sign else "") + body
 
 
-def encode_row(measurement: str, columns: list[Column], cells: list[str], time_ns: int | None) -> tuple[str | None, str | None, int]:
-    """(line, None, NaN/Inf values left out) or (None, reason, 0). Empty cells are missing values."""
+def encode_row(measurement: str, columns: list[Column], cells: list[str], time_ns: int | None,
+               ns_per_unit: int = 1) -> tuple[str | None, str | None, int]:
+    """(line, None, NaN/Inf values left out) or (None, reason, 0). Empty cells are missing values.
+    The line's time is in units of `ns_per_unit` nanoseconds (floored), and must be a time the
+    server can multiply back into line protocol's nanosecond range."""
     tags: list[tuple[str, str]] = []
     fields: list[str] = []
     dropped = 0
@@ -76,14 +90,20 @@ def encode_row(measurement: str, columns: list[Column], cells: list[str], time_n
         elif column.role == "boolean":
             fields.append(f"{key}={'true' if cell.lower() in ('true', 't', 'yes', 'y', '1') else 'false'}")
         elif column.role == "string":
+            if len(cell.encode()) > MAX_STRING_BYTES:
+                return None, f"string over {MAX_STRING_BYTES:,} bytes in column {column.name!r}", 0
             if "\n" in cell or "\r" in cell:
                 return None, f"line break in string column {column.name!r}", 0
             fields.append(f'{key}="' + cell.replace("\\", "\\\\").replace('"', '\\"') + '"')
-    if time_ns is not None and not (LP_MIN_NS <= time_ns <= LP_MAX_NS):
+    stamp = None if time_ns is None else time_ns // ns_per_unit
+    if stamp is not None and not (LP_MIN_NS <= stamp * ns_per_unit and time_ns <= LP_MAX_NS):
         return None, "out of range time in column 'time'", 0
     if not fields:
         return None, "no field: every field cell is empty, NaN or infinite", 0
     tags.sort(key=lambda kv: kv[0].encode())
     series = _esc(measurement, ", ") + "".join("," + t for _, t in tags)
-    line = series + " " + ",".join(fields) + ("" if time_ns is None else f" {time_ns}")
+    longest_key = max(len(field[: _key_end(field)].encode()) for field in fields)
+    if len(series.encode()) + len("#!~#") + longest_key > MAX_KEY_BYTES:
+        return None, "series key too long: measurement, tags and field key over 65,535 bytes", 0
+    line = series + " " + ",".join(fields) + ("" if stamp is None else f" {stamp}")
     return line, None, dropped
