@@ -56,10 +56,6 @@ class Spooler:
         self.unmovable: set[str] = set()  # names we failed to move out of the spool: skip, do not loop
 
     def run(self) -> int:
-        s = self.settings
-        self.log.info(f"csv2lp execd {__version__}: watching {self.spool.dir} for {', '.join(self.spool.patterns)} "
-                      f"every {self.spool.poll_seconds:g} s; {s.mapping_name}, precision {s.options.precision.value}; "
-                      f"state in {self.spool.state_file}")
         try:
             self._prepare()
             while not self.stop.is_set():
@@ -94,6 +90,10 @@ class Spooler:
             raise _Fatal(f"cannot lock the state file {self.spool.state_file}: {exc.strerror or exc}.") from None
         self.arrivals = Arrivals(self.spool.dir)
         self.stop.also_wake(self.arrivals.wake)
+        s = self.settings  # said once the folder is watched: a file renamed in from now on is seen at once
+        self.log.info(f"csv2lp execd {__version__}: watching {self.spool.dir} for {', '.join(self.spool.patterns)} "
+                      f"every {self.spool.poll_seconds:g} s; {s.mapping_name}, precision {s.options.precision.value}; "
+                      f"state in {self.spool.state_file}")
         if not self.arrivals.watching:
             self.log.info(f"no inotify for {self.spool.dir}: a dropped file is taken once it has not changed for "
                           f"{self.spool.poll_seconds:g} s")
