@@ -226,7 +226,20 @@ def test_a_count_that_stops_short_is_recounted_after_a_restart_and_named(after_r
 
 def test_a_short_count_is_not_rechecked_while_the_writer_is_still_writing():
     target = _ShortUntilRestart(1_000, 7, 1_000)
+    counted = watch.until_counted(target, "event_id", 1_000, time.monotonic(), watch.Progress(), timeout=1.0,
+                                  stall_s=0.1, count_from_start=True)
+    assert target.restarts == 0 and counted.queries > 1
+    assert counted.check == "failed: 993 of 1,000 counted after the 1 s timeout"
+
+
+def test_by_default_nothing_is_counted_before_the_writer_has_every_row_acknowledged():
+    target = _ShortUntilRestart(1_000, 0, 1_000)
     progress = watch.Progress()
-    counted = watch.until_counted(target, "event_id", 1_000, time.monotonic(), progress, timeout=1.0, stall_s=0.1)
-    assert target.restarts == 0
-    assert counted.check == "failed: 993 of 1,000 after the 1 s timeout"
+    started = time.monotonic()
+    counted = watch.until_counted(target, "event_id", 1_000, started, progress, timeout=1.0)
+    assert (counted.queries, counted.seconds, counted.check) == (0, None, "failed: 0 of 1,000 counted after the "
+                                                                          "1 s timeout")
+    progress.ack()
+    counted = watch.until_counted(target, "event_id", 1_000, started, progress, timeout=5)
+    assert (counted.queries, counted.check) == (1, "complete")
+    assert counted.seconds >= counted.acked_seconds

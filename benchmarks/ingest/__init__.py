@@ -7,7 +7,8 @@
     servers.py  a fresh InfluxDB per path, from tests/support's server classes
     configs.py  the Telegraf and csv2lp configs: the shipped files with named edits
     rawpost.py  the database's own ceiling: gzip'd bodies POSTed on 1 or 2 connections
-    watch.py    count() every 0.25 s until complete; a short count re-checked after a restart
+    watch.py    count() every 0.25 s once the writer has every row acknowledged, until complete;
+                a short count re-checked after an influxd restart
     paths.py    each path (a-h), its clock, its processes' CPU seconds and peak RSS
     table.py    the Markdown table; the JSON goes with it into benchmarks/results/
 

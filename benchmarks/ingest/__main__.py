@@ -28,6 +28,7 @@ from . import table
 from .inputs import Inputs, prepare
 from .paths import PATHS, SPECS, PathRun, find_telegraf_binary, run_path
 from .servers import SERVERS, ServerUnavailable, check_available, new_target
+from .watch import Watching
 
 HERE = Path(__file__).resolve().parent.parent
 SLOW_PATHS = "slow-paths"
@@ -79,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="folder for the generated CSV (kept)")
     parser.add_argument("--results", type=Path, default=HERE / "results", help="folder for the JSON and the table")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (configs, logs, spool)")
+    parser.add_argument("--count-from-start", action="store_true",
+                        help="poll count() from each path's start, not only once the writer has every row "
+                             "acknowledged (the same clock; the counts load the server while it stores)")
     args = parser.parse_args(argv)
     if args.rows < 1 or args.rounds < 1:
         parser.error("--rows and --rounds must be at least 1")
@@ -100,12 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"making the inputs ({args.rows:,} rows) in {args.data} and {workdir} ...", file=sys.stderr)
         inputs = prepare(args.rows, args.data, workdir)
-        timeout = BASE_TIMEOUT_S + inputs.rows / SLOWEST_RATE
+        watching = Watching(BASE_TIMEOUT_S + inputs.rows / SLOWEST_RATE, count_from_start=args.count_from_start)
         for kind in kinds:
             for round_number in range(args.rounds):
                 order = keys if round_number % 2 == 0 else keys[::-1]
                 for key in order:
-                    runs.append(_one(key, kind, round_number, inputs, workdir, timeout, keep=args.keep))
+                    runs.append(_one(key, kind, round_number, inputs, workdir, watching, keep=args.keep))
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -125,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             "load_average": {"start": load_start, "end": load_average()},
         },
         "servers": [_server_info(kind) for kind in kinds],
+        "count_from_start": args.count_from_start,
         "skipped": skipped,
         "runs": [run.as_dict() for run in runs],
     }
@@ -138,14 +143,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(run.error is None for run in runs) else 1
 
 
-def _one(key: str, kind: str, round_number: int, inputs: Inputs, workdir: Path, timeout: float, *, keep: bool) -> PathRun:
+def _one(key: str, kind: str, round_number: int, inputs: Inputs, workdir: Path, watching: Watching, *,
+         keep: bool) -> PathRun:
     run = PathRun(key, kind, round_number, inputs.rows)
     folder = workdir / f"{kind}-{round_number}-{key}"
     target = new_target(kind)
     began = time.monotonic()
     try:
         target.start()
-        run_path(key, run, target, inputs, folder, timeout=timeout)
+        run_path(key, run, target, inputs, folder, watching=watching)
     except Exception as exc:  # noqa: BLE001 - one path failing is a row of the table, not the end of the run
         run.error = f"{type(exc).__name__}: {exc}"
     finally:

@@ -37,7 +37,7 @@ from . import configs, rawpost
 from .configs import ExecdVariant, Folders
 from .inputs import Inputs
 from .servers import REPO, Target
-from .watch import Counted, Progress, until_counted
+from .watch import Counted, Progress, Watching, until_counted
 
 from support.influxdb import free_loopback_port  # noqa: E402  (tests/ is on sys.path: servers.py)
 from support.telegraf import BUFFER_OVERFLOW_PATTERN, TelegrafProcess, find_telegraf_binary  # noqa: E402
@@ -139,14 +139,14 @@ def _finish(run: PathRun, counted: Counted, target: Target, inputs: Inputs, fiel
 # -- a: raw POST --------------------------------------------------------------------------
 
 
-def run_raw(run: PathRun, target: Target, inputs: Inputs, *, connections: int, timeout: float) -> None:
+def run_raw(run: PathRun, target: Target, inputs: Inputs, *, connections: int, watching: Watching) -> None:
     bodies = inputs.bodies()
     progress = Progress()
     posted: list[rawpost.PostResult] = []
 
     def post() -> None:
         result = rawpost.post_all(target.url, target.write_path, target.write_params(), target.write_headers(),
-                                  bodies, connections=connections)
+                                  bodies, connections=connections, answered=progress.advanced)
         posted.append(result)
         if result.error:
             progress.failed = result.error
@@ -158,7 +158,7 @@ def run_raw(run: PathRun, target: Target, inputs: Inputs, *, connections: int, t
     thread = threading.Thread(target=post, name="raw-post")
     thread.start()
     after: dict[str, ProcessUsage | None] = {}
-    counted = until_counted(target, "event_id", inputs.rows, started, progress, timeout=timeout,
+    counted = until_counted(target, "event_id", inputs.rows, started, progress, **watching.options(),
                             before_restart=lambda: after.update(_usage({"influxd": target.pid})))
     after = after or _usage({"influxd": target.pid})
     thread.join()
@@ -206,8 +206,10 @@ class TelegrafNumbers:
             return None
         self.peak_buffer = max(self.peak_buffer, buffer.buffer_size)
         self.limit, self.dropped, self.written = buffer.buffer_limit, buffer.metrics_dropped, buffer.metrics_written
+        self.progress.advanced(self.written)
         if self.written >= self.expected:
-            self.progress.ack()
+            # The agent's stamp (wall clock, taken before it read the counters) on our clock.
+            self.progress.ack(time.monotonic() - max(0.0, time.time() - buffer.at))
         return buffer
 
     def as_dict(self, log: str) -> dict:
@@ -216,12 +218,12 @@ class TelegrafNumbers:
                 "buffer_limit": self.limit, "metrics_written": self.written}
 
 
-def _telegraf(config_text: str, workdir: Path, target: Target, timeout: float) -> TelegrafProcess:
+def _telegraf(config_text: str, workdir: Path, target: Target, watching: Watching) -> TelegrafProcess:
     binary = find_telegraf_binary()
     if binary is None:
         raise RuntimeError("no Telegraf binary: run .ci/install-telegraf")
     env = {**target.telegraf_env(), "PYTHONPATH": str(REPO)}
-    return TelegrafProcess(binary, config_text, workdir, env=env, max_lifetime=timeout + 120)
+    return TelegrafProcess(binary, config_text, workdir, env=env, max_lifetime=watching.timeout + 120)
 
 
 def _output_name(target: Target) -> str:
@@ -230,7 +232,7 @@ def _output_name(target: Target) -> str:
 
 def _watch_telegraf(run: PathRun, telegraf: TelegrafProcess, target: Target, inputs: Inputs, numbers: TelegrafNumbers,
                     progress: Progress, started: float, before: dict, roles: dict[str, int | None], field_key: str,
-                    timeout: float, rename: Callable[[tuple], tuple] = lambda tags: tags) -> None:
+                    watching: Watching, rename: Callable[[tuple], tuple] = lambda tags: tags) -> None:
     after: dict[str, ProcessUsage | None] = {}
 
     def on_poll() -> None:
@@ -238,7 +240,7 @@ def _watch_telegraf(run: PathRun, telegraf: TelegrafProcess, target: Target, inp
         if not telegraf.running:
             progress.failed = f"Telegraf exited: {telegraf.log_tail(600)}"
 
-    counted = until_counted(target, field_key, inputs.rows, started, progress, timeout=timeout, on_poll=on_poll,
+    counted = until_counted(target, field_key, inputs.rows, started, progress, **watching.options(), on_poll=on_poll,
                             before_restart=lambda: after.update(_usage({**roles, "influxd": target.pid})))
     after = after or _usage({**roles, "influxd": target.pid})
     numbers.settle()
@@ -251,12 +253,12 @@ def _watch_telegraf(run: PathRun, telegraf: TelegrafProcess, target: Target, inp
 
 
 def run_telegraf_file(run: PathRun, target: Target, inputs: Inputs, workdir: Path, *, data_format: str,
-                      timeout: float) -> None:
+                      watching: Watching) -> None:
     port = free_loopback_port()
     source = inputs.csv if data_format == "csv" else inputs.lines
     config = configs.file_telegraf_config(source, data_format, target.kind, inputs.rows, port)
     run.settings = config.edits
-    telegraf = _telegraf(config.text, workdir / "telegraf", target, timeout)
+    telegraf = _telegraf(config.text, workdir / "telegraf", target, watching)
     progress = Progress()
     numbers = TelegrafNumbers(port, _output_name(target), inputs.rows, progress)
     before = _usage({"influxd": target.pid})
@@ -268,7 +270,7 @@ def run_telegraf_file(run: PathRun, target: Target, inputs: Inputs, workdir: Pat
         field_key = "event-id" if data_format == "csv" else "event_id"
         rename = _csv_tags if data_format == "csv" else (lambda tags: tags)
         _watch_telegraf(run, telegraf, target, inputs, numbers, progress, started, before, roles, field_key,
-                        timeout, rename)
+                        watching, rename)
     finally:
         telegraf.close()
 
@@ -290,7 +292,7 @@ def _csv2lp_child(telegraf: TelegrafProcess) -> int | None:
 
 
 def run_execd(run: PathRun, target: Target, inputs: Inputs, workdir: Path, *, variant: ExecdVariant,
-              timeout: float) -> None:
+              watching: Watching) -> None:
     folders = Folders(workdir).make()
     port = free_loopback_port()
     csv2lp_toml = folders.root / "csv2lp.toml"
@@ -298,7 +300,7 @@ def run_execd(run: PathRun, target: Target, inputs: Inputs, workdir: Path, *, va
     csv2lp_toml.write_text(csv2lp_config.text)
     config = configs.execd_telegraf_config(variant, target.kind, csv2lp_toml, folders, port)
     run.settings = config.edits + csv2lp_config.edits
-    telegraf = _telegraf(config.text, folders.root / "telegraf", target, timeout)
+    telegraf = _telegraf(config.text, folders.root / "telegraf", target, watching)
     progress = Progress()
     numbers = TelegrafNumbers(port, _output_name(target), inputs.rows, progress)
     hidden = folders.spool / f".{DROP_NAME}.part"  # the documented drop: copy under a hidden name, rename
@@ -317,7 +319,7 @@ def run_execd(run: PathRun, target: Target, inputs: Inputs, workdir: Path, *, va
         started = time.monotonic()
         hidden.rename(folders.spool / DROP_NAME)
         _watch_telegraf(run, telegraf, target, inputs, numbers, progress, started, before, roles, "event_id",
-                        timeout)
+                        watching)
         errors = [line for line in telegraf.log_text().splitlines() if " E! [inputs.execd]" in line]
         if errors and run.error is None:
             run.error = errors[0]
@@ -328,7 +330,7 @@ def run_execd(run: PathRun, target: Target, inputs: Inputs, workdir: Path, *, va
 # -- h: direct write ----------------------------------------------------------------------
 
 
-def run_direct(run: PathRun, target: Target, inputs: Inputs, workdir: Path, *, timeout: float) -> None:
+def run_direct(run: PathRun, target: Target, inputs: Inputs, workdir: Path, *, watching: Watching) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     options, env = target.direct_args()
     summary = workdir / "direct.summary.json"
@@ -356,10 +358,10 @@ def run_direct(run: PathRun, target: Target, inputs: Inputs, workdir: Path, *, t
     thread = threading.Thread(target=write, name="direct")
     thread.start()
     after: dict[str, ProcessUsage | None] = {}
-    counted = until_counted(target, "event_id", inputs.rows, started, progress, timeout=timeout,
+    counted = until_counted(target, "event_id", inputs.rows, started, progress, **watching.options(),
                             before_restart=lambda: after.update(_usage({"influxd": target.pid})))
     after = after or _usage({"influxd": target.pid})
-    thread.join(timeout=timeout)
+    thread.join(timeout=watching.timeout)
     _record(run, before, after)
     if launched:
         run.processes["csv2lp"] = {"cpu_seconds": round(launched[0].cpu_seconds, 2),
@@ -367,19 +369,19 @@ def run_direct(run: PathRun, target: Target, inputs: Inputs, workdir: Path, *, t
     _finish(run, counted, target, inputs, "event_id")
 
 
-def run_path(key: str, run: PathRun, target: Target, inputs: Inputs, workdir: Path, *, timeout: float) -> None:
+def run_path(key: str, run: PathRun, target: Target, inputs: Inputs, workdir: Path, *, watching: Watching) -> None:
     """Run path `key` into `target` (started, empty); fills `run`."""
     if key == "raw-1":
-        run_raw(run, target, inputs, connections=1, timeout=timeout)
+        run_raw(run, target, inputs, connections=1, watching=watching)
     elif key == "raw-2":
-        run_raw(run, target, inputs, connections=2, timeout=timeout)
+        run_raw(run, target, inputs, connections=2, watching=watching)
     elif key == "relay":
-        run_telegraf_file(run, target, inputs, workdir, data_format="influx", timeout=timeout)
+        run_telegraf_file(run, target, inputs, workdir, data_format="influx", watching=watching)
     elif key == "telegraf-csv":
-        run_telegraf_file(run, target, inputs, workdir, data_format="csv", timeout=timeout)
+        run_telegraf_file(run, target, inputs, workdir, data_format="csv", watching=watching)
     elif key in EXECD_VARIANTS:
-        run_execd(run, target, inputs, workdir, variant=EXECD_VARIANTS[key], timeout=timeout)
+        run_execd(run, target, inputs, workdir, variant=EXECD_VARIANTS[key], watching=watching)
     elif key == "direct":
-        run_direct(run, target, inputs, workdir, timeout=timeout)
+        run_direct(run, target, inputs, workdir, watching=watching)
     else:
         raise ValueError(f"unknown path {key!r}; choose from {', '.join(SPECS)}")

@@ -12,6 +12,7 @@ import http.client
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,8 +45,10 @@ class PostResult:
 
 
 def post_all(url: str, path: str, params: dict[str, str], headers: dict[str, str], bodies: list[bytes], *,
-             connections: int) -> PostResult:
-    """POST every body, `connections` at a time; the first refused request stops every connection."""
+             connections: int, answered: Callable[[int], None] = lambda n: None) -> PostResult:
+    """POST every body, `connections` at a time; the first refused request stops every connection.
+
+    `answered(n)` is called with the number of bodies answered 204 so far, after each."""
     parts = urllib.parse.urlsplit(url)
     target = f"{path}?{urllib.parse.urlencode(params)}"
     lock = threading.Lock()
@@ -74,6 +77,7 @@ def post_all(url: str, path: str, params: dict[str, str], headers: dict[str, str
                     return
                 with lock:
                     sent[0] += 1
+                    answered(sent[0])
         except (OSError, http.client.HTTPException) as exc:
             with lock:
                 errors.append(f"{path}: {exc}")
