@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from .datasets import DEFAULT_DATA_DIR, SIZES, Dataset, DatasetUnavailable, make
+from .machine import cpu_model, load_average, memory_gb
 from .peers import TELEGRAF_BIN
 
 _skips: list[dict] = []
@@ -23,7 +24,7 @@ _load_average: dict[str, float] = {}
 
 
 def pytest_sessionstart(session):
-    _load_average["start"] = round(os.getloadavg()[0], 2)
+    _load_average["start"] = load_average()
 
 
 def pytest_addoption(parser):
@@ -72,26 +73,6 @@ def pytest_runtest_logreport(report):
                        "variant": props.get("variant"), "reason": reason.removeprefix("Skipped: ")})
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _memory_gb() -> float | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) / 1e6
-    except OSError:
-        pass
-    return None
-
-
 def _version(module: str) -> str | None:
     try:
         return __import__(module).__version__
@@ -108,13 +89,13 @@ def _telegraf_version() -> str | None:
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):
     """Add what the report needs to describe the run: machine, versions, sizes, skips."""
-    _load_average["end"] = round(os.getloadavg()[0], 2)
+    _load_average["end"] = load_average()
     output_json["csv2lp"] = {
         "date": dt.date.today().isoformat(),
         "sizes": config.getoption("--bench-size"),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cores": os.cpu_count(),
-        "memory_gb": _memory_gb(),
+        "memory_gb": memory_gb(),
         "python": platform.python_version(),
         "versions": {m: _version(m) for m in ("pyarrow", "pandas", "numpy", "influxdb_client", "converter")},
         "telegraf": _telegraf_version(),

@@ -215,12 +215,16 @@ class Launched:
     stdout: Path
     stderr: Path
     rss_floor_kb: int = 0
+    cpu_seconds: float = 0.0  # user + system
 
 
-def launch(command: list[str], workdir: Path, name: str, *, stdin: Path | None = None) -> Launched:
-    """Run `command` under launch.py; its stdout and stderr land in workdir/name.{out,err}."""
+def launch(command: list[str], workdir: Path, name: str, *, stdin: Path | None = None,
+           env: dict[str, str] | None = None) -> Launched:
+    """Run `command` under launch.py; its stdout and stderr land in workdir/name.{out,err}.
+
+    `env` adds to (or overrides) this process's environment for the command."""
     stdout, stderr = workdir / f"{name}.out", workdir / f"{name}.err"
-    env = dict(os.environ)
+    env = {**os.environ, **(env or {})}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     files = [str(stdin or os.devnull), str(stdout), str(stderr)]
     done = subprocess.run([sys.executable, "-S", str(LAUNCHER), *files, "--", *command],
@@ -229,7 +233,7 @@ def launch(command: list[str], workdir: Path, name: str, *, stdin: Path | None =
     if "error" in report:
         raise Unavailable(report["error"])
     return Launched(report["wall_seconds"], report["max_rss_kb"], report["returncode"], stdout, stderr,
-                    report["rss_floor_kb"])
+                    report["rss_floor_kb"], report["user_seconds"] + report["system_seconds"])
 
 
 def _measured(run: Launched, lines: int | None, work_seconds: float | None, *, rejected: int = 0,
@@ -286,6 +290,19 @@ TELEGRAF_BATCH = 10_000
 _WROTE = re.compile(r"\[outputs\.file\] Wrote batch of (\d+) metrics")
 
 
+def telegraf_csv_input_settings() -> str:
+    """The [[inputs.file]] settings that make Telegraf's CSV parser write csv2lp's points (README)."""
+    tags = ", ".join(json.dumps(column) for column in TAGS)
+    return f"""\
+  name_override = "{MEASUREMENT}"
+  data_format = "csv"
+  csv_header_row_count = 1
+  csv_tag_columns = [{tags}]
+  csv_timestamp_column = "{TIME_COLUMN}"
+  csv_timestamp_format = "{TIME_LAYOUT_GO}"
+  csv_skip_values = [""]"""
+
+
 def telegraf_config(input_path: Path, output: str, rows: int) -> str:
     """inputs.file + the csv parser -> outputs.file, sized to hold the whole file.
 
@@ -295,7 +312,6 @@ def telegraf_config(input_path: Path, output: str, rows: int) -> str:
     by default Telegraf rounds gathered timestamps to its interval's precision (1 s here),
     which would move Movebank's `.999`/`.001` fixes and make a little less work.
     """
-    tags = ", ".join(json.dumps(column) for column in TAGS)
     return f"""\
 [agent]
   interval = "24h"
@@ -309,13 +325,7 @@ def telegraf_config(input_path: Path, output: str, rows: int) -> str:
 
 [[inputs.file]]
   files = [{json.dumps(str(input_path))}]
-  name_override = "{MEASUREMENT}"
-  data_format = "csv"
-  csv_header_row_count = 1
-  csv_tag_columns = [{tags}]
-  csv_timestamp_column = "{TIME_COLUMN}"
-  csv_timestamp_format = "{TIME_LAYOUT_GO}"
-  csv_skip_values = [""]
+{telegraf_csv_input_settings()}
 
 [[outputs.file]]
   files = [{json.dumps(output)}]
