@@ -355,7 +355,7 @@ def presets_command() -> None:
 
 @main.command("execd")
 @click.option("--config", "config_path", metavar="TOML", type=click.Path(dir_okay=False),
-              help="execd settings: [spool], [convert], [pacing] (see telegraf/csv2lp.toml).")
+              help="execd settings: [spool], [convert], [flow], [pacing] (see telegraf/csv2lp.toml).")
 @click.option("--spool", "spool_dir", metavar="DIR", type=click.Path(file_okay=False),
               help="The folder to watch, instead of [spool] dir; done/, rejects/ and error/ go inside it.")
 @click.option("--preset", metavar="NAME", help="A shipped mapping (movebank), instead of [convert].")
@@ -368,9 +368,12 @@ def execd_command(config_path: str | None, spool_dir: str | None, preset: str | 
                   precision: str | None, s2_level: int | None) -> None:
     """Run under Telegraf's inputs.execd: convert CSV files dropped into a spool folder.
 
-    Prints line protocol on stdout at a pace Telegraf's buffer can hold, logs to stderr
-    with E!/W!/I!/D! prefixes, and stops (exit 0) when stdin closes or on SIGTERM.
-    Drop files by renaming them into the spool. See telegraf/README.md.
+    Prints line protocol on stdout as fast as Telegraf's output drains, reading Telegraf's
+    own buffer numbers ([flow]: its [[inputs.internal]] served by [[outputs.prometheus_client]]
+    on loopback), or at the fixed pace of [pacing] without them; not throttled at all when
+    stdout is a file or a terminal. Logs to stderr with E!/W!/I!/D! prefixes, and stops
+    (exit 0) when stdin closes or on SIGTERM. Drop files by renaming them into the spool:
+    they are taken at once. See telegraf/README.md.
 
     \b
     Examples:
