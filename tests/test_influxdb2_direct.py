@@ -10,19 +10,15 @@ queryable, so there is no waiting for arrival.
 
 from __future__ import annotations
 
-import calendar
-import csv
-import gzip
 import os
 import subprocess
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from support.data import ALBATROSSES, FISHERS, REPO, SAMPLE
+from support.data import ALBATROSSES, FISHERS, REPO, SAMPLE, epoch_ms, read_rows
 from support.influxdb2 import ORG, TOKEN, InfluxDB2Server, SeriesKey
 
 pytestmark = pytest.mark.influxdb2
@@ -43,17 +39,6 @@ CORE_FIELDS = ("event_id", "lat", "lon", "visible")
 
 
 # --- the source, read independently ----------------------------------------------------------
-
-
-def read_rows(path: Path) -> list[dict[str, str]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def epoch_ms(text: str) -> int:
-    moment = datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f")
-    return calendar.timegm(moment.timetuple()) * 1000 + moment.microsecond // 1000
 
 
 def series_of(row: dict[str, str]) -> SeriesKey:

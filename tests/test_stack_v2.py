@@ -5,7 +5,7 @@ What docker-compose.yml runs, with the same files, outside containers: a real In
 boot does), a real Telegraf v1.39.3 with telegraf/telegraf.conf AS SHIPPED, its INFLUX_*
 variables resolved from docker-compose.yml exactly as compose resolves them from .env,
 and csv2lp execd with telegraf/csv2lp.toml. Only what cannot be the same outside a
-container is changed, each by an exact text substitution that must hit exactly once:
+container is changed, each by a named edit that must find its line (support/shipped_configs.py):
 
 - the execd command: `csv2lp` in the image's PATH becomes this checkout's interpreter
   running `-m converter` (with PYTHONPATH), and the config path a temp copy;
@@ -36,6 +36,7 @@ from pathlib import Path
 
 import pytest
 
+from support import shipped_configs
 from support.data import FISHERS, REPO, SAMPLE
 from support.influxdb import free_loopback_port
 from support.influxdb2 import BUCKET, INFLUXD2_VERSION, InfluxDB2Server
@@ -47,15 +48,11 @@ yaml = pytest.importorskip("yaml", reason="PyYAML reads docker-compose.yml (pip 
 pytestmark = [pytest.mark.telegraf, pytest.mark.influxdb2]
 
 COMPOSE = REPO / "docker-compose.yml"
-TELEGRAF_CONF = REPO / "telegraf" / "telegraf.conf"
-CSV2LP_TOML = REPO / "telegraf" / "csv2lp.toml"
+TELEGRAF_CONF = shipped_configs.SHIPPED_TELEGRAF
+CSV2LP_TOML = shipped_configs.SHIPPED_CSV2LP
 MEASUREMENT = "movebank"
-# Inside the containers (docker-compose.yml's mounts, telegraf/Dockerfile's folders).
-CONTAINER_SPOOL = "/var/spool/csv2lp"
-CONTAINER_STATE = "/var/lib/csv2lp"
-CONTAINER_CONFIG = "/etc/csv2lp/csv2lp.toml"
+CONTAINER_CONFIG = "/etc/csv2lp/csv2lp.toml"  # telegraf/Dockerfile's copy of csv2lp.toml
 COMPOSE_INFLUX_URL = "http://influxdb:8086"
-FLOW_PORT = 9274
 ARRIVAL_TIMEOUT_S = 180.0
 METRICS_TIMEOUT_S = 30.0
 
@@ -63,35 +60,14 @@ METRICS_TIMEOUT_S = 30.0
 # --- the shipped files, changed only where a container differs ----------------------------------
 
 
-def substitute_once(text: str, old: str, new: str, *, where: str) -> str:
-    """`text` with `old` replaced by `new`; fails unless `old` occurs exactly once (the file changed)."""
-    found = text.count(old)
-    assert found == 1, f"{where}: expected {old!r} once, found it {found} times"
-    return text.replace(old, new)
-
-
-def toml_string(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def stack_telegraf_conf(config: Path, flow_port: int) -> str:
-    text = TELEGRAF_CONF.read_text(encoding="utf-8")
-    shipped_command = f'command = ["csv2lp", "execd", "--config", "{CONTAINER_CONFIG}"]'
-    command = ", ".join(toml_string(part) for part in [sys.executable, "-m", "converter", "execd", "--config",
-                                                       str(config)])
-    text = substitute_once(text, shipped_command, f"command = [{command}]", where="telegraf.conf")
-    return substitute_once(text, f'listen = "127.0.0.1:{FLOW_PORT}"', f'listen = "127.0.0.1:{flow_port}"',
-                           where="telegraf.conf")
+    return shipped_configs.telegraf_conf(metrics_port=flow_port, csv2lp_toml=config).text
 
 
 def stack_csv2lp_toml(root: Path, flow_port: int) -> str:
-    text = CSV2LP_TOML.read_text(encoding="utf-8")
-    # dir, done_dir, rejects_dir and error_dir all live under the spool mount.
-    assert text.count(f'"{CONTAINER_SPOOL}') == 4, "csv2lp.toml's [spool] folders changed"
-    text = text.replace(f'"{CONTAINER_SPOOL}', f'"{root / "spool"}')
-    text = substitute_once(text, f'"{CONTAINER_STATE}/', f'"{root / "state"}/', where="csv2lp.toml")
-    return substitute_once(text, f'"http://127.0.0.1:{FLOW_PORT}/metrics"',
-                           f'"http://127.0.0.1:{flow_port}/metrics"', where="csv2lp.toml")
+    # done_dir, rejects_dir and error_dir stay under the spool, as under the spool mount.
+    return shipped_configs.csv2lp_toml(spool=root / "spool", state_file=root / "state" / "state.json",
+                                       metrics_port=flow_port).text
 
 
 _INTERPOLATION = re.compile(r"\$\{(\w+)(?::?[?\-][^}]*)?\}")
@@ -278,7 +254,7 @@ def test_telegrafs_own_numbers_reach_csv2lp_and_never_the_bucket(stack: Stack) -
 
 
 def test_the_stack_changes_only_what_a_container_makes_different(tmp_path: Path) -> None:
-    """The substitutions above against the shipped text: everything else is byte for byte the same."""
+    """The edits above against the shipped text: everything else is byte for byte the same."""
     config = tmp_path / "csv2lp.toml"
     shipped = TELEGRAF_CONF.read_text(encoding="utf-8").splitlines()
     changed = stack_telegraf_conf(config, 40_001).splitlines()

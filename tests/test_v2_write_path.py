@@ -18,8 +18,6 @@ so arrival is awaited by polling the database (bounded), and then checked to sta
 
 from __future__ import annotations
 
-import calendar
-import csv
 import gzip
 import os
 import subprocess
@@ -31,12 +29,11 @@ import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from support.data import FISHERS, REPO, SAMPLE
+from support.data import FISHERS, REPO, SAMPLE, epoch_ms, read_rows
 from support.influxdb import InfluxDB1Server, free_loopback_port
 from support.telegraf import StartTelegraf, TelegrafProcess
 
@@ -64,17 +61,6 @@ class Fix:
     event_id: int
     lat: float | None
     lon: float | None
-
-
-def read_rows(path: Path) -> list[dict[str, str]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def epoch_ms(text: str) -> int:
-    moment = datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f")
-    return calendar.timegm(moment.timetuple()) * 1000 + moment.microsecond // 1000
 
 
 def expected_series(path: Path, *, unit_ms: int = 1, epoch: str = "ms") -> dict[str, list[Fix]]:

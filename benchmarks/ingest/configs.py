@@ -1,10 +1,10 @@
 """Every Telegraf and csv2lp config of the benchmark, made from the SHIPPED files by named edits.
 
 telegraf/telegraf.conf and telegraf/csv2lp.toml are read as text and changed setting by
-setting (`set_setting`), so what runs is the shipped file with the few lines a path
-must differ in, and `edits` lists them for the results. Each edit must find its table
-and its line; a shipped file reorganised under it fails loudly instead of measuring
-something else.
+setting (tests/support/shipped_configs.py, which the stack tests use too), so what runs
+is the shipped file with the few lines a path must differ in, and `edits` lists them for
+the results. Each edit must find its table and its line; a shipped file reorganised
+under it fails loudly instead of measuring something else.
 
 | path | telegraf.conf | csv2lp.toml |
 |---|---|---|
@@ -18,104 +18,21 @@ something else.
 
 from __future__ import annotations
 
-import json
 import re
-import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import peers
-from .servers import REPO
+from . import servers  # noqa: F401  (puts tests/ on sys.path, for support.*)
 
-SHIPPED_TELEGRAF = REPO / "telegraf" / "telegraf.conf"
-SHIPPED_CSV2LP = REPO / "telegraf" / "csv2lp.toml"
+from support import shipped_configs  # noqa: E402
+from support.shipped_configs import SHIPPED_CSV2LP, SHIPPED_TELEGRAF, ConfigText, ShippedConfigChanged  # noqa: E402
+from support.telegraf import toml_value  # noqa: E402
+
+__all__ = ["SHIPPED_CSV2LP", "SHIPPED_TELEGRAF", "ConfigText", "ShippedConfigChanged", "UNPACED_BUFFER",
+           "ExecdVariant", "Folders", "csv2lp_config", "execd_telegraf_config", "file_telegraf_config"]
+
 UNPACED_BUFFER = 2_000_000
-_HEADER = re.compile(r"^\s*\[")
-_TOP_COMMENT = re.compile(r"^#")
-
-
-class ShippedConfigChanged(Exception):
-    """An edit did not find what it edits in the shipped file."""
-
-
-def toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a TOML basic string: the same escapes as JSON for these values
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(toml_value(item) for item in value) + "]"
-    raise TypeError(f"no TOML form for {value!r}")
-
-
-def _section(lines: list[str], header: str, *, name: str) -> tuple[int, int]:
-    """[start, end) of table `header`: its header line through its sub-tables, up to the next
-    top-level table or top-level comment (the shipped files put a `# ...` line above every table)."""
-    starts = [n for n, line in enumerate(lines) if line.strip() == header]
-    if len(starts) != 1:
-        raise ShippedConfigChanged(f"{name}: expected one {header} table, found {len(starts)}")
-    start = starts[0]
-    end = start + 1
-    while end < len(lines) and not (lines[end][:1] == "[" or _TOP_COMMENT.match(lines[end])):
-        end += 1
-    return start, end
-
-
-@dataclass
-class ConfigText:
-    """A shipped config being edited; `edits` says what changed, for the results."""
-
-    name: str
-    text: str
-    edits: list[str] = field(default_factory=list)
-
-    @classmethod
-    def shipped(cls, path: Path) -> ConfigText:
-        return cls(path.name, path.read_text())
-
-    def set(self, header: str, key: str, value: object) -> ConfigText:
-        """`key = value` in table `header`: replaces the setting, else its commented default (`# key = ...`)."""
-        lines = self.text.split("\n")
-        start, end = _section(lines, header, name=self.name)
-        setting = re.compile(rf"^(\s*){re.escape(key)}\s*=")
-        commented = re.compile(rf"^(\s*)#\s*{re.escape(key)}\s*=")
-        body = range(start + 1, end)
-        found = [n for n in body if setting.match(lines[n]) and not _HEADER.match(lines[n])]
-        if not found:
-            found = [n for n in body if commented.match(lines[n])][:1]
-        if len(found) != 1:
-            raise ShippedConfigChanged(f"{self.name}: {header} has {len(found)} lines setting {key}")
-        indent = re.match(r"^\s*", lines[found[0]]).group(0)
-        lines[found[0]] = f"{indent}{key} = {toml_value(value)}"
-        self.text = "\n".join(lines)
-        self.edits.append(f"{header} {key} = {toml_value(value)}")
-        return self
-
-    def replace_table(self, header: str, block: str, why: str) -> ConfigText:
-        lines = self.text.split("\n")
-        start, end = _section(lines, header, name=self.name)
-        lines[start:end] = block.rstrip("\n").split("\n") + [""]
-        self.text = "\n".join(lines)
-        self.edits.append(why)
-        return self
-
-    def use_influxdb_v1_output(self) -> ConfigText:
-        """The commented [[outputs.influxdb]] block instead of [[outputs.influxdb_v2]], as its comment says."""
-        lines = self.text.split("\n")
-        start, end = _section(lines, "[[outputs.influxdb_v2]]", name=self.name)
-        del lines[start:end]
-        first = [n for n, line in enumerate(lines) if line.strip() == "# [[outputs.influxdb]]"]
-        if len(first) != 1:
-            raise ShippedConfigChanged(f"{self.name}: expected one commented [[outputs.influxdb]] block")
-        n = first[0]
-        while n < len(lines) and lines[n].startswith("#"):
-            lines[n] = lines[n][2:] if lines[n].startswith("# ") else lines[n][1:]
-            n += 1
-        self.text = "\n".join(lines)
-        self.edits.append("[[outputs.influxdb]] uncommented instead of [[outputs.influxdb_v2]]")
-        return self
 
 
 @dataclass(frozen=True)
@@ -147,30 +64,19 @@ class Folders:
 
 
 def csv2lp_config(variant: ExecdVariant, folders: Folders, metrics_port: int) -> ConfigText:
-    config = ConfigText.shipped(SHIPPED_CSV2LP)
-    config.set("[spool]", "dir", str(folders.spool))
-    for key, folder in (("done_dir", "done"), ("rejects_dir", "rejects"), ("error_dir", "error")):
-        config.set("[spool]", key, str(folders.root / folder))
-    config.set("[spool]", "state_file", str(folders.root / "state" / "state.json"))
-    config.set("[flow]", "telegraf_metrics_url", f"http://127.0.0.1:{metrics_port}/metrics" if variant.flow else "")
+    root = folders.root
+    config = shipped_configs.csv2lp_toml(spool=folders.spool, done_dir=root / "done", rejects_dir=root / "rejects",
+                                         error_dir=root / "error", state_file=root / "state" / "state.json",
+                                         metrics_port=metrics_port if variant.flow else None)
     if not variant.paced:
         config.set("[pacing]", "lines_per_second", 0)
     return config
 
 
-def _common_telegraf(server_kind: str, metrics_port: int) -> ConfigText:
-    config = ConfigText.shipped(SHIPPED_TELEGRAF)
-    config.set("[[outputs.prometheus_client]]", "listen", f"127.0.0.1:{metrics_port}")
-    if server_kind == "v1":
-        config.use_influxdb_v1_output()
-    return config
-
-
 def execd_telegraf_config(variant: ExecdVariant, server_kind: str, csv2lp_toml: Path, folders: Folders,
                           metrics_port: int) -> ConfigText:
-    config = _common_telegraf(server_kind, metrics_port)
-    # `python -m converter` from this checkout (PYTHONPATH), where the image has `csv2lp` on PATH.
-    config.set("[[inputs.execd]]", "command", [sys.executable, "-m", "converter", "execd", "--config", str(csv2lp_toml)])
+    config = shipped_configs.telegraf_conf(metrics_port=metrics_port, influxdb_v1=server_kind == "v1",
+                                           csv2lp_toml=csv2lp_toml)
     if variant.buffer_limit is not None:
         config.set("[agent]", "metric_buffer_limit", variant.buffer_limit)
     if variant.disk_buffer:
@@ -200,7 +106,7 @@ def file_telegraf_config(input_path: Path, data_format: str, server_kind: str, r
     input and is never rounded. The buffer holds the whole file: the file is read at
     once, faster than any output writes.
     """
-    config = _common_telegraf(server_kind, metrics_port)
+    config = shipped_configs.telegraf_conf(metrics_port=metrics_port, influxdb_v1=server_kind == "v1")
     what = "Telegraf's CSV parser" if data_format == "csv" else "ready-made line protocol"
     config.replace_table("[[inputs.execd]]", file_input_block(input_path, data_format),
                          f"[[inputs.file]] ({what}, interval 24h) instead of [[inputs.execd]]")

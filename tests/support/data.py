@@ -1,8 +1,13 @@
-"""Where the test data lives: the project's own sample and the shared real Movebank files."""
+"""Where the test data lives: the project's own sample and the shared real Movebank files,
+and the plain reading of them that tests compare csv2lp's output with (Python's csv module)."""
 
 from __future__ import annotations
 
+import calendar
+import csv
+import gzip
 import os
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -28,3 +33,16 @@ def shared_movebank() -> Path:
         pytest.skip(f"real Movebank files not found at {SHARED_MOVEBANK} (only present on project machines; "
                     "set CSV2LP_SHARED_DATA to the folder that holds movebank/)")
     return SHARED_MOVEBANK
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    """Every row of a Movebank CSV (gzip by its .gz suffix) as {column: text}, read independently of csv2lp."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def epoch_ms(text: str) -> int:
+    """Epoch milliseconds of a Movebank `timestamp` cell (`2011-02-11 00:00:08.000`, UTC)."""
+    moment = datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f")
+    return calendar.timegm(moment.timetuple()) * 1000 + moment.microsecond // 1000

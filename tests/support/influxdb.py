@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
-import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -25,12 +22,13 @@ from typing import Any
 
 import pytest
 
+from support.server_process import ServerProcess, running
+
 INFLUXD = Path("/usr/bin/influxd")
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 HTTP_TIMEOUT_S = 60.0
 LINES_PER_WRITE = 5_000
-LOG_TAIL_BYTES = 4_000
 
 # /write in 1.x takes n|u|ms|s (newer releases also take ns/us); translate ours.
 _WRITE_PRECISION = {"ns": "n", "n": "n", "us": "u", "u": "u", "ms": "ms", "s": "s"}
@@ -120,31 +118,23 @@ def split_into_requests(lines: bytes, *, lines_per_request: int = LINES_PER_WRIT
         yield b"\n".join(all_lines[start : start + lines_per_request]) + b"\n"
 
 
-class InfluxDB1Server:
+class InfluxDB1Server(ServerProcess):
     """One `influxd` process with its own config, ports and data directory.
 
     `stop()` then `start()` again reuses the same data directory and ports, so a test
     can restart the server in the middle of an import and find its data.
     """
 
+    error = InfluxDBError
+    stop_signal = signal.SIGTERM
+    stop_timeout = STOP_TIMEOUT_S
+
     def __init__(self, root: Path | None = None, *, influxd: Path = INFLUXD) -> None:
-        self._owns_root = root is None
-        self.root = Path(tempfile.mkdtemp(prefix="influxdb1-")) if root is None else Path(root)
+        super().__init__(root, prefix="influxdb1-")
         self.influxd = influxd
         self.http_port = free_loopback_port()
         self.rpc_port = free_loopback_port()
         self.config_path = self.root / "influxdb.conf"
-        self.log_path = self.root / "influxd.log"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.last_start_seconds: float | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -155,67 +145,13 @@ class InfluxDB1Server:
 
     def start(self, *, timeout: float = START_TIMEOUT_S) -> None:
         """Start influxd and wait until /ping answers; raise with the log tail if it does not."""
-        if self.running:
-            raise InfluxDBError(f"influxd is already running at {self.url}")
+        self._refuse_if_running()
         self.write_config()
         # INFLUXDB_* variables override the config file: keep the caller's out.
         env = {key: value for key, value in os.environ.items() if not key.startswith("INFLUXDB_")}
-        began = time.monotonic()
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [str(self.influxd), "run", "-config", str(self.config_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,  # a Ctrl-C in pytest must not hit the server first
-            )
-        deadline = began + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                code = self.process.returncode
-                self.process = None
-                raise InfluxDBError(f"influxd exited with status {code} while starting\n{self.log_tail()}")
-            if self._ping():
-                self.last_start_seconds = time.monotonic() - began
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise InfluxDBError(f"influxd did not answer {self.url}/ping within {timeout:.0f} s\n{self.log_tail()}")
-
-    def stop(self, *, timeout: float = STOP_TIMEOUT_S) -> None:
-        """SIGTERM, then SIGKILL if the server is still alive after `timeout` seconds."""
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=timeout)
-
-    def close(self) -> None:
-        """Stop the server and delete the data directory this object created."""
-        self.stop()
-        if self._owns_root:
-            shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> InfluxDB1Server:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def log_tail(self, size: int = LOG_TAIL_BYTES) -> str:
-        try:
-            data = self.log_path.read_bytes()
-        except OSError:
-            return f"(no log at {self.log_path})"
-        return f"--- last {min(size, len(data))} bytes of {self.log_path} ---\n" + data[-size:].decode(
-            "utf-8", "replace"
-        )
+        began = self._spawn([str(self.influxd), "run", "-config", str(self.config_path)], env=env,
+                            ready=self._ping, waiting_for=f"answer {self.url}/ping", timeout=timeout)
+        self.last_start_seconds = time.monotonic() - began
 
     # -- HTTP ------------------------------------------------------------------------
 
@@ -327,12 +263,7 @@ def require_influxd() -> None:
 def influxdb() -> Iterator[InfluxDB1Server]:
     """One InfluxDB 1.x server for the whole session (do not stop it in a test)."""
     require_influxd()
-    server = InfluxDB1Server()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
+    yield from running(InfluxDB1Server())
 
 
 @pytest.fixture
@@ -351,9 +282,4 @@ def influx_db(influxdb: InfluxDB1Server) -> Iterator[str]:
 def private_influxdb() -> Iterator[InfluxDB1Server]:
     """A server of the test's own, free to be stopped and restarted; closed afterwards."""
     require_influxd()
-    server = InfluxDB1Server()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
+    yield from running(InfluxDB1Server())

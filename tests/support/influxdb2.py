@@ -19,10 +19,7 @@ import gzip
 import io
 import json
 import os
-import shutil
 import signal
-import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -35,6 +32,7 @@ from typing import Any
 import pytest
 
 from support.influxdb import free_loopback_port, quote_ident, quote_literal, split_into_requests
+from support.server_process import ServerProcess, running
 
 INSTALL_SCRIPT = ".ci/install-influxd2"
 INFLUXD2_VERSION = "v2.8.0"
@@ -43,7 +41,6 @@ START_TIMEOUT_S = 30.0
 # influxd flushes the WAL and closes its engine on SIGINT; a large cache can take seconds.
 STOP_TIMEOUT_S = 20.0
 HTTP_TIMEOUT_S = 60.0
-LOG_TAIL_BYTES = 4_000
 
 # What docker-compose.yml sets from .env (DOCKER_INFLUXDB_INIT_*), with test values. The org
 # and bucket are those of .env.example; the password must have 8+ characters for /setup.
@@ -140,36 +137,32 @@ def parse_flux_csv(text: str) -> list[Row]:
     return rows
 
 
-class InfluxDB2Server:
+class InfluxDB2Server(ServerProcess):
     """One `influxd` (2.x) process with its own port, bolt file, sqlite file and engine folder.
 
     `restart()` (or `stop()` then `start()`) keeps the port and the data, so a test can
     restart the server in the middle of an import and find what was acknowledged.
+
+    Stopped with SIGINT, not SIGTERM: influxd 2.x shuts down cleanly (WAL closed, bolt
+    closed) only on os.Interrupt; it does not catch SIGTERM, which ends it at once like a
+    crash (kit/signals/context.go WithStandardSignals, v2.8.0).
     """
 
+    error = InfluxDB2Error
+    stop_signal = signal.SIGINT
+    stop_timeout = STOP_TIMEOUT_S
+
     def __init__(self, root: Path | None = None, *, influxd: Path | None = None) -> None:
-        self._owns_root = root is None
-        self.root = Path(tempfile.mkdtemp(prefix="influxdb2-")) if root is None else Path(root)
         found = influxd or find_influxd2_binary()
         if found is None:
             raise InfluxDB2Error(f"no influxd binary: run {INSTALL_SCRIPT}")
+        super().__init__(root, prefix="influxdb2-")
         self.influxd = found
         self.http_port = free_loopback_port()
-        self.log_path = self.root / "influxd.log"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.last_start_seconds: float | None = None
         self.org = ORG
         self.bucket = BUCKET
         self.token = TOKEN
         self.org_id: str | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
     def compose_env(self) -> dict[str, str]:
         """The variables docker-compose.yml sets: InfluxDB's DOCKER_INFLUXDB_INIT_* and Telegraf's INFLUX_*."""
@@ -219,77 +212,16 @@ class InfluxDB2Server:
 
     def start(self, *, timeout: float = START_TIMEOUT_S) -> None:
         """Start influxd, wait until /health says pass, onboard it once; raise with the log tail otherwise."""
-        if self.running:
-            raise InfluxDB2Error(f"influxd is already running at {self.url}")
-        began = time.monotonic()
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [str(self.influxd)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.server_env(),
-                cwd=self.root,
-                start_new_session=True,  # a Ctrl-C in pytest must not hit the server first
-            )
-        deadline = began + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                code = self.process.returncode
-                self.process = None
-                raise InfluxDB2Error(f"influxd exited with status {code} while starting\n{self.log_tail()}")
-            if self._healthy():
-                break
-            time.sleep(0.05)
-        else:
-            self.stop()
-            raise InfluxDB2Error(f"influxd did not pass {self.url}/health within {timeout:.0f} s\n{self.log_tail()}")
+        self._refuse_if_running()
+        began = self._spawn([str(self.influxd)], env=self.server_env(), cwd=self.root, ready=self._healthy,
+                            waiting_for=f"pass {self.url}/health", timeout=timeout)
         self._onboard()
         self.last_start_seconds = time.monotonic() - began
-
-    def stop(self, *, timeout: float = STOP_TIMEOUT_S) -> None:
-        """SIGINT, then SIGKILL if the server is still alive after `timeout` seconds.
-
-        SIGINT, not SIGTERM: influxd 2.x shuts down cleanly (WAL closed, bolt closed) only
-        on os.Interrupt; it does not catch SIGTERM, which ends it at once like a crash
-        (kit/signals/context.go WithStandardSignals, v2.8.0).
-        """
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=timeout)
 
     def restart(self) -> None:
         """Stop cleanly and start again on the same port with the same data."""
         self.stop()
         self.start()
-
-    def close(self) -> None:
-        """Stop the server and delete the data directory this object created."""
-        self.stop()
-        if self._owns_root:
-            shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> InfluxDB2Server:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def log_tail(self, size: int = LOG_TAIL_BYTES) -> str:
-        try:
-            data = self.log_path.read_bytes()
-        except OSError:
-            return f"(no log at {self.log_path})"
-        return f"--- last {min(size, len(data))} bytes of {self.log_path} ---\n" + data[-size:].decode(
-            "utf-8", "replace"
-        )
 
     def _healthy(self) -> bool:
         try:
@@ -546,13 +478,7 @@ def require_influxd2() -> Path:
 @pytest.fixture(scope="session")
 def influxdb2() -> Iterator[InfluxDB2Server]:
     """One onboarded InfluxDB 2 server for the whole session (do not stop it in a test)."""
-    binary = require_influxd2()
-    server = InfluxDB2Server(influxd=binary)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
+    yield from running(InfluxDB2Server(influxd=require_influxd2()))
 
 
 @pytest.fixture
@@ -570,10 +496,4 @@ def influx2_bucket(influxdb2: InfluxDB2Server) -> Iterator[str]:
 @pytest.fixture
 def private_influxdb2() -> Iterator[InfluxDB2Server]:
     """An onboarded server of the test's own, free to be stopped and restarted; closed afterwards."""
-    binary = require_influxd2()
-    server = InfluxDB2Server(influxd=binary)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
+    yield from running(InfluxDB2Server(influxd=require_influxd2()))

@@ -1,7 +1,8 @@
 """The shipped stack minus Docker: telegraf/telegraf.conf and telegraf/csv2lp.toml as shipped,
 a real Telegraf running `csv2lp execd` from this checkout, and a real InfluxDB 2.
 
-Only what must differ outside a container is changed, each change named here:
+Only what must differ outside a container is changed (shipped_configs.py makes the edits;
+each must find its line), each change named here:
 - the execd command runs this checkout (`python -m converter execd`, PYTHONPATH) with a
   csv2lp.toml whose [spool] folders and state file are in a temp folder;
 - [[outputs.prometheus_client]] listens on a free loopback port, and [flow]
@@ -9,7 +10,8 @@ Only what must differ outside a container is changed, each change named here:
 - the INFLUX_* variables come from the test server, as docker-compose.yml sets them;
 - the agent logs at debug level (one line per write: what the tests count sends with).
 `restart_delay` shortens execd's wait before restarting a killed csv2lp.
-`overrides` may change [agent], [flow] or [pacing] settings for a test that says why.
+`agent`, `flow` or `pacing` may change settings of those tables (each a setting or a
+commented default of the shipped file) for a test that says why.
 """
 
 from __future__ import annotations
@@ -17,29 +19,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from . import shipped_configs
 from .data import REPO
 from .influxdb import free_loopback_port
 from .influxdb2 import InfluxDB2Server
-from .telegraf import BUFFER_OVERFLOW_PATTERN, TelegrafProcess, toml_table, wait_until
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
-TELEGRAF_DIR = REPO / "telegraf"
-SHIPPED_LISTEN = 'listen = "127.0.0.1:9274"'
-SHIPPED_COMMAND = 'command = ["csv2lp", "execd", "--config", "/etc/csv2lp/csv2lp.toml"]'
-
-
-def shipped_csv2lp() -> dict[str, Any]:
-    return tomllib.loads((TELEGRAF_DIR / "csv2lp.toml").read_text())
+from .telegraf import BUFFER_OVERFLOW_PATTERN, TelegrafProcess, wait_until
 
 
 class ShippedStack:
@@ -53,46 +42,30 @@ class ShippedStack:
         self.spool.mkdir(parents=True, exist_ok=True)
         self.state_file = root / "state" / "state.json"
         self.port = free_loopback_port()
-        self.metrics_url = f"http://127.0.0.1:{self.port}/metrics"
+        self.metrics_url = shipped_configs.metrics_url(self.port)
         self.config = root / "csv2lp.toml"
         self.config.write_text(self._csv2lp_toml(flow or {}, pacing or {}))
-        conf = self._telegraf_conf(agent or {})
-        if restart_delay is not None:  # a test that kills csv2lp many times need not wait 10 s each
-            assert conf.count('restart_delay = "10s"') == 1
-            conf = conf.replace('restart_delay = "10s"', f'restart_delay = "{restart_delay}"')
+        conf = self._telegraf_conf(agent or {}, restart_delay)
         self.telegraf = TelegrafProcess(telegraf_bin, conf, root / "telegraf",
                                         env=server.compose_env(), max_lifetime=max_lifetime)
 
     # -- the two files -----------------------------------------------------------------
 
     def _csv2lp_toml(self, flow: dict[str, Any], pacing: dict[str, Any]) -> str:
-        shipped = shipped_csv2lp()
-        spool = {**shipped["spool"], "dir": str(self.spool), "done_dir": str(self.spool / "done"),
-                 "rejects_dir": str(self.spool / "rejects"), "error_dir": str(self.spool / "error"),
-                 "state_file": str(self.state_file)}
-        tables = {"spool": spool, "convert": shipped["convert"],
-                  "flow": {**shipped["flow"], "telegraf_metrics_url": self.metrics_url, **flow},
-                  "pacing": {**shipped["pacing"], **pacing}}
-        return "\n".join(toml_table(f"[{name}]", settings) for name, settings in tables.items())
+        config = shipped_configs.csv2lp_toml(spool=self.spool, state_file=self.state_file, metrics_port=self.port)
+        for table, settings in (("[flow]", flow), ("[pacing]", pacing)):
+            for key, value in settings.items():
+                config.set(table, key, value)
+        return config.text
 
-    def _telegraf_conf(self, agent: dict[str, Any]) -> str:
-        text = (TELEGRAF_DIR / "telegraf.conf").read_text()
-        for shipped in (SHIPPED_COMMAND, SHIPPED_LISTEN, "[agent]\n"):
-            assert text.count(shipped) == 1, f"telegraf.conf no longer has exactly one {shipped!r}"
-        command = [sys.executable, "-m", "converter", "execd", "--config", str(self.config)]
-        text = text.replace(SHIPPED_COMMAND, f"command = {_toml_list(command)}\n"
-                                             f"  environment = {_toml_list([f'PYTHONPATH={REPO}'])}")
-        text = text.replace(SHIPPED_LISTEN, f'listen = "127.0.0.1:{self.port}"')
-        settings = {"debug": True, "quiet": False, **agent}
-        for key, value in settings.items():  # replace a shipped setting, or add it
-            line = toml_table("", {key: value}).strip()
-            pattern = re.compile(rf"^  #? ?{re.escape(key)} = .*$", re.MULTILINE)
-            agent_block, rest = text.split("\n[[inputs.execd]]", 1)
-            agent_block, found = pattern.subn(f"  {line}", agent_block, count=1)
-            if not found:
-                agent_block = agent_block.replace("[agent]\n", f"[agent]\n  {line}\n", 1)
-            text = agent_block + "\n[[inputs.execd]]" + rest
-        return text
+    def _telegraf_conf(self, agent: dict[str, Any], restart_delay: str | None) -> str:
+        config = shipped_configs.telegraf_conf(metrics_port=self.port, csv2lp_toml=self.config)
+        config.set("[[inputs.execd]]", "environment", [f"PYTHONPATH={REPO}"])
+        if restart_delay is not None:  # a test that kills csv2lp many times need not wait 10 s each
+            config.set("[[inputs.execd]]", "restart_delay", restart_delay)
+        for key, value in {"debug": True, "quiet": False, **agent}.items():
+            config.set("[agent]", key, value)
+        return config.text
 
     # -- running it --------------------------------------------------------------------
 
@@ -125,10 +98,6 @@ class ShippedStack:
 
     def overflow_lines(self) -> list[str]:
         return re.findall(BUFFER_OVERFLOW_PATTERN, self.telegraf.log_text())
-
-
-def _toml_list(items: list[str]) -> str:
-    return "[" + ", ".join('"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"' for item in items) + "]"
 
 
 def count_per_series(server: InfluxDB2Server, bucket: str, measurement: str = "movebank") -> dict[tuple, int]:
