@@ -13,13 +13,15 @@ from click.core import ParameterSource
 from . import __version__
 from .annotated import InputFormat
 from .duplicates import DuplicateMode
-from .errors import ConverterError
+from .errors import ConverterError, MappingError
 from .mapping import (
     NO_TIME,
     KeyStyle,
     MappingOverrides,
     MappingSpec,
     OtherColumns,
+    check_time_format,
+    check_timezone,
     Precision,
     load_mapping_file,
     load_preset,
@@ -76,6 +78,21 @@ def main() -> None:
     prefer_jemalloc()  # memory.py: the lower peak RSS, measured
 
 
+def _checked(check):
+    """A click callback: `check(value)` raises MappingError for a setting that can never work, which
+    is then a usage error (exit 2) naming the option, before any file is opened."""
+
+    def callback(context: click.Context, parameter: click.Parameter, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check(value, where="")
+            except MappingError as exc:
+                raise click.BadParameter(str(exc).strip(), context, parameter) from None
+        return value
+
+    return callback
+
+
 def _mapping_options(function):
     options = [
         click.option("--preset", metavar="NAME", help="A named mapping shipped with csv2lp: movebank."),
@@ -99,10 +116,13 @@ def _mapping_options(function):
                      help="The time column. Default: one named time/timestamp/_time/datetime; "
                           "with none, points get the server's time."),
         click.option("--no-time", is_flag=True, help="Write no timestamps (the server stamps the points)."),
-        click.option("--time-format", metavar="FORMAT",
+        click.option("--time-format", metavar="FORMAT", callback=_checked(check_time_format),
                      help="iso8601 (default; also rfc3339, movebank), epoch_s, epoch_ms, epoch_us, epoch_ns, "
-                          "or a strptime pattern like '%d/%m/%Y %H:%M:%S'."),
-        click.option("--timezone", metavar="TZ", help="Zone of times without an offset (default UTC), e.g. Europe/Berlin."),
+                          "or a strptime pattern like '%d/%m/%Y %H:%M:%S' (one that cannot read a time back "
+                          "is a usage error)."),
+        click.option("--timezone", metavar="TZ", callback=_checked(check_timezone),
+                     help="Zone of times without an offset (default UTC), e.g. Europe/Berlin; an unknown zone is "
+                          "a usage error."),
     ]
     for option in reversed(options):
         function = option(function)

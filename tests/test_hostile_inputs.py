@@ -1,0 +1,260 @@
+"""Hostile invocations of the whole CLI, as a user's shell makes them: never a traceback.
+
+Every case runs `python -m converter` as a child process (PYTHONPATH is this tree), with
+real FIFOs, real process substitution (`bash -c '... <(cat f)'`), real /dev/full, a real
+pty whose other end is gone (EIO), a real full file system (a 64 KiB tmpfs, where the
+machine lets us mount one) and a real closed pipe. Each asserts the exit status and the
+exact message (or its stable part, where the system's words or a pipe's buffer size
+enter it), that no input file changed (SHA-256 before and after), and `run()` fails any
+case whose stderr holds a Python traceback.
+
+Sections follow issue 16: inputs read exactly once (FIFOs, /dev/fd/N, gzip through both);
+outputs that are inputs or each other; folders checked before the first row; write
+errors during the run; settings that can never work; and the rest of the matrix
+(missing, empty, binary, unreadable, duplicate inputs; inspect and execd with bad paths).
+
+Running as root: root writes and reads past mode bits, so the cases about a read-only
+folder or an unreadable file run the child without that power (setpriv drops
+CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH); /proc covers "cannot create a file here" for
+root and everyone.
+"""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+TIMEOUT = 120  # seconds any child or FIFO writer may take; far above what each needs
+
+SMALL = "station,n,time\na,1,2020-01-01T00:00:00Z\nb,2,2020-01-01T00:00:01Z\n"
+SMALL_ARGS = ("-t", "station", "--precision", "s")
+SMALL_LINES = "w,station=a n=1 1577836800\nw,station=b n=2 1577836801\n"
+WITH_REJECT = SMALL + "c,warm,2020-01-01T00:00:02Z\n"
+TYPED = ("--type", "n=float")
+BIG_ROWS = 200_000
+RATE = re.compile(r" in \d+\.\d\d s \([\d,]+ rows/s\)")
+QUARANTINE_FIX = "give --rejects FILE in another place, or --on-error skip to only count bad rows"
+
+
+@dataclass
+class Run:
+    status: int
+    stdout: bytes
+    stderr: str
+
+    @property
+    def messages(self) -> list[str]:
+        """stderr's lines without the run's rate (`in 0.03 s (66 rows/s)`), which depends on the machine."""
+        return [RATE.sub("", line) for line in self.stderr.splitlines()]
+
+
+def _checked(status: int, stdout: bytes | None, stderr: bytes) -> Run:
+    text = stderr.decode("utf-8", errors="replace")
+    assert "Traceback" not in text, text
+    assert "terminate called" not in text and "Fatal Python error" not in text, text
+    return Run(status, stdout or b"", text)
+
+
+def run(*args: str, cwd: Path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, prefix: tuple[str, ...] = (),
+        timeout: float = TIMEOUT) -> Run:
+    """`csv2lp ARGS...` as a child process."""
+    child = subprocess.run([*prefix, sys.executable, "-m", "converter", *args], cwd=cwd, env=ENV, stdin=stdin,
+                           stdout=stdout, stderr=subprocess.PIPE, timeout=timeout)
+    return _checked(child.returncode, child.stdout, child.stderr)
+
+
+def in_bash(script: str, *, cwd: Path) -> Run:
+    """A bash command line, where `csv2lp` is this tree's CLI (for `<(...)`, `>>`, pipes)."""
+    csv2lp = f"{shlex.quote(sys.executable)} -m converter"
+    child = subprocess.run(["bash", "-c", script.replace("csv2lp", csv2lp)], cwd=cwd, env=ENV,
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=TIMEOUT)
+    return _checked(child.returncode, child.stdout, child.stderr)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def inputs(tmp_path: Path):
+    """Write input files into tmp_path; after the test, every one must be byte for byte as written."""
+    written: dict[Path, str] = {}
+
+    def put(name: str, data: str | bytes) -> Path:
+        path = tmp_path / name
+        path.write_bytes(data.encode() if isinstance(data, str) else data)
+        written[path] = sha256(path)
+        return path
+
+    yield put
+    for path, digest in written.items():
+        assert sha256(path) == digest, f"{path.name} was changed by the run"
+
+
+BIG_ARGS = ("-m", "big", "-t", "station", "--time-format", "epoch_s", "--precision", "s")
+
+
+def big_lines_of(rows: int) -> str:
+    """The first `rows` lines csv2lp makes of `big_csv` with BIG_ARGS (n is inferred as a float)."""
+    return "".join(f"big,station=s{i % 7} n={i} {1_600_000_000 + i}\n" for i in range(rows))
+
+
+def big_csv(rows: int = BIG_ROWS) -> tuple[str, str]:
+    """A CSV of `rows` rows, each with its own time, and the lines csv2lp makes of it."""
+    return "station,n,time\n" + "".join(f"s{i % 7},{i},{1_600_000_000 + i}\n" for i in range(rows)), big_lines_of(rows)
+
+
+class FifoWriter(threading.Thread):
+    """Writes `data` into the FIFO at `path` once a reader has opened it; gives up after TIMEOUT.
+
+    Opening with O_NONBLOCK fails (ENXIO) while no reader is there, so the thread never
+    blocks for ever in open(); a reader that goes away early ends it with EPIPE (`broken`)."""
+
+    def __init__(self, path: Path, data: bytes) -> None:
+        super().__init__(daemon=True)
+        self.path, self.data = path, data
+        self.opened = 0  # how often a reader opened the FIFO and the writer got in
+        self.broken = False
+        os.mkfifo(path)
+
+    def run(self) -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:
+                    raise
+                time.sleep(0.005)
+                continue
+            self.opened += 1
+            os.set_blocking(fd, True)
+            try:
+                view = memoryview(self.data)
+                while view:
+                    view = view[os.write(fd, view):]
+            except BrokenPipeError:
+                self.broken = True
+            finally:
+                os.close(fd)
+            return
+
+    def __enter__(self) -> "FifoWriter":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.join(TIMEOUT)
+        assert not self.is_alive(), "the FIFO writer never finished: nobody read the FIFO"
+
+
+def root_without_override() -> tuple[str, ...]:
+    """A prefix under which mode bits bind the child: root would read and write past them."""
+    if os.geteuid() != 0:
+        return ()
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: mode bits do not bind root (the /proc cases cover "
+                    "a folder that cannot take a file)")
+    caps = "-dac_override,-dac_read_search"
+    return (setpriv, f"--bounding-set={caps}", f"--inh-caps={caps}")
+
+
+# ============================================================ 5. settings that can never work
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--timezone", "Mars/Olympus"),
+         "Invalid value for '--timezone': 'Mars/Olympus' is not a time zone in Arrow's time zone database; use an "
+         "IANA name such as Europe/Berlin or America/New_York, an offset such as +02:00, or UTC."),
+        (("--time-format", "%Q%"),
+         "Invalid value for '--time-format': '%Q%' can never read a time: 2001-02-03 04:05:06 UTC written with it "
+         "is '14706%', which it does not read back (a directive Arrow's strptime does not have, such as %f or %s?); "
+         "use one of iso8601, rfc3339, movebank, epoch_s, epoch_ms, epoch_us, epoch_ns or a strptime pattern such "
+         "as '%d/%m/%Y %H:%M:%S'."),
+        (("--time-format", "%Y-%m-%d %H:%M:%S.%f"),
+         "Invalid value for '--time-format': '%Y-%m-%d %H:%M:%S.%f' can never read a time: 2001-02-03 04:05:06 UTC "
+         "written with it is '2001-02-03 04:05:06.%f', which it does not read back (a directive Arrow's strptime "
+         "does not have, such as %f or %s?); use one of iso8601, rfc3339, movebank, epoch_s, epoch_ms, epoch_us, "
+         "epoch_ns or a strptime pattern such as '%d/%m/%Y %H:%M:%S'."),
+    ],
+    ids=["unknown zone", "impossible pattern", "python's %f"],
+)
+def test_a_setting_that_can_never_work_is_a_usage_error(tmp_path: Path, inputs, args: tuple[str, ...],
+                                                        message: str) -> None:
+    inputs("x.csv", SMALL)
+
+    result = run("x.csv", *args, cwd=tmp_path)
+
+    assert (result.status, result.stdout) == (2, b"")
+    assert result.stderr.splitlines()[-1] == f"Error: {message}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.csv"]
+
+
+@pytest.mark.parametrize("args", [("--timezone", "Europe/Berlin"), ("--timezone", "+02:00"), ("--timezone", "utc"),
+                                  ("--time-format", "%Y-%m-%dT%H:%M:%SZ")])
+def test_settings_that_work_are_taken(tmp_path: Path, inputs, args: tuple[str, ...]) -> None:
+    inputs("x.csv", SMALL)
+
+    result = run("x.csv", *SMALL_ARGS, *args, cwd=tmp_path)
+
+    assert (result.status, result.stdout.decode()) == (0, SMALL_LINES.replace("w,", "x,"))
+
+
+@pytest.mark.parametrize(
+    "toml, message",
+    [
+        ('[time]\ntimezone = "Mars/Olympus"\n',
+         "m.toml: [time] timezone = 'Mars/Olympus' is not a time zone in Arrow's time zone database; use an IANA "
+         "name such as Europe/Berlin or America/New_York, an offset such as +02:00, or UTC."),
+        ('[time]\nformat = "%Q%"\n', "m.toml: [time] format = '%Q%' can never read a time: 2001-02-03 04:05:06 UTC "
+                                    "written with it is '14706%', which it does not read back"),
+        ("[time]\nformat = 5\n", "m.toml: [time] format = 5 must be a string."),
+        ("[time]\nzone = \"UTC\"\n", "m.toml: unknown key [time] zone; known keys: column, format, timezone."),
+        ("tags = 5\n", "m.toml: tags = 5 must be a table."),
+        ('exclude = "notes"\n', "m.toml: exclude = 'notes' must be a list of column names."),
+    ],
+    ids=["zone", "pattern", "format not a string", "unknown time key", "tags not a table", "exclude not a list"],
+)
+def test_a_mapping_file_that_can_never_work_names_the_file_and_key(tmp_path: Path, inputs, toml: str,
+                                                                   message: str) -> None:
+    inputs("x.csv", SMALL)
+    inputs("m.toml", toml)
+
+    result = run("x.csv", "--config", "m.toml", cwd=tmp_path)
+
+    assert (result.status, result.stdout) == (1, b"")
+    assert result.stderr.startswith(f"csv2lp: error: {message}")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_execd_with_a_mapping_that_can_never_work_stops_at_start(tmp_path: Path, inputs) -> None:
+    inputs("m.toml", '[time]\ntimezone = "Mars/Olympus"\n')
+    inputs("csv2lp.toml", '[spool]\ndir = "spool"\n[convert]\nmapping = "m.toml"\n')
+
+    result = run("execd", "--config", "csv2lp.toml", cwd=tmp_path)
+
+    assert result.status == 1
+    assert result.stderr == (f"E! csv2lp execd: csv2lp.toml: [convert] {tmp_path}/m.toml: [time] timezone = "
+                             f"'Mars/Olympus' is not a time zone in Arrow's time zone database; use an IANA name such "
+                             f"as Europe/Berlin or America/New_York, an offset such as +02:00, or UTC.\n")
+    assert not (tmp_path / "spool").exists()
