@@ -22,11 +22,12 @@ import pyarrow.compute as pc
 from . import annotated, rowerrors
 from .duplicates import DEFAULT_WINDOW, DuplicateMode, DuplicateTracker
 from .encode import EncodeOptions, Encoded, Encoder
-from .errors import BadRowError, ConverterError, MappingError
+from .errors import BadRowError, ConverterError, InputError, MappingError
 from .mapping import FieldType, MappingSpec, Plan, Precision, TagSpec, resolve
 from .parallel import ordered_map
 from .read_settings import PLAIN, ReadSettings, blank_rows
-from .reader import DEFAULT_BLOCK_SIZE, STDIN, Block, CsvSource, expand_inputs, file_size, open_source
+from .reader import (DEFAULT_BLOCK_SIZE, STDIN, Block, CsvSource, expand_inputs, file_size, is_descriptor_path,
+                     is_stream, open_source)
 from .rejects import RejectsWriter
 from .sinks import LineSink
 from .summary import RunSummary
@@ -67,22 +68,57 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
-def default_measurement(item: str) -> str:
-    """The file's name without its extensions (`gps.csv.gz` -> `gps`); `stdin` for '-'."""
-    if item == STDIN:
+def default_measurement(item: str) -> str | None:
+    """The file's name without its extensions (`gps.csv.gz` -> `gps`; a named FIFO's too); `stdin` for
+    '-' and /dev/stdin; None for /dev/fd/N and /proc/PID/fd/N (`<(zcat x.gz)`), whose name (`63`)
+    says nothing about the data: those need -m or a measurement column."""
+    if item in (STDIN, "/dev/stdin"):
         return "stdin"
+    if is_descriptor_path(item):
+        return None
     name = Path(item).name
     return name.split(".", 1)[0] or name
 
 
-def check_inputs(inputs: Sequence[str], mapping: MappingSpec, options: ConvertOptions) -> list[str]:
-    """Expand globs and check the mapping against every file's header before any row is read."""
-    items = expand_inputs(inputs)
+def refuse_repeated_inputs(items: Sequence[str]) -> None:
+    """One input given twice (`x.csv x.csv`, `x.csv ./x.csv`, a glob and a name that match the same
+    file) would convert its rows twice: every point a duplicate. Refused, by what the file is."""
     if items.count(STDIN) > 1:
         raise ConverterError("'-' (stdin) can be given only once.")
+    seen: dict[tuple[int, int], str] = {}
     for item in items:
         if item == STDIN:
-            continue  # stdin cannot be read twice; its header is checked when it is opened
+            continue
+        try:
+            info = os.stat(item)
+        except OSError:
+            continue  # opening it says what is wrong
+        key = (info.st_dev, info.st_ino)
+        if key in seen:
+            also = "" if seen[key] == item else f" (also as {seen[key]})"
+            raise InputError(f"{item}: given twice{also}; each input is converted once per run, twice would write "
+                             f"every row twice: give it once.")
+        seen[key] = item
+
+
+def check_inputs(inputs: Sequence[str], mapping: MappingSpec, options: ConvertOptions) -> list[str]:
+    """Expand globs, refuse an input given twice, and check the mapping against every file's header
+    before any row is read (check_headers)."""
+    items = expand_inputs(inputs)
+    refuse_repeated_inputs(items)
+    check_headers(items, mapping, options)
+    return items
+
+
+def check_headers(items: Sequence[str], mapping: MappingSpec, options: ConvertOptions) -> None:
+    """The mapping against the header of every input (each file is opened, its header read, closed).
+
+    Inputs that can be read only once (stdin, a FIFO, `<(zcat x.gz)`) are left out here: reading
+    their header now would take it away from the conversion. Theirs is checked when they are
+    opened for it, before their first row."""
+    for item in items:
+        if is_stream(item):
+            continue
         source = open_source(item, delimiter=options.delimiter, block_size=options.block_size, settings=options.read)
         try:
             if annotated.is_annotated(source, options.input_format):  # its first table's annotations and header
@@ -91,12 +127,16 @@ def check_inputs(inputs: Sequence[str], mapping: MappingSpec, options: ConvertOp
                 plan_for(source, item, mapping, options)
         finally:
             source.close()
-    return items
 
 
 def plan_for(source: CsvSource, item: str, mapping: MappingSpec, options: ConvertOptions) -> Plan:
     mapping = with_source_columns(mapping, source)
-    plan = resolve(mapping, source.header, source=source.name, default_measurement=default_measurement(item))
+    measurement = default_measurement(item)
+    if measurement is None and mapping.measurement is None and mapping.measurement_column is None:
+        raise MappingError(f"{source.name}: the measurement cannot be named after this input: it is an open file "
+                           f"descriptor (a process substitution such as <(zcat x.csv.gz)), not a file name; "
+                           f"give -m NAME or --measurement-column COLUMN.")
+    plan = resolve(mapping, source.header, source=source.name, default_measurement=measurement or "")
     if options.s2_level is not None:
         for key in ("lat", "lon"):
             fld = plan.field_by_key(key)

@@ -177,6 +177,96 @@ def root_without_override() -> tuple[str, ...]:
     return (setpriv, f"--bounding-set={caps}", f"--inh-caps={caps}")
 
 
+# ============================================================ 1. every input read exactly once
+
+
+def test_process_substitution_is_read_once_and_needs_a_measurement_name(tmp_path: Path, inputs) -> None:
+    inputs("small.csv", SMALL)
+
+    result = in_bash("csv2lp <(cat small.csv) -t station --precision s", cwd=tmp_path)
+
+    # Its name says nothing (/dev/fd/63): the header check must not read it, the error must say what to do.
+    assert result.status == 1
+    assert re.fullmatch(r"csv2lp: error: /dev/fd/\d+: the measurement cannot be named after this input: it is an "
+                        r"open file descriptor \(a process substitution such as <\(zcat x\.csv\.gz\)\), not a file "
+                        r"name; give -m NAME or --measurement-column COLUMN\.\n", result.stderr)
+
+
+def test_process_substitution_small(tmp_path: Path, inputs) -> None:
+    inputs("small.csv", SMALL)
+
+    result = in_bash("csv2lp <(cat small.csv) -m w -t station --precision s", cwd=tmp_path)
+
+    assert (result.status, result.stdout.decode()) == (0, SMALL_LINES)
+    assert result.messages == ["2 rows read from 1 file", "2 lines written", "0 rows rejected"]
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip by its magic bytes"])
+def test_process_substitution_large_every_row_once(tmp_path: Path, inputs, compressed: bool) -> None:
+    text, lines = big_csv()
+    inputs("big.csv.gz" if compressed else "big.csv", gzip.compress(text.encode(), 1) if compressed else text)
+    source = "big.csv.gz" if compressed else "big.csv"
+
+    result = in_bash(f"csv2lp <(cat {source}) {' '.join(BIG_ARGS)}", cwd=tmp_path)
+
+    assert result.status == 0, result.stderr
+    assert result.stdout.decode() == lines
+    assert result.messages == ["200,000 rows read from 1 file", "200,000 lines written", "0 rows rejected"]
+
+
+def test_fifo_small_is_read_once_and_named_after_the_fifo(tmp_path: Path, inputs) -> None:
+    with FifoWriter(tmp_path / "gps.csv", SMALL.encode()) as writer:
+        result = run("gps.csv", *SMALL_ARGS, cwd=tmp_path)
+
+    assert (result.status, result.stdout.decode()) == (0, SMALL_LINES.replace("w,", "gps,"))
+    assert result.messages == ["2 rows read from 1 file", "2 lines written", "0 rows rejected"]
+    assert (writer.opened, writer.broken) == (1, False)
+
+
+@pytest.mark.parametrize("name, compress", [("big.csv", False), ("big.csv.gz", True), ("bigpipe", True)],
+                         ids=["plain", "gzip by name", "gzip by magic bytes"])
+def test_fifo_large_every_row_once(tmp_path: Path, name: str, compress: bool) -> None:
+    text, lines = big_csv()
+    data = gzip.compress(text.encode(), 1) if compress else text.encode()
+
+    with FifoWriter(tmp_path / name, data) as writer:
+        result = run(name, *BIG_ARGS, cwd=tmp_path)
+
+    assert result.status == 0, result.stderr
+    assert result.stdout.decode() == lines
+    assert result.messages == ["200,000 rows read from 1 file", "200,000 lines written", "0 rows rejected"]
+    assert (writer.opened, writer.broken) == (1, False)
+
+
+def test_fifo_after_a_file_each_read_once(tmp_path: Path, inputs) -> None:
+    inputs("first.csv", SMALL)
+
+    with FifoWriter(tmp_path / "second.csv", SMALL.encode()):
+        result = run("first.csv", "second.csv", *SMALL_ARGS, cwd=tmp_path)
+
+    assert result.status == 0
+    assert result.stdout.decode() == SMALL_LINES.replace("w,", "first,") + SMALL_LINES.replace("w,", "second,")
+    assert result.messages == ["4 rows read from 2 files", "4 lines written", "0 rows rejected"]
+
+
+def test_fifo_whose_header_does_not_fit_the_mapping_ends_without_hanging(tmp_path: Path) -> None:
+    with FifoWriter(tmp_path / "gps.csv", SMALL.encode()):
+        result = run("gps.csv", "-t", "place", cwd=tmp_path)
+
+    assert result.status == 1
+    assert result.stderr == ("csv2lp: error: gps.csv: column 'place' (tag) is not in the header. "
+                             "Columns: 'station', 'n', 'time'.\n")
+
+
+def test_inspect_reads_a_process_substitution_once(tmp_path: Path, inputs) -> None:
+    inputs("small.csv", SMALL)
+
+    result = in_bash("csv2lp inspect <(cat small.csv) -m w -t station", cwd=tmp_path)
+
+    assert result.status == 0, result.stderr
+    assert "rows: 2 read, 2 would be written, 0 rejected" in result.stdout.decode().splitlines()
+
+
 # ============================================================ 5. settings that can never work
 
 
@@ -258,3 +348,76 @@ def test_execd_with_a_mapping_that_can_never_work_stops_at_start(tmp_path: Path,
                              f"'Mars/Olympus' is not a time zone in Arrow's time zone database; use an IANA name such "
                              f"as Europe/Berlin or America/New_York, an offset such as +02:00, or UTC.\n")
     assert not (tmp_path / "spool").exists()
+
+
+# ============================================================ the rest of the matrix: inputs
+
+
+@pytest.mark.parametrize(
+    "setup, args, status, message",
+    [
+        (None, ("missing.csv",), 1, "csv2lp: error: missing.csv: no such file."),
+        ("dir", ("data",), 1, "csv2lp: error: data: is a directory; give the files in it (for example data/*.csv)."),
+        ("empty", ("empty.csv",), 1,
+         "csv2lp: error: empty.csv: the file is empty; a CSV file with a header line is expected."),
+        ("binary", ("garbage.csv",), 1,
+         "csv2lp: error: garbage.csv: the header line holds NUL bytes: this is not UTF-8 CSV text (a binary file, "
+         "or UTF-16 text?). Re-export it as UTF-8, e.g. iconv -f UTF-16 -t UTF-8."),
+        ("x", ("x.csv", "x.csv"), 1, "csv2lp: error: x.csv: given twice; each input is converted once per run, "
+                                     "twice would write every row twice: give it once."),
+        ("x", ("x.csv", "./x.csv"), 1, "csv2lp: error: ./x.csv: given twice (also as x.csv); each input is converted "
+                                       "once per run, twice would write every row twice: give it once."),
+        ("x", ("*.csv", "x.csv"), 1, "csv2lp: error: x.csv: given twice; each input is converted once per run, "
+                                     "twice would write every row twice: give it once."),
+        (None, ("nothing*.csv",), 1, "csv2lp: error: nothing*.csv: the pattern matches no file."),
+        (None, ("/dev/null",), 1,
+         "csv2lp: error: /dev/null: the file is empty; a CSV file with a header line is expected."),
+        ("dir", ("inspect", "data"), 1,
+         "csv2lp: error: data: is a directory; give the files in it (for example data/*.csv)."),
+        (None, ("inspect", "missing.csv"), 1, "csv2lp: error: missing.csv: no such file."),
+        ("x", ("inspect", "x.csv", "x.csv"), 1, "csv2lp: error: x.csv: given twice; each input is converted once per "
+                                                "run, twice would write every row twice: give it once."),
+    ],
+    ids=["missing", "directory", "empty", "binary garbage", "same file twice", "same file spelt twice",
+         "glob and name", "glob matching nothing", "/dev/null", "inspect directory", "inspect missing",
+         "inspect twice"],
+)
+def test_inputs_that_cannot_be_converted(tmp_path: Path, inputs, setup: str | None, args: tuple[str, ...],
+                                         status: int, message: str) -> None:
+    if setup == "dir":
+        (tmp_path / "data").mkdir()
+    elif setup == "empty":
+        inputs("empty.csv", b"")
+    elif setup == "binary":
+        inputs("garbage.csv", bytes(range(256)) * 64)
+    elif setup == "x":
+        inputs("x.csv", SMALL)
+
+    result = run(*args, cwd=tmp_path)
+
+    assert (result.status, result.stdout) == (status, b"")
+    assert result.stderr == f"{message}\n"
+    assert not (tmp_path / "csv2lp-rejects.csv").exists()
+
+
+def test_a_file_of_only_a_header_converts_to_nothing(tmp_path: Path, inputs) -> None:
+    inputs("head.csv", "station,n,time\n")
+
+    result = run("head.csv", "-o", "o.lp", cwd=tmp_path)
+
+    assert (result.status, result.stdout) == (0, b"")
+    assert result.messages == ["0 rows read from 1 file", "0 lines written", "0 rows rejected"]
+    assert (tmp_path / "o.lp").read_bytes() == b""
+
+
+def test_an_unreadable_file(tmp_path: Path, inputs) -> None:
+    prefix = root_without_override()
+    secret = inputs("secret.csv", SMALL)
+    secret.chmod(0o000)
+    try:
+        result = run("secret.csv", cwd=tmp_path, prefix=prefix)
+    finally:
+        secret.chmod(0o644)
+
+    assert (result.status, result.stdout) == (1, b"")
+    assert result.stderr == "csv2lp: error: secret.csv: cannot open: Permission denied.\n"
