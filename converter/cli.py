@@ -30,11 +30,13 @@ from .mapping import (
     parse_type_flag,
 )
 from .memory import prefer_jemalloc
-from .pipeline import ConvertOptions, OnError, convert
+from .pipeline import ConvertOptions, OnError, convert, prepare
 from .reader import DEFAULT_BLOCK_SIZE
 from .sinks import open_output
+from .sinks.file import WriteFailed
 from .summary import RunSummary
 from .telegraf_csv import TelegrafCsvConfig, is_telegraf_csv_config, load_telegraf_csv_options
+from .write_paths import os_error_text
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -266,9 +268,14 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
     summary: RunSummary | None = None
     sink_report: list[str] = []  # what a server confirmed (--influx-url)
     status = EXIT_OK
+    reader_gone: WriteFailed | None = None
     try:
         mapping = build_mapping(**mapping_flags)
         options = _with_telegraf_settings(options, mapping_flags["config_path"])
+        # Every path the run writes is checked, and every file's header, before the output is opened.
+        prepared = prepare(list(inputs), mapping=mapping, options=options,
+                           outputs=[("-o", output), ("--summary-json", summary_json)],
+                           lines_to_stdout=influx_url is None and output is None)
         if influx_url is not None:
             from .sinks.influxdb import open_influx_sink
 
@@ -281,29 +288,54 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
             from .progressbar import progress_reporter
 
             with progress_reporter(show_progress) as report:
-                summary = convert(list(inputs), mapping=mapping, options=options, sink=sink, progress=report)
-        finally:
-            sink.close()
+                summary = convert(prepared, mapping=mapping, options=options, sink=sink, progress=report)
+        except BaseException:
+            _close_after_failure(sink)
+            raise
+        sink.close()
         sink_report = sink.report_lines() if hasattr(sink, "report_lines") else []
+    except WriteFailed as exc:
+        summary = getattr(exc, "summary", None) or summary
+        status = EXIT_ERROR
+        if exc.reader_gone:
+            reader_gone = exc  # `csv2lp x.csv | head`: usual, so one line, not an error with a summary
+        else:
+            _error(str(exc))
     except ConverterError as exc:
         # A sink that fails at close() (InfluxDB) fails after convert() returned its summary.
         summary = getattr(exc, "summary", None) or summary
         _error(str(exc))
         status = exc.exit_code
-    except BrokenPipeError:
-        # The reader went away (`csv2lp x.csv | head`): not our error, but say that output stopped.
-        sys.stderr.write("csv2lp: output closed by the reader; stopped.\n")
-        status = EXIT_ERROR
-    if summary is not None:
-        # An error before the first file was read has nothing to sum up: its message stands alone.
-        if not quiet and (summary.files or status == EXIT_OK):
+    try:
+        if reader_gone is not None:
+            written = summary.lines_written if summary is not None else 0
+            click.echo(f"csv2lp: {reader_gone.label} was closed by its reader after {written:,} "
+                       f"line{'' if written == 1 else 's'}; stopped (the rest of the input was not converted).", err=True)
+        elif summary is not None and not quiet and (summary.files or status == EXIT_OK):
+            # An error before the first file was read has nothing to sum up: its message stands alone.
             for line in [*summary.text_lines(), *sink_report]:
                 click.echo(line, err=True)
+    except OSError:
+        pass  # stderr is gone too (`csv2lp x.csv 2>&1 | head`): nobody is left to tell
+    if summary is not None:
         if summary_json:
-            summary.write_json(summary_json)
+            try:
+                summary.write_json(summary_json)
+            except OSError as exc:
+                _error(f"--summary-json {summary_json}: cannot write: {os_error_text(exc)}.")
+                status = EXIT_ERROR
         if status == EXIT_OK and summary.rows_rejected:
             status = EXIT_REJECTS
     sys.exit(status)
+
+
+def _close_after_failure(sink) -> None:
+    """Close an output after the run failed; a second failure there (a .gz's last bytes on a full disk)
+    would only hide the first."""
+    try:
+        sink.close()
+    except (ConverterError, OSError):
+        pass
 
 
 def _error(message: str) -> None:

@@ -11,7 +11,7 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Sequence
 
@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from . import annotated, rowerrors
 from .duplicates import DEFAULT_WINDOW, DuplicateMode, DuplicateTracker
 from .encode import EncodeOptions, Encoded, Encoder
-from .errors import BadRowError, ConverterError, InputError, MappingError
+from .errors import BadRowError, ConverterError, InputError, MappingError, OutputError
 from .mapping import FieldType, MappingSpec, Plan, Precision, TagSpec, resolve
 from .parallel import ordered_map
 from .read_settings import PLAIN, ReadSettings, blank_rows
@@ -30,7 +30,9 @@ from .reader import (DEFAULT_BLOCK_SIZE, STDIN, Block, CsvSource, expand_inputs,
                      is_stream, open_source)
 from .rejects import RejectsWriter
 from .sinks import LineSink
+from .sinks.file import WriteFailed
 from .summary import RunSummary
+from .write_paths import WriteGuard
 
 
 class OnError(str, Enum):
@@ -78,6 +80,44 @@ def default_measurement(item: str) -> str | None:
         return None
     name = Path(item).name
     return name.split(".", 1)[0] or name
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A run's inputs expanded and checked, and the paths it writes claimed: what convert() needs to
+    start reading. `prepare` makes it; the CLI opens its output only after that."""
+
+    items: list[str]
+    writes: WriteGuard
+
+
+def prepare(inputs: Sequence[str], *, mapping: MappingSpec, options: ConvertOptions,
+            outputs: Sequence[tuple[str, str | None]] = (), lines_to_stdout: bool = False) -> Prepared:
+    """Everything that can be known before the first row is read, checked in this order: the inputs
+    (globs expanded, none given twice), every path the run writes (`outputs`, as (option, path), then
+    the rejects file; write_paths.py), then each file's header against the mapping (check_headers).
+
+    A ConverterError raised after the paths were checked carries an empty `.summary`: the caller
+    may write its --summary-json then, not before (that path could be an input)."""
+    items = expand_inputs(inputs)
+    refuse_repeated_inputs(items)
+    writes = WriteGuard([item for item in items if item != STDIN])
+    if lines_to_stdout:
+        writes.claim_stdout()
+    for option, path in outputs:
+        if path is not None and path != "-":
+            writes.claim(option, path)
+        elif path == "-":
+            writes.claim_stdout()
+    if options.on_error is OnError.QUARANTINE:
+        writes.claim("--rejects", options.rejects_path,
+                     fix="give --rejects FILE in another place, or --on-error skip to only count bad rows")
+    try:
+        check_headers(items, mapping, options)
+    except ConverterError as exc:
+        exc.summary = RunSummary()  # type: ignore[attr-defined]
+        raise
+    return Prepared(items, writes)
 
 
 def refuse_repeated_inputs(items: Sequence[str]) -> None:
@@ -175,18 +215,23 @@ def with_source_columns(mapping: MappingSpec, source: CsvSource) -> MappingSpec:
     return mapping
 
 
-def convert(inputs: Sequence[str], *, mapping: MappingSpec, options: ConvertOptions, sink: LineSink,
+def convert(inputs: Sequence[str] | Prepared, *, mapping: MappingSpec, options: ConvertOptions, sink: LineSink,
             progress: ProgressCallback | None = None, stdin: BinaryIO | None = None) -> RunSummary:
-    """Convert every input into `sink`. Raises ConverterError (with `.summary`) when a run cannot finish."""
+    """Convert every input into `sink`. Raises ConverterError (with `.summary`) when a run cannot finish.
+
+    `inputs` as given (then checked here, see `prepare`), or already prepared."""
     started = time.perf_counter()
     summary = RunSummary()
     encoder = Encoder(EncodeOptions(options.precision, options.replace_control_chars, options.s2_level))
-    rejects = RejectsWriter(options.rejects_path) if options.on_error is OnError.QUARANTINE else None
-    run = _Run(summary, encoder, rejects, options, sink, progress)
+    rejects: RejectsWriter | None = None
     try:
-        items = check_inputs(inputs, mapping, options)
-        run.bytes_total = _total_size(items)
-        for item in items:
+        prepared = inputs if isinstance(inputs, Prepared) else prepare(inputs, mapping=mapping, options=options)
+        if options.on_error is OnError.QUARANTINE:
+            # A second header's rejects go to a numbered file (rejects.2.csv): claimed when it is made.
+            rejects = RejectsWriter(options.rejects_path, claim=partial(prepared.writes.claim, "--rejects"))
+        run = _Run(summary, encoder, rejects, options, sink, progress)
+        run.bytes_total = _total_size(prepared.items)
+        for item in prepared.items:
             source = open_source(item, delimiter=options.delimiter, block_size=options.block_size, stdin=stdin,
                                  settings=options.read)
             try:
@@ -195,13 +240,20 @@ def convert(inputs: Sequence[str], *, mapping: MappingSpec, options: ConvertOpti
             finally:
                 run.bytes_before += source.bytes_read
                 source.close()
+        if rejects is not None:
+            rejects.close()  # its last rows: a failure to write them ends the run like any other
     except ConverterError as exc:
+        if rejects is not None:
+            try:
+                rejects.close()  # the rows rejected before the failure are saved
+            except OutputError:
+                pass  # counted in rows_unsaved; the first failure is the one to report
         exc.summary = summary  # type: ignore[attr-defined]
         raise
     finally:
         if rejects is not None:
-            rejects.close()
             summary.rejects_files = rejects.paths
+            summary.rejects_unsaved = rejects.rows_unsaved
         summary.inferred_types = {k: v.value for k, v in encoder.inferred.items()}
         summary.bytes_written = getattr(sink, "bytes_written", 0)
         summary.seconds = time.perf_counter() - started
@@ -381,10 +433,25 @@ class _Run:
     def _finish_block(self, encoded: EncodedBlock) -> None:
         if self.options.on_error is OnError.FAIL and encoded.rows_rejected:
             self._stop_at_first_bad_row(encoded)
-        self.sink.write_lines(encoded.lines)
+        try:
+            self.sink.write_lines(encoded.lines)
+        except WriteFailed as exc:
+            # The block's rows were read: they are counted, the lines the output did not take as not written.
+            encoded.count_into(self.summary)
+            self._not_written(len(encoded.lines) - exc.lines_done)
+            if self.rejects is not None:
+                try:
+                    encoded.save_rejects(self.rejects)
+                except OutputError:
+                    pass  # counted by the writer; the output's failure is the one to report
+            raise
         encoded.count_into(self.summary)
         if self.rejects is not None:
             encoded.save_rejects(self.rejects)
+
+    def _not_written(self, lines: int) -> None:
+        self.summary.lines_written -= lines
+        self.summary.lines_not_written += lines
 
     def _stop_at_first_bad_row(self, block: EncodedBlock) -> None:
         encoded, lines_of_rows, bad_rows = block.encoded, block.lines_of_rows, block.bad_rows
@@ -400,7 +467,13 @@ class _Run:
         line, reason, fix, value = min(candidates, key=lambda c: c[0])
         # Rows before the bad one are good: write them, so the output ends exactly there.
         good_before = int(np.count_nonzero(lines_of_rows < line)) - int(np.count_nonzero(lines_of_rows[bad_rows] < line))
-        self.sink.write_lines(encoded.lines.slice(0, good_before))
+        try:
+            self.sink.write_lines(encoded.lines.slice(0, good_before))
+        except WriteFailed as exc:
+            self.summary.rows_read += good_before
+            self.summary.lines_written += good_before
+            self._not_written(good_before - exc.lines_done)
+            raise
         self.summary.blank_lines += block.blank_lines
         self.summary.lines_written += good_before
         self.summary.rows_read += good_before + 1

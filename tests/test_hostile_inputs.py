@@ -267,6 +267,322 @@ def test_inspect_reads_a_process_substitution_once(tmp_path: Path, inputs) -> No
     assert "rows: 2 read, 2 would be written, 0 rejected" in result.stdout.decode().splitlines()
 
 
+# ============================================================ 2. an output that is an input, or another output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("x.csv", "-o", "x.csv"), "-o x.csv is the input: writing it would destroy the input; give another path."),
+        (("x.csv", "-o", "./x.csv"),
+         "-o ./x.csv is the input x.csv: writing it would destroy the input; give another path."),
+        (("x.csv", "-o", "sub/../x.csv"),
+         "-o sub/../x.csv is the input x.csv: writing it would destroy the input; give another path."),
+        (("x.csv", "-o", "link.lp"),
+         "-o link.lp is the input x.csv: writing it would destroy the input; give another path."),
+        (("x.csv", "-o", "hard.lp"),
+         "-o hard.lp is the input x.csv: writing it would destroy the input; give another path."),
+        (("x.csv", "--rejects", "x.csv"), f"--rejects x.csv is the input: writing it would destroy the input; "
+                                          f"{QUARANTINE_FIX}."),
+        (("csv2lp-rejects.csv",),  # converting last run's rejects again: the default rejects path is the input
+         f"--rejects csv2lp-rejects.csv is the input: writing it would destroy the input; {QUARANTINE_FIX}."),
+        (("x.csv", "--summary-json", "x.csv"),
+         "--summary-json x.csv is the input: writing it would destroy the input; give another path."),
+        (("x.csv", "--rejects", "o.lp", "-o", "o.lp"),
+         "--rejects o.lp is the same file as -o o.lp: one file cannot hold both; give each its own path."),
+        (("x.csv", "--rejects", "new.csv", "-o", "./new.csv"),
+         "--rejects new.csv is the same file as -o ./new.csv: one file cannot hold both; give each its own path."),
+        (("x.csv", "--summary-json", "o.lp", "-o", "o.lp"),
+         "--summary-json o.lp is the same file as -o o.lp: one file cannot hold both; give each its own path."),
+        (("x.csv", "--summary-json", "r.csv", "--rejects", "r.csv"),
+         "--rejects r.csv is the same file as --summary-json r.csv: one file cannot hold both; "
+         "give each its own path."),
+    ],
+    ids=["-o input", "./ spelling", ".. spelling", "symlink", "hard link", "--rejects input", "default rejects input",
+         "--summary-json input", "--rejects is -o", "-o not there yet", "--summary-json is -o",
+         "--summary-json is --rejects"],
+)
+def test_an_output_that_is_an_input_or_another_output_is_refused_before_anything_is_written(
+        tmp_path: Path, inputs, args: tuple[str, ...], message: str) -> None:
+    inputs("x.csv", WITH_REJECT)
+    inputs("csv2lp-rejects.csv", WITH_REJECT)
+    inputs("o.lp", "lines of an earlier run\n")  # an existing output: not truncated either
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.lp").symlink_to("x.csv")
+    os.link(tmp_path / "x.csv", tmp_path / "hard.lp")
+    before = sorted(p.name for p in tmp_path.iterdir())
+
+    result = run(*args, *TYPED, cwd=tmp_path)
+
+    assert (result.status, result.stdout) == (1, b"")
+    assert result.stderr == f"csv2lp: error: {message}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing created (no probe left behind either)
+
+
+def test_absolute_and_relative_spellings_of_the_input(tmp_path: Path, inputs) -> None:
+    inputs("x.csv", SMALL)
+
+    result = run("x.csv", "-o", str(tmp_path / "x.csv"), cwd=tmp_path)
+
+    assert result.status == 1
+    assert result.stderr == (f"csv2lp: error: -o {tmp_path}/x.csv is the input x.csv: writing it would destroy "
+                             f"the input; give another path.\n")
+
+
+@pytest.mark.parametrize("redirect", [">>", ">"])
+def test_stdout_redirected_into_the_input_is_refused(tmp_path: Path, redirect: str) -> None:
+    (tmp_path / "x.csv").write_text(SMALL)
+
+    result = in_bash(f"csv2lp x.csv {' '.join(SMALL_ARGS)} {redirect} x.csv", cwd=tmp_path)
+
+    assert result.status == 1
+    assert result.stderr == ("csv2lp: error: stdout is the input x.csv (redirected with > or >>): the shell opened it "
+                             "for writing before csv2lp started, so it is emptied or would be read back; write the "
+                             "lines to another file (-o FILE).\n")
+    # `>>` must not have grown the file with its own lines; `>` emptied it before csv2lp ran (nothing to save).
+    assert (tmp_path / "x.csv").read_text() == (SMALL if redirect == ">>" else "")
+
+
+def test_a_second_rejects_file_that_is_an_input_is_refused_when_it_is_needed(tmp_path: Path, inputs) -> None:
+    # Two headers make two rejects files: r.csv, then r.2.csv, which here is an input.
+    inputs("a.csv", WITH_REJECT)
+    inputs("r.2.csv", "station,n,extra,time\nq,warm,1,2020-01-01T00:00:00Z\n")
+
+    result = run("a.csv", "r.2.csv", "--rejects", "r.csv", "-m", "w", *TYPED, cwd=tmp_path)
+
+    assert result.status == 1
+    assert result.messages[0] == (f"csv2lp: error: --rejects r.2.csv is the input: writing it would destroy the "
+                                  f"input; give another path.")
+
+
+# ============================================================ 2/3. folders checked before the first row
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--rejects", "missing/r.csv"),
+         f"--rejects missing/r.csv: the folder missing does not exist; create it, or {QUARANTINE_FIX}."),
+        (("-o", "missing/o.lp"), "-o missing/o.lp: the folder missing does not exist; create it, or give another path."),
+        (("--summary-json", "missing/s.json"),
+         "--summary-json missing/s.json: the folder missing does not exist; create it, or give another path."),
+        (("-o", "x.csv/o.lp"), "-o x.csv/o.lp: x.csv is not a folder; give another path."),
+        (("-o", "out"), "-o out is a folder; give a file name (e.g. out/out)."),
+    ],
+    ids=["--rejects", "-o", "--summary-json", "folder is a file", "-o is a folder"],
+)
+def test_a_missing_folder_is_refused_before_the_first_row(tmp_path: Path, inputs, args: tuple[str, ...],
+                                                          message: str) -> None:
+    inputs("x.csv", WITH_REJECT)
+    (tmp_path / "out").mkdir()
+
+    result = run("x.csv", *TYPED, *args, cwd=tmp_path)
+
+    assert (result.status, result.stdout) == (1, b"")
+    assert result.stderr == f"csv2lp: error: {message}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "x.csv"]  # no default rejects file either
+
+
+@pytest.mark.parametrize("option", ["--rejects", "-o", "--summary-json"])
+def test_a_folder_in_proc_cannot_take_a_file_whoever_runs(tmp_path: Path, inputs, option: str) -> None:
+    inputs("x.csv", WITH_REJECT)
+
+    result = run("x.csv", *TYPED, option, "/proc/csv2lp-test.out", cwd=tmp_path)
+
+    fix = QUARANTINE_FIX if option == "--rejects" else "give another path"
+    assert (result.status, result.stdout) == (1, b"")
+    # The system's words differ by user (root: ENOENT, others: EACCES): the rest is fixed.
+    assert re.fullmatch(rf"csv2lp: error: {option} /proc/csv2lp-test\.out: cannot create a file in /proc: "
+                        rf"[^;]+ \((ENOENT|EACCES)\); {re.escape(fix)}\.\n", result.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.csv"]
+
+
+@pytest.mark.parametrize("option", ["--rejects", "-o", "--summary-json", None],
+                         ids=["--rejects", "-o", "--summary-json", "default rejects in the working folder"])
+def test_a_read_only_folder_is_refused_before_the_first_row(tmp_path: Path, inputs, option: str | None) -> None:
+    prefix = root_without_override()
+    inputs("x.csv", WITH_REJECT)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        if option is None:  # the default rejects path, in a working folder the run cannot write
+            result = run(str(tmp_path / "x.csv"), *TYPED, "-o", str(tmp_path / "o.lp"), cwd=locked, prefix=prefix)
+        else:
+            result = run("x.csv", *TYPED, option, "locked/out.file", cwd=tmp_path, prefix=prefix)
+    finally:
+        locked.chmod(0o755)
+
+    assert (result.status, result.stdout) == (1, b"")
+    if option is None:
+        expected = (f"--rejects csv2lp-rejects.csv: cannot create a file in the working folder {locked}: "
+                    f"Permission denied (EACCES); {QUARANTINE_FIX}.")
+    else:
+        fix = QUARANTINE_FIX if option == "--rejects" else "give another path"
+        expected = f"{option} locked/out.file: cannot create a file in locked: Permission denied (EACCES); {fix}."
+    assert result.stderr == f"csv2lp: error: {expected}\n"
+    assert list(locked.iterdir()) == [] and not (tmp_path / "o.lp").exists()
+
+
+def test_a_read_only_output_file_is_refused_and_kept(tmp_path: Path, inputs) -> None:
+    prefix = root_without_override()
+    inputs("x.csv", SMALL)
+    kept = inputs("o.lp", "an earlier run's lines\n")
+    kept.chmod(0o444)
+
+    result = run("x.csv", "-o", "o.lp", cwd=tmp_path, prefix=prefix)
+
+    assert result.status == 1
+    assert result.stderr == "csv2lp: error: -o o.lp: cannot write it: Permission denied (EACCES); give another path.\n"
+
+
+# ============================================================ 3. write errors during the run
+
+
+def test_output_on_a_full_device_says_what_failed_and_what_was_written(tmp_path: Path, inputs) -> None:
+    inputs("x.csv", WITH_REJECT)
+
+    result = run("x.csv", "-m", "w", *SMALL_ARGS, *TYPED, "-o", "/dev/full", "--summary-json", "s.json", cwd=tmp_path)
+
+    assert result.status == 1
+    assert result.messages == [
+        "csv2lp: error: -o /dev/full: cannot write: No space left on device (ENOSPC)",
+        "3 rows read from 1 file",
+        "0 lines written",
+        "2 lines not written: the output failed (see the error above)",
+        "1 row rejected",
+        "  1 × invalid float in column 'n'",
+        "rejected rows saved to csv2lp-rejects.csv",
+    ]
+    # The rejected row is not lost with the output, and the books balance.
+    assert (tmp_path / "csv2lp-rejects.csv").read_text().splitlines()[1].startswith("x.csv,4,invalid float")
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert (summary["rows_read"], summary["lines_written"], summary["lines_not_written"],
+            summary["rows_rejected"]) == (3, 0, 2, 1)
+
+
+def test_stdout_on_a_full_device(tmp_path: Path, inputs) -> None:
+    inputs("x.csv", SMALL)
+
+    with open("/dev/full", "wb") as full:
+        result = run("x.csv", *SMALL_ARGS, cwd=tmp_path, stdout=full)
+
+    assert result.status == 1
+    assert result.messages == ["csv2lp: error: stdout: cannot write: No space left on device (ENOSPC)",
+                               "2 rows read from 1 file", "0 lines written",
+                               "2 lines not written: the output failed (see the error above)", "0 rows rejected"]
+
+
+def test_a_gz_output_on_a_full_device_says_it_is_cut(tmp_path: Path, inputs) -> None:
+    inputs("x.csv", SMALL)
+    (tmp_path / "full.lp.gz").symlink_to("/dev/full")
+
+    result = run("x.csv", *SMALL_ARGS, "-o", "full.lp.gz", cwd=tmp_path)
+
+    assert result.status == 1
+    assert result.messages[0] == ("csv2lp: error: -o full.lp.gz: cannot write: No space left on device (ENOSPC); "
+                                  "the .gz file is cut, not a complete gzip stream")
+    assert "no such" not in result.stderr.lower()
+
+
+def test_rejects_file_on_a_full_device_counts_the_rows_it_lost(tmp_path: Path, inputs) -> None:
+    inputs("x.csv", WITH_REJECT)
+
+    result = run("x.csv", "-m", "w", *SMALL_ARGS, *TYPED, "--rejects", "/dev/full", cwd=tmp_path)
+
+    assert result.status == 1
+    assert result.messages == [
+        "csv2lp: error: rejects file /dev/full: cannot write: No space left on device (ENOSPC).",
+        "3 rows read from 1 file", "2 lines written", "1 row rejected", "  1 × invalid float in column 'n'",
+        "1 rejected row could not be saved to /dev/full: writing it failed (see the error above)",
+    ]
+    assert result.stdout.decode() == SMALL_LINES
+
+
+def test_summary_json_on_a_full_device(tmp_path: Path, inputs) -> None:
+    inputs("x.csv", SMALL)
+
+    result = run("x.csv", *SMALL_ARGS, "--summary-json", "/dev/full", cwd=tmp_path)
+
+    assert result.status == 1
+    assert result.messages[-1] == "csv2lp: error: --summary-json /dev/full: cannot write: No space left on device (ENOSPC)."
+    assert result.stdout.decode() == SMALL_LINES.replace("w,", "x,")
+
+
+def test_stdout_whose_terminal_is_gone_is_an_io_error(tmp_path: Path, inputs) -> None:
+    inputs("x.csv", SMALL)
+    master, slave = os.openpty()
+    os.close(master)  # the terminal window closed: writes to its other end fail with EIO
+    try:
+        result = run("x.csv", *SMALL_ARGS, cwd=tmp_path, stdout=slave)
+    finally:
+        os.close(slave)
+
+    assert result.status == 1
+    assert result.messages[0] == "csv2lp: error: stdout: cannot write: Input/output error (EIO)"
+    assert result.messages[1:4] == ["2 rows read from 1 file", "0 lines written",
+                                    "2 lines not written: the output failed (see the error above)"]
+
+
+def test_a_disk_that_fills_up_mid_run_counts_exactly_the_lines_in_the_file(tmp_path: Path) -> None:
+    """A 64 KiB tmpfs fills up after some thousand lines: the summary's count must be the file's."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare to mount a small tmpfs in a private mount namespace")
+    text, _ = big_csv(50_000)
+    (tmp_path / "big.csv").write_text(text)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {disk}"],
+                           capture_output=True, timeout=TIMEOUT)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {probe.stderr.decode().strip()}")
+    csv2lp = f"{shlex.quote(sys.executable)} -m converter big.csv {' '.join(BIG_ARGS)}"
+    script = (f"mount -t tmpfs -o size=64k tmpfs disk && {csv2lp} -o disk/out.lp --summary-json s.json; "
+              f"status=$?; cp disk/out.lp kept.lp; exit $status")
+    child = subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=tmp_path, env=ENV, capture_output=True,
+                           timeout=TIMEOUT)
+    result = _checked(child.returncode, child.stdout, child.stderr)
+
+    kept = (tmp_path / "kept.lp").read_bytes()
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert result.status == 1
+    assert result.messages[0] == "csv2lp: error: -o disk/out.lp: cannot write: No space left on device (ENOSPC)"
+    assert 0 < summary["lines_written"] == kept.count(b"\n")  # lines really handed to the system
+    assert kept[: kept.rindex(b"\n") + 1].decode() == big_lines_of(summary["lines_written"])
+    assert summary["rows_read"] == summary["lines_written"] + summary["lines_not_written"]
+    assert result.messages[2] == f"{summary['lines_written']:,} lines written"
+
+
+def test_a_reader_closing_the_pipe_gets_one_line_without_a_traceback(tmp_path: Path) -> None:
+    text, _ = big_csv()
+    (tmp_path / "big.csv").write_text(text)
+
+    result = in_bash(f"set -o pipefail; csv2lp big.csv {' '.join(BIG_ARGS)} | head -1", cwd=tmp_path)
+
+    assert result.stdout == b"big,station=s0 n=0 1600000000\n"
+    assert result.status == 1  # csv2lp's, through pipefail: the rest was not converted
+    assert re.fullmatch(r"csv2lp: stdout was closed by its reader after [\d,]+ lines; stopped "
+                        r"\(the rest of the input was not converted\)\.\n", result.stderr)
+
+
+def test_a_fifo_output_whose_reader_leaves(tmp_path: Path, inputs) -> None:
+    text, _ = big_csv()
+    inputs("big.csv", text)
+    os.mkfifo(tmp_path / "out.fifo")
+    child = subprocess.Popen([sys.executable, "-m", "converter", "big.csv", *BIG_ARGS, "-o", "out.fifo"],
+                             cwd=tmp_path, env=ENV, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+    with open(tmp_path / "out.fifo", "rb") as fifo:
+        first = fifo.readline()
+    stderr = child.communicate(timeout=TIMEOUT)[1]
+    result = _checked(child.returncode, b"", stderr)
+
+    assert first == b"big,station=s0 n=0 1600000000\n"
+    assert result.status == 1
+    assert re.fullmatch(r"csv2lp: -o out\.fifo was closed by its reader after [\d,]+ lines; stopped "
+                        r"\(the rest of the input was not converted\)\.\n", result.stderr)
+
+
 # ============================================================ 5. settings that can never work
 
 
@@ -432,3 +748,28 @@ def test_an_unreadable_file(tmp_path: Path, inputs) -> None:
 
     assert (result.status, result.stdout) == (1, b"")
     assert result.stderr == "csv2lp: error: secret.csv: cannot open: Permission denied.\n"
+
+
+# ============================================================ the rest of the matrix: what the shell took away
+
+
+@pytest.mark.parametrize(
+    "command, message",
+    [
+        ("csv2lp - <&-", "csv2lp: error: -: stdin is closed; pipe the CSV into csv2lp, or give its file name."),
+        ("csv2lp x.csv >&-",
+         "csv2lp: error: stdout is closed (>&-); give -o FILE, or send the lines to a file or a pipe."),
+        ("csv2lp x.csv -o ''", "csv2lp: error: -o: the path is empty; give a file name."),
+        ("mkdir gone && cd gone && rmdir ../gone && csv2lp \"$OLDPWD/x.csv\"",
+         "csv2lp: error: --rejects csv2lp-rejects.csv: cannot create a file in the working folder (removed): No such "
+         f"file or directory (ENOENT); {QUARANTINE_FIX}."),
+    ],
+    ids=["stdin closed", "stdout closed", "empty -o", "working folder removed"],
+)
+def test_a_shell_that_took_something_away(tmp_path: Path, inputs, command: str, message: str) -> None:
+    inputs("x.csv", SMALL)
+
+    result = in_bash(command, cwd=tmp_path)
+
+    assert (result.status, result.stdout) == (1, b"")
+    assert result.stderr.splitlines()[-1] == message
