@@ -773,3 +773,67 @@ def test_a_shell_that_took_something_away(tmp_path: Path, inputs, command: str, 
 
     assert (result.status, result.stdout) == (1, b"")
     assert result.stderr.splitlines()[-1] == message
+
+
+# ============================================================ the rest of the matrix: execd's folders
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ('[spool]\ndir = "spool"\ndone_dir = "spool"\n',
+         "[spool] done_dir = {spool} is the spool folder itself: what goes there would be picked up again as a new "
+         "file; give it a folder of its own, e.g. {spool}/done."),
+        ('[spool]\ndir = "spool"\nrejects_dir = "./spool/"\n',
+         "[spool] rejects_dir = {spool} is the spool folder itself: what goes there would be picked up again as a "
+         "new file; give it a folder of its own, e.g. {spool}/rejects."),
+        ('[spool]\ndir = "spool"\nstate_file = "spool/state.csv"\n',
+         "[spool] state_file = {spool}/state.csv is a name the spool's patterns match: it would be read as a CSV "
+         "file; give it a name starting with '.' or put it elsewhere."),
+    ],
+    ids=["done is the spool", "rejects is the spool", "state file looks like input"],
+)
+def test_execd_refuses_folders_that_would_feed_the_spool(tmp_path: Path, inputs, config: str, message: str) -> None:
+    inputs("csv2lp.toml", config + '[convert]\npreset = "movebank"\n')
+
+    result = run("execd", "--config", "csv2lp.toml", cwd=tmp_path)
+
+    assert result.status == 1
+    assert result.stderr == f"E! csv2lp execd: csv2lp.toml: {message.format(spool=tmp_path / 'spool')}\n"
+
+
+def test_execd_with_a_spool_it_cannot_create(tmp_path: Path) -> None:
+    result = run("execd", "--spool", "/proc/csv2lp-test/spool", "--preset", "movebank", cwd=tmp_path)
+
+    assert result.status == 1
+    assert "E! cannot create /proc/csv2lp-test: No such file or directory; create it and give it to the user " \
+           "Telegraf runs as.\n" in result.stderr
+
+
+@pytest.mark.parametrize("folder", ["spool", "done", "rejects", "error"])
+def test_execd_with_a_read_only_folder_stops_before_reading_a_file(tmp_path: Path, inputs, folder: str) -> None:
+    prefix = root_without_override()
+    spool = tmp_path / "spool"
+    for sub in ("done", "rejects", "error"):
+        (spool / sub).mkdir(parents=True)
+    inputs("spool/gps.csv", SMALL)
+    locked = spool if folder == "spool" else spool / folder
+    locked.chmod(0o555)
+    try:
+        result = run("execd", "--spool", "spool", "--preset", "movebank", cwd=tmp_path, prefix=prefix)
+    finally:
+        locked.chmod(0o755)
+
+    key = "dir" if folder == "spool" else f"{folder}_dir"
+    assert result.status == 1
+    assert (f"E! [spool] {key} {locked}: cannot create a file in {locked}: Permission denied (EACCES); give it to "
+            f"the user Telegraf runs as.\n") in result.stderr
+    assert (spool / "gps.csv").exists() and result.stdout == b""
+
+
+def test_execd_with_a_missing_config(tmp_path: Path) -> None:
+    result = run("execd", "--config", "missing.toml", cwd=tmp_path)
+
+    assert result.status == 1
+    assert result.stderr == ("E! csv2lp execd: missing.toml: cannot read the execd config: No such file or "
+                             "directory.\n")
