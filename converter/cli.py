@@ -47,8 +47,9 @@ EXIT_STOPPED = 4
 EXIT_CODES_HELP = """\b
 Exit status:
   0  every row became a line
-  1  error: bad option, mapping or unreadable input (nothing or part written)
-  2  usage error
+  1  error: bad option or mapping, unreadable input, an output that cannot
+     be written or that failed (nothing or part written; the summary says how much)
+  2  usage error (also a --time-format or --timezone that can never work)
   3  finished, but some rows were rejected (see the summary and the rejects file)
   4  --on-error fail stopped at the first bad row"""
 
@@ -192,7 +193,9 @@ _format_option = click.option(
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("inputs", nargs=-1, required=True, metavar="FILE...")
 @_mapping_options
-@click.option("-o", "--output", metavar="FILE", help="Write lines here instead of stdout; a .gz name compresses.")
+@click.option("-o", "--output", metavar="FILE",
+              help="Write lines here instead of stdout; a .gz name compresses. Checked before any row is read: "
+                   "its folder must exist and take files, and it must be no input and no other output.")
 @click.option("--influx-url", metavar="URL",
               help="Write straight to InfluxDB's v2 write API at URL (e.g. http://localhost:8086) instead of "
                    "stdout. The token comes from $INFLUX_TOKEN or --token-file. Needs influxdb-client.")
@@ -209,7 +212,8 @@ _format_option = click.option(
 @click.option("--on-error", type=click.Choice([o.value for o in OnError]), default="quarantine", show_default=True,
               help="Bad rows: save them to the rejects file and go on, only count them, or stop at the first.")
 @click.option("--rejects", "rejects_path", metavar="FILE", default="csv2lp-rejects.csv", show_default=True,
-              help="Where --on-error quarantine saves rejected rows (created only when a row is rejected).")
+              help="Where --on-error quarantine saves rejected rows (created only when a row is rejected; its "
+                   "folder is checked before any row is read, as -o is).")
 @click.option("--control-chars", type=click.Choice(["reject", "replace"]), default="reject", show_default=True,
               help="Control characters in tags/names and line breaks in strings: reject the row, or replace them with spaces.")
 @click.option("--duplicates", type=click.Choice([m.value for m in DuplicateMode]), default="warn", show_default=True,
@@ -221,7 +225,8 @@ _format_option = click.option(
 @click.option("--block-size", type=click.IntRange(1 << 16), default=DEFAULT_BLOCK_SIZE, show_default=True,
               help="Bytes per read block; the longest row must fit in one.")
 @_format_option
-@click.option("--summary-json", metavar="FILE", help="Also write the end-of-run numbers as JSON.")
+@click.option("--summary-json", metavar="FILE",
+              help="Also write the end-of-run numbers as JSON (checked before any row is read, as -o is).")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr (default: only when stderr is a terminal).")
@@ -231,7 +236,10 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
                     summary_json: str | None, quiet: bool, progress: bool | None, influx_url: str | None,
                     bucket: str | None, org: str | None, token_file: str | None, create_bucket: bool,
                     batch_lines: int | None, **mapping_flags) -> None:
-    """Convert CSV FILEs (paths, globs, '-' for stdin; .gz/.bz2/.zst) to line protocol.
+    """Convert CSV FILEs (paths, globs, '-' for stdin, FIFOs, <(...); .gz/.bz2/.zst) to line protocol.
+
+    Each input is read once. The measurement defaults to the file's name; <(...) has none
+    (/dev/fd/63), so give -m. A closed pipe downstream (| head) stops the run with one line.
 
     \b
     Examples:
@@ -239,6 +247,7 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
       csv2lp 'exports/*.csv.gz' --preset movebank --precision ms | influx write -b movebank -p ms
       csv2lp data.csv -m weather -t station -f temp:float -f rain_mm=rain:float --time-column when
       zcat big.csv.gz | csv2lp - --config mapping.toml -o big.lp.gz --summary-json run.json
+      csv2lp <(unzip -p export.zip gps.csv) -m gps -o gps.lp
       csv2lp gps.csv --preset movebank --influx-url http://localhost:8086 --org me --bucket movebank --token-file ~/.influx-token
     """
     influx_flags = {"--bucket": bucket, "--org": org, "--token-file": token_file,
