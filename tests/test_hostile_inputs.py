@@ -31,7 +31,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from dataclasses import dataclass
@@ -351,8 +350,8 @@ def test_a_second_rejects_file_that_is_an_input_is_refused_when_it_is_needed(tmp
     result = run("a.csv", "r.2.csv", "--rejects", "r.csv", "-m", "w", *TYPED, cwd=tmp_path)
 
     assert result.status == 1
-    assert result.messages[0] == (f"csv2lp: error: --rejects r.2.csv is the input: writing it would destroy the "
-                                  f"input; give another path.")
+    assert result.messages[0] == ("csv2lp: error: --rejects r.2.csv is the input: writing it would destroy the "
+                                  "input; give another path.")
 
 
 # ============================================================ 2/3. folders checked before the first row
