@@ -14,13 +14,15 @@ from . import __version__
 from .annotated import InputFormat
 from .duplicates import DuplicateMode
 from .encode import DEFAULT_MAX_STRING_BYTES
-from .errors import ConverterError
+from .errors import ConverterError, MappingError
 from .mapping import (
     NO_TIME,
     KeyStyle,
     MappingOverrides,
     MappingSpec,
     OtherColumns,
+    check_time_format,
+    check_timezone,
     Precision,
     load_mapping_file,
     load_preset,
@@ -29,11 +31,13 @@ from .mapping import (
     parse_type_flag,
 )
 from .memory import prefer_jemalloc
-from .pipeline import ConvertOptions, OnError, convert
+from .pipeline import ConvertOptions, OnError, convert, prepare
 from .reader import DEFAULT_BLOCK_SIZE
 from .sinks import open_output
+from .sinks.file import WriteFailed
 from .summary import RunSummary
 from .telegraf_csv import TelegrafCsvConfig, is_telegraf_csv_config, load_telegraf_csv_options
+from .write_paths import os_error_text
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -44,8 +48,9 @@ EXIT_STOPPED = 4
 EXIT_CODES_HELP = """\b
 Exit status:
   0  every row became a line
-  1  error: bad option, mapping or unreadable input (nothing or part written)
-  2  usage error
+  1  error: bad option or mapping, unreadable input, an output that cannot
+     be written or that failed (nothing or part written; the summary says how much)
+  2  usage error (also a --time-format or --timezone that can never work)
   3  finished, but some rows were rejected (see the summary and the rejects file)
   4  --on-error fail stopped at the first bad row"""
 
@@ -77,6 +82,21 @@ def main() -> None:
     prefer_jemalloc()  # memory.py: the lower peak RSS, measured
 
 
+def _checked(check):
+    """A click callback: `check(value)` raises MappingError for a setting that can never work, which
+    is then a usage error (exit 2) naming the option, before any file is opened."""
+
+    def callback(context: click.Context, parameter: click.Parameter, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check(value, where="")
+            except MappingError as exc:
+                raise click.BadParameter(str(exc).strip(), context, parameter) from None
+        return value
+
+    return callback
+
+
 def _mapping_options(function):
     options = [
         click.option("--preset", metavar="NAME", help="A named mapping shipped with csv2lp: movebank."),
@@ -100,10 +120,13 @@ def _mapping_options(function):
                      help="The time column. Default: one named time/timestamp/_time/datetime; "
                           "with none, points get the server's time."),
         click.option("--no-time", is_flag=True, help="Write no timestamps (the server stamps the points)."),
-        click.option("--time-format", metavar="FORMAT",
+        click.option("--time-format", metavar="FORMAT", callback=_checked(check_time_format),
                      help="iso8601 (default; also rfc3339, movebank), epoch_s, epoch_ms, epoch_us, epoch_ns, "
-                          "or a strptime pattern like '%d/%m/%Y %H:%M:%S'."),
-        click.option("--timezone", metavar="TZ", help="Zone of times without an offset (default UTC), e.g. Europe/Berlin."),
+                          "or a strptime pattern like '%d/%m/%Y %H:%M:%S' (one that cannot read a time back "
+                          "is a usage error)."),
+        click.option("--timezone", metavar="TZ", callback=_checked(check_timezone),
+                     help="Zone of times without an offset (default UTC), e.g. Europe/Berlin; an unknown zone is "
+                          "a usage error."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -171,7 +194,9 @@ _format_option = click.option(
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("inputs", nargs=-1, required=True, metavar="FILE...")
 @_mapping_options
-@click.option("-o", "--output", metavar="FILE", help="Write lines here instead of stdout; a .gz name compresses.")
+@click.option("-o", "--output", metavar="FILE",
+              help="Write lines here instead of stdout; a .gz name compresses. Checked before any row is read: "
+                   "its folder must exist and take files, and it must be no input and no other output.")
 @click.option("--influx-url", metavar="URL",
               help="Write straight to InfluxDB's v2 write API at URL (e.g. http://localhost:8086) instead of "
                    "stdout. The token comes from $INFLUX_TOKEN or --token-file. Needs influxdb-client.")
@@ -188,7 +213,8 @@ _format_option = click.option(
 @click.option("--on-error", type=click.Choice([o.value for o in OnError]), default="quarantine", show_default=True,
               help="Bad rows: save them to the rejects file and go on, only count them, or stop at the first.")
 @click.option("--rejects", "rejects_path", metavar="FILE", default="csv2lp-rejects.csv", show_default=True,
-              help="Where --on-error quarantine saves rejected rows (created only when a row is rejected).")
+              help="Where --on-error quarantine saves rejected rows (created only when a row is rejected; its "
+                   "folder is checked before any row is read, as -o is).")
 @click.option("--control-chars", type=click.Choice(["reject", "replace"]), default="reject", show_default=True,
               help="Control characters (C0, DEL, C1, U+2028/U+2029) in tags and names, and line breaks in string "
                    "fields: reject the row, or replace them with spaces. A cell an unbalanced quote ran away with is "
@@ -205,7 +231,8 @@ _format_option = click.option(
 @click.option("--block-size", type=click.IntRange(1 << 16), default=DEFAULT_BLOCK_SIZE, show_default=True,
               help="Bytes per read block; the longest row must fit in one.")
 @_format_option
-@click.option("--summary-json", metavar="FILE", help="Also write the end-of-run numbers as JSON.")
+@click.option("--summary-json", metavar="FILE",
+              help="Also write the end-of-run numbers as JSON (checked before any row is read, as -o is).")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr (default: only when stderr is a terminal).")
@@ -215,7 +242,10 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
                     summary_json: str | None, quiet: bool, progress: bool | None, influx_url: str | None,
                     bucket: str | None, org: str | None, token_file: str | None, create_bucket: bool,
                     batch_lines: int | None, **mapping_flags) -> None:
-    """Convert CSV FILEs (paths, globs, '-' for stdin; .gz/.bz2/.zst) to line protocol.
+    """Convert CSV FILEs (paths, globs, '-' for stdin, FIFOs, <(...); .gz/.bz2/.zst) to line protocol.
+
+    Each input is read once. The measurement defaults to the file's name; <(...) has none
+    (/dev/fd/63), so give -m. A closed pipe downstream (| head) stops the run with one line.
 
     \b
     Examples:
@@ -223,6 +253,7 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
       csv2lp 'exports/*.csv.gz' --preset movebank --precision ms | influx write -b movebank -p ms
       csv2lp data.csv -m weather -t station -f temp:float -f rain_mm=rain:float --time-column when
       zcat big.csv.gz | csv2lp - --config mapping.toml -o big.lp.gz --summary-json run.json
+      csv2lp <(unzip -p export.zip gps.csv) -m gps -o gps.lp
       csv2lp gps.csv --preset movebank --influx-url http://localhost:8086 --org me --bucket movebank --token-file ~/.influx-token
     """
     influx_flags = {"--bucket": bucket, "--org": org, "--token-file": token_file,
@@ -253,9 +284,14 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
     summary: RunSummary | None = None
     sink_report: list[str] = []  # what a server confirmed (--influx-url)
     status = EXIT_OK
+    reader_gone: WriteFailed | None = None
     try:
         mapping = build_mapping(**mapping_flags)
         options = _with_telegraf_settings(options, mapping_flags["config_path"])
+        # Every path the run writes is checked, and every file's header, before the output is opened.
+        prepared = prepare(list(inputs), mapping=mapping, options=options,
+                           outputs=[("-o", output), ("--summary-json", summary_json)],
+                           lines_to_stdout=influx_url is None and output is None)
         if influx_url is not None:
             from .sinks.influxdb import open_influx_sink
 
@@ -268,29 +304,54 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
             from .progressbar import progress_reporter
 
             with progress_reporter(show_progress) as report:
-                summary = convert(list(inputs), mapping=mapping, options=options, sink=sink, progress=report)
-        finally:
-            sink.close()
+                summary = convert(prepared, mapping=mapping, options=options, sink=sink, progress=report)
+        except BaseException:
+            _close_after_failure(sink)
+            raise
+        sink.close()
         sink_report = sink.report_lines() if hasattr(sink, "report_lines") else []
+    except WriteFailed as exc:
+        summary = getattr(exc, "summary", None) or summary
+        status = EXIT_ERROR
+        if exc.reader_gone:
+            reader_gone = exc  # `csv2lp x.csv | head`: usual, so one line, not an error with a summary
+        else:
+            _error(str(exc))
     except ConverterError as exc:
         # A sink that fails at close() (InfluxDB) fails after convert() returned its summary.
         summary = getattr(exc, "summary", None) or summary
         _error(str(exc))
         status = exc.exit_code
-    except BrokenPipeError:
-        # The reader went away (`csv2lp x.csv | head`): not our error, but say that output stopped.
-        sys.stderr.write("csv2lp: output closed by the reader; stopped.\n")
-        status = EXIT_ERROR
-    if summary is not None:
-        # An error before the first file was read has nothing to sum up: its message stands alone.
-        if not quiet and (summary.files or status == EXIT_OK):
+    try:
+        if reader_gone is not None:
+            written = summary.lines_written if summary is not None else 0
+            click.echo(f"csv2lp: {reader_gone.label} was closed by its reader after {written:,} "
+                       f"line{'' if written == 1 else 's'}; stopped (the rest of the input was not converted).", err=True)
+        elif summary is not None and not quiet and (summary.files or status == EXIT_OK):
+            # An error before the first file was read has nothing to sum up: its message stands alone.
             for line in [*summary.text_lines(), *sink_report]:
                 click.echo(line, err=True)
+    except OSError:
+        pass  # stderr is gone too (`csv2lp x.csv 2>&1 | head`): nobody is left to tell
+    if summary is not None:
         if summary_json:
-            summary.write_json(summary_json)
+            try:
+                summary.write_json(summary_json)
+            except OSError as exc:
+                _error(f"--summary-json {summary_json}: cannot write: {os_error_text(exc)}.")
+                status = EXIT_ERROR
         if status == EXIT_OK and summary.rows_rejected:
             status = EXIT_REJECTS
     sys.exit(status)
+
+
+def _close_after_failure(sink) -> None:
+    """Close an output after the run failed; a second failure there (a .gz's last bytes on a full disk)
+    would only hide the first."""
+    try:
+        sink.close()
+    except (ConverterError, OSError):
+        pass
 
 
 def _error(message: str) -> None:

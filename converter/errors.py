@@ -20,6 +20,15 @@ class InputError(ConverterError):
     """An input cannot be opened or read at all (missing, not CSV, bad compression)."""
 
 
+class OutputError(ConverterError):
+    """An output cannot be written: found before the run (a missing folder, an output that is an
+    input), or during it (a full disk, an I/O error, a closed pipe: `errno` says which)."""
+
+    def __init__(self, message: str, *, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
 class BadRowError(ConverterError):
     """--on-error fail met its first bad row. Exit status 4."""
 

@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 
 from . import escape
 from .errors import MappingError
+from .time_settings import strptime_problem, timezone_problem
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -352,13 +353,25 @@ def _resolve_time(spec: TimeSpec, positions: Mapping[str, int], header: Sequence
     return ResolvedTime(column, positions[column], spec.format, spec.timezone)
 
 
-def check_time_format(fmt: str) -> None:
-    if fmt in ISO_FORMATS or fmt in EPOCH_UNITS or "%" in fmt:
+TIME_FORMAT_FIX = (f"use one of {', '.join(ISO_FORMATS + tuple(EPOCH_UNITS))} or a strptime pattern such as "
+                   f"'%d/%m/%Y %H:%M:%S'")
+TIMEZONE_FIX = "use an IANA name such as Europe/Berlin or America/New_York, an offset such as +02:00, or UTC"
+
+
+def check_time_format(fmt: str, *, where: str = "time format") -> None:
+    """A named format, or a strptime pattern that can read a time (time_settings.py). `where` names
+    the setting in the message: `time format`, `gps.toml: [time] format`."""
+    if fmt in ISO_FORMATS or fmt in EPOCH_UNITS:
         return
-    raise MappingError(
-        f"time format {fmt!r} is not known; use one of {', '.join(ISO_FORMATS + tuple(EPOCH_UNITS))} "
-        f"or a strptime pattern such as '%d/%m/%Y %H:%M:%S'."
-    )
+    problem = strptime_problem(fmt) if "%" in fmt else "is not known"
+    if problem is not None:
+        raise MappingError(f"{where} {fmt!r} {problem}; {TIME_FORMAT_FIX}.")
+
+
+def check_timezone(zone: str, *, where: str = "time zone") -> None:
+    problem = timezone_problem(zone)
+    if problem is not None:
+        raise MappingError(f"{where} {zone!r} {problem}; {TIMEZONE_FIX}.")
 
 
 # ---------------------------------------------------------------- TOML files and presets
@@ -392,6 +405,7 @@ def parse_mapping_toml(text: str, *, source: str) -> MappingSpec:
     unknown = set(data) - _TOP_KEYS
     if unknown:
         raise MappingError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}; known keys: {', '.join(sorted(_TOP_KEYS))}.")
+    _check_types(data, source)
     time_data = data.get("time", {})
     spec = MappingSpec(
         measurement=data.get("measurement"),
@@ -408,8 +422,31 @@ def parse_mapping_toml(text: str, *, source: str) -> MappingSpec:
             timezone=time_data.get("timezone", "UTC"),
         ),
     )
-    check_time_format(spec.time.format)
+    check_time_format(spec.time.format, where=f"{source}: [time] format =")
+    check_timezone(spec.time.timezone, where=f"{source}: [time] timezone =")
     return spec
+
+
+# The type each key must have (a table's entries are checked where they are read).
+_KEY_TYPES: dict[str, type] = {"measurement": str, "measurement_column": str, "other_columns": str, "exclude": list,
+                               "key_style": str, "time": dict, "tags": dict, "fields": dict, "types": dict}
+_TIME_KEYS = {"column": str, "format": str, "timezone": str}
+_TYPE_NAMES = {str: "a string", list: "a list of column names", dict: "a table"}
+
+
+def _check_types(data: Mapping[str, Any], source: str) -> None:
+    """Each key of the right TOML type, so that a wrong one is named instead of failing somewhere later."""
+    for key, kind in _KEY_TYPES.items():
+        if key in data and not isinstance(data[key], kind):
+            raise MappingError(f"{source}: {key} = {data[key]!r} must be {_TYPE_NAMES[kind]}.")
+    if not all(isinstance(column, str) for column in data.get("exclude", [])):
+        raise MappingError(f"{source}: exclude must be a list of column names (strings).")
+    time_data = data.get("time", {})
+    for key in time_data:
+        if key not in _TIME_KEYS:
+            raise MappingError(f"{source}: unknown key [time] {key}; known keys: {', '.join(_TIME_KEYS)}.")
+        if not isinstance(time_data[key], _TIME_KEYS[key]):
+            raise MappingError(f"{source}: [time] {key} = {time_data[key]!r} must be a string.")
 
 
 def _enum(kind: type[Enum], value: Any, where: str, source: str) -> Any:

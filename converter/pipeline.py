@@ -11,7 +11,7 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Sequence
 
@@ -22,15 +22,18 @@ import pyarrow.compute as pc
 from . import annotated, rowerrors
 from .duplicates import DEFAULT_WINDOW, DuplicateMode, DuplicateTracker
 from .encode import DEFAULT_MAX_STRING_BYTES, EncodeOptions, Encoded, Encoder
-from .errors import BadRowError, ConverterError, MappingError
+from .errors import BadRowError, ConverterError, InputError, MappingError, OutputError
 from .mapping import FieldType, MappingSpec, Plan, Precision, TagSpec, resolve
 from .parallel import ordered_map
 from .read_settings import PLAIN, ReadSettings, blank_rows
-from .reader import DEFAULT_BLOCK_SIZE, STDIN, Block, CsvSource, expand_inputs, file_size, open_source
+from .reader import (DEFAULT_BLOCK_SIZE, STDIN, Block, CsvSource, expand_inputs, file_size, is_descriptor_path,
+                     is_stream, open_source)
 from .rejects import RejectsWriter
 from .rowerrors import RowErrors
 from .sinks import LineSink
+from .sinks.file import WriteFailed
 from .summary import RunSummary
+from .write_paths import WriteGuard
 
 
 class OnError(str, Enum):
@@ -69,22 +72,95 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
-def default_measurement(item: str) -> str:
-    """The file's name without its extensions (`gps.csv.gz` -> `gps`); `stdin` for '-'."""
-    if item == STDIN:
+def default_measurement(item: str) -> str | None:
+    """The file's name without its extensions (`gps.csv.gz` -> `gps`; a named FIFO's too); `stdin` for
+    '-' and /dev/stdin; None for /dev/fd/N and /proc/PID/fd/N (`<(zcat x.gz)`), whose name (`63`)
+    says nothing about the data: those need -m or a measurement column."""
+    if item in (STDIN, "/dev/stdin"):
         return "stdin"
+    if is_descriptor_path(item):
+        return None
     name = Path(item).name
     return name.split(".", 1)[0] or name
 
 
-def check_inputs(inputs: Sequence[str], mapping: MappingSpec, options: ConvertOptions) -> list[str]:
-    """Expand globs and check the mapping against every file's header before any row is read."""
+@dataclass(frozen=True)
+class Prepared:
+    """A run's inputs expanded and checked, and the paths it writes claimed: what convert() needs to
+    start reading. `prepare` makes it; the CLI opens its output only after that."""
+
+    items: list[str]
+    writes: WriteGuard
+
+
+def prepare(inputs: Sequence[str], *, mapping: MappingSpec, options: ConvertOptions,
+            outputs: Sequence[tuple[str, str | None]] = (), lines_to_stdout: bool = False) -> Prepared:
+    """Everything that can be known before the first row is read, checked in this order: the inputs
+    (globs expanded, none given twice), every path the run writes (`outputs`, as (option, path), then
+    the rejects file; write_paths.py), then each file's header against the mapping (check_headers).
+
+    A ConverterError raised after the paths were checked carries an empty `.summary`: the caller
+    may write its --summary-json then, not before (that path could be an input)."""
     items = expand_inputs(inputs)
+    refuse_repeated_inputs(items)
+    writes = WriteGuard([item for item in items if item != STDIN])
+    if lines_to_stdout:
+        writes.claim_stdout()
+    for option, path in outputs:
+        if path is not None and path != "-":
+            writes.claim(option, path)
+        elif path == "-":
+            writes.claim_stdout()
+    if options.on_error is OnError.QUARANTINE:
+        writes.claim("--rejects", options.rejects_path,
+                     fix="give --rejects FILE in another place, or --on-error skip to only count bad rows")
+    try:
+        check_headers(items, mapping, options)
+    except ConverterError as exc:
+        exc.summary = RunSummary()  # type: ignore[attr-defined]
+        raise
+    return Prepared(items, writes)
+
+
+def refuse_repeated_inputs(items: Sequence[str]) -> None:
+    """One input given twice (`x.csv x.csv`, `x.csv ./x.csv`, a glob and a name that match the same
+    file) would convert its rows twice: every point a duplicate. Refused, by what the file is."""
     if items.count(STDIN) > 1:
         raise ConverterError("'-' (stdin) can be given only once.")
+    seen: dict[tuple[int, int], str] = {}
     for item in items:
         if item == STDIN:
-            continue  # stdin cannot be read twice; its header is checked when it is opened
+            continue
+        try:
+            info = os.stat(item)
+        except OSError:
+            continue  # opening it says what is wrong
+        key = (info.st_dev, info.st_ino)
+        if key in seen:
+            also = "" if seen[key] == item else f" (also as {seen[key]})"
+            raise InputError(f"{item}: given twice{also}; each input is converted once per run, twice would write "
+                             f"every row twice: give it once.")
+        seen[key] = item
+
+
+def check_inputs(inputs: Sequence[str], mapping: MappingSpec, options: ConvertOptions) -> list[str]:
+    """Expand globs, refuse an input given twice, and check the mapping against every file's header
+    before any row is read (check_headers)."""
+    items = expand_inputs(inputs)
+    refuse_repeated_inputs(items)
+    check_headers(items, mapping, options)
+    return items
+
+
+def check_headers(items: Sequence[str], mapping: MappingSpec, options: ConvertOptions) -> None:
+    """The mapping against the header of every input (each file is opened, its header read, closed).
+
+    Inputs that can be read only once (stdin, a FIFO, `<(zcat x.gz)`) are left out here: reading
+    their header now would take it away from the conversion. Theirs is checked when they are
+    opened for it, before their first row."""
+    for item in items:
+        if is_stream(item):
+            continue
         source = open_source(item, delimiter=options.delimiter, block_size=options.block_size, settings=options.read)
         try:
             if annotated.is_annotated(source, options.input_format):  # its first table's annotations and header
@@ -93,12 +169,16 @@ def check_inputs(inputs: Sequence[str], mapping: MappingSpec, options: ConvertOp
                 plan_for(source, item, mapping, options)
         finally:
             source.close()
-    return items
 
 
 def plan_for(source: CsvSource, item: str, mapping: MappingSpec, options: ConvertOptions) -> Plan:
     mapping = with_source_columns(mapping, source)
-    plan = resolve(mapping, source.header, source=source.name, default_measurement=default_measurement(item))
+    measurement = default_measurement(item)
+    if measurement is None and mapping.measurement is None and mapping.measurement_column is None:
+        raise MappingError(f"{source.name}: the measurement cannot be named after this input: it is an open file "
+                           f"descriptor (a process substitution such as <(zcat x.csv.gz)), not a file name; "
+                           f"give -m NAME or --measurement-column COLUMN.")
+    plan = resolve(mapping, source.header, source=source.name, default_measurement=measurement or "")
     if options.s2_level is not None:
         for key in ("lat", "lon"):
             fld = plan.field_by_key(key)
@@ -137,19 +217,24 @@ def with_source_columns(mapping: MappingSpec, source: CsvSource) -> MappingSpec:
     return mapping
 
 
-def convert(inputs: Sequence[str], *, mapping: MappingSpec, options: ConvertOptions, sink: LineSink,
+def convert(inputs: Sequence[str] | Prepared, *, mapping: MappingSpec, options: ConvertOptions, sink: LineSink,
             progress: ProgressCallback | None = None, stdin: BinaryIO | None = None) -> RunSummary:
-    """Convert every input into `sink`. Raises ConverterError (with `.summary`) when a run cannot finish."""
+    """Convert every input into `sink`. Raises ConverterError (with `.summary`) when a run cannot finish.
+
+    `inputs` as given (then checked here, see `prepare`), or already prepared."""
     started = time.perf_counter()
     summary = RunSummary()
     encoder = Encoder(EncodeOptions(options.precision, options.replace_control_chars, options.s2_level,
                                     options.max_string_bytes))
-    rejects = RejectsWriter(options.rejects_path) if options.on_error is OnError.QUARANTINE else None
-    run = _Run(summary, encoder, rejects, options, sink, progress)
+    rejects: RejectsWriter | None = None
     try:
-        items = check_inputs(inputs, mapping, options)
-        run.bytes_total = _total_size(items)
-        for item in items:
+        prepared = inputs if isinstance(inputs, Prepared) else prepare(inputs, mapping=mapping, options=options)
+        if options.on_error is OnError.QUARANTINE:
+            # A second header's rejects go to a numbered file (rejects.2.csv): claimed when it is made.
+            rejects = RejectsWriter(options.rejects_path, claim=partial(prepared.writes.claim, "--rejects"))
+        run = _Run(summary, encoder, rejects, options, sink, progress)
+        run.bytes_total = _total_size(prepared.items)
+        for item in prepared.items:
             source = open_source(item, delimiter=options.delimiter, block_size=options.block_size, stdin=stdin,
                                  settings=options.read)
             try:
@@ -158,13 +243,20 @@ def convert(inputs: Sequence[str], *, mapping: MappingSpec, options: ConvertOpti
             finally:
                 run.bytes_before += source.bytes_read
                 source.close()
+        if rejects is not None:
+            rejects.close()  # its last rows: a failure to write them ends the run like any other
     except ConverterError as exc:
+        if rejects is not None:
+            try:
+                rejects.close()  # the rows rejected before the failure are saved
+            except OutputError:
+                pass  # counted in rows_unsaved; the first failure is the one to report
         exc.summary = summary  # type: ignore[attr-defined]
         raise
     finally:
         if rejects is not None:
-            rejects.close()
             summary.rejects_files = rejects.paths
+            summary.rejects_unsaved = rejects.rows_unsaved
         summary.inferred_types = {k: v.value for k, v in encoder.inferred.items()}
         summary.bytes_written = getattr(sink, "bytes_written", 0)
         summary.seconds = time.perf_counter() - started
@@ -374,10 +466,25 @@ class _Run:
     def _finish_block(self, encoded: EncodedBlock) -> None:
         if self.options.on_error is OnError.FAIL and encoded.rows_rejected:
             self._stop_at_first_bad_row(encoded)
-        self.sink.write_lines(encoded.lines)
+        try:
+            self.sink.write_lines(encoded.lines)
+        except WriteFailed as exc:
+            # The block's rows were read: they are counted, the lines the output did not take as not written.
+            encoded.count_into(self.summary)
+            self._not_written(len(encoded.lines) - exc.lines_done)
+            if self.rejects is not None:
+                try:
+                    encoded.save_rejects(self.rejects)
+                except OutputError:
+                    pass  # counted by the writer; the output's failure is the one to report
+            raise
         encoded.count_into(self.summary)
         if self.rejects is not None:
             encoded.save_rejects(self.rejects)
+
+    def _not_written(self, lines: int) -> None:
+        self.summary.lines_written -= lines
+        self.summary.lines_not_written += lines
 
     def _stop_at_first_bad_row(self, block: EncodedBlock) -> None:
         encoded, lines_of_rows, bad_rows = block.encoded, block.lines_of_rows, block.bad_rows
@@ -397,7 +504,13 @@ class _Run:
             self.summary.lines_swallowed += runaway.lines_swallowed
         # Rows before the bad one are good: write them, so the output ends exactly there.
         good_before = int(np.count_nonzero(lines_of_rows < line)) - int(np.count_nonzero(lines_of_rows[bad_rows] < line))
-        self.sink.write_lines(encoded.lines.slice(0, good_before))
+        try:
+            self.sink.write_lines(encoded.lines.slice(0, good_before))
+        except WriteFailed as exc:
+            self.summary.rows_read += good_before
+            self.summary.lines_written += good_before
+            self._not_written(good_before - exc.lines_done)
+            raise
         self.summary.blank_lines += block.blank_lines
         self.summary.lines_written += good_before
         self.summary.rows_read += good_before + 1

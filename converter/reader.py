@@ -23,6 +23,8 @@ from __future__ import annotations
 import glob
 import io
 import os
+import re
+import stat
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -407,13 +409,38 @@ def _place(name: str, batch: pa.RecordBatch, pending: list[_Pending], first_reco
     return block, end, first_line + int(span.sum())
 
 
+def is_stream(item: str) -> bool:
+    """True for inputs that can be read only once: stdin, FIFOs, pipes (`<(zcat x.gz)` is /dev/fd/N),
+    sockets and character devices. They are opened once, and their header checked then, as stdin's."""
+    if item == STDIN:
+        return True
+    try:
+        mode = os.stat(item).st_mode
+    except OSError:
+        return False  # opening it says what is wrong
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
+
+
+def is_descriptor_path(item: str) -> bool:
+    """True for /dev/fd/N, /proc/PID/fd/N and /dev/stdin: names of an open file, not of the data."""
+    if item == "/dev/stdin":
+        return True
+    folder = os.path.realpath(os.path.dirname(os.path.abspath(item)))
+    return re.fullmatch(r"/dev/fd|/proc/(self|\d+)/fd", folder) is not None
+
+
 def open_source(item: str, *, delimiter: str = ",", block_size: int = DEFAULT_BLOCK_SIZE,
                 stdin: BinaryIO | None = None, settings: ReadSettings = PLAIN) -> CsvSource:
-    """Open one input ('-' for stdin) and read its header (where `settings` say it is)."""
+    """Open one input ('-' for stdin) and read its header (where `settings` say it is).
+
+    Compression comes from the name (`.gz`, `.bz2`, `.zst`); an input read once (stdin, a FIFO,
+    `<(...)`) without such a name is also looked at for gzip's magic bytes, as it cannot be renamed."""
     if item == STDIN:
-        counter = CountingReader(stdin if stdin is not None else sys.stdin.buffer)
-        head = counter.read(2)
-        name, raw, codec = "<stdin>", PrefixedReader(head, counter), "gzip" if head == GZIP_MAGIC else None
+        stdin = stdin if stdin is not None else sys.stdin.buffer if sys.stdin is not None else None
+        if stdin is None:  # `csv2lp - <&-`
+            raise InputError("-: stdin is closed; pipe the CSV into csv2lp, or give its file name.")
+        counter = CountingReader(stdin)
+        name, codec = "<stdin>", None
     else:
         path = Path(item)
         try:
@@ -424,7 +451,11 @@ def open_source(item: str, *, delimiter: str = ",", block_size: int = DEFAULT_BL
             raise InputError(f"{item}: is a directory; give the files in it (for example {item}/*.csv).") from None
         except OSError as exc:
             raise InputError(f"{item}: cannot open: {exc.strerror or exc}.") from None
-        name, raw, codec = str(item), counter, COMPRESSION_BY_SUFFIX.get(path.suffix.lower())
+        name, codec = str(item), COMPRESSION_BY_SUFFIX.get(path.suffix.lower())
+    raw: io.RawIOBase = counter
+    if codec is None and is_stream(item):
+        head = _first_bytes(counter, len(GZIP_MAGIC), name)
+        raw, codec = PrefixedReader(head, counter), "gzip" if head == GZIP_MAGIC else None
     decompressed = decompressing(raw, codec) if codec is not None else None
     stream: io.RawIOBase = decompressed if decompressed is not None else raw
     try:
@@ -432,12 +463,28 @@ def open_source(item: str, *, delimiter: str = ",", block_size: int = DEFAULT_BL
                          decompressed=decompressed)
     except (OSError, pa.ArrowInvalid) as exc:
         counter.close()
-        check = "what is piped in" if item == STDIN else "the file and its extension"
+        check = "what is piped in" if is_stream(item) else "the file and its extension"
         raise InputError(f"{name}: cannot read ({codec or 'uncompressed'}): {exc}. Check {check}.") from exc
+    except BaseException:
+        counter.close()
+        raise
+
+
+def _first_bytes(stream: CountingReader, size: int, name: str) -> bytes:
+    """The first `size` bytes (fewer at the end): a pipe may hand them out one read at a time."""
+    head = b""
+    try:
+        while len(head) < size and (chunk := stream.read(size - len(head))):
+            head += chunk
+    except OSError as exc:
+        stream.close()
+        raise InputError(f"{name}: cannot read: {exc.strerror or exc}.") from None
+    return head
 
 
 def file_size(item: str) -> int | None:
+    """Bytes in a regular file; None for what has no size known beforehand (stdin, pipes, FIFOs)."""
     try:
-        return os.path.getsize(item) if item != STDIN else None
+        return None if is_stream(item) else os.path.getsize(item)
     except OSError:
         return None

@@ -18,17 +18,20 @@ re-split the way it splits them.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import BinaryIO, Sequence
+from typing import BinaryIO, Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .arrow_buffers import byte_table, bytes_of, cell_bytes, cells_at, holds_any, offsets_of
+from .errors import OutputError
+from .write_paths import os_error_text
 
 LEAD_COLUMNS = ["file", "line", "reason", "value"]
 
@@ -154,21 +157,46 @@ class _Pending:
 
 
 class RejectsWriter:
-    def __init__(self, path: str | Path) -> None:
+    """`claim(path)`, when given, is asked before a numbered file (rejects.2.csv) is made: the
+    caller's check that it is no input or other output (write_paths.WriteGuard.claim).
+
+    A write that fails raises OutputError; the rows it held are counted in `rows_unsaved`.
+    Files are written unbuffered, so what a write took is on disk when the next row comes."""
+
+    def __init__(self, path: str | Path, *, claim: Callable[[str], None] | None = None) -> None:
         self.path = Path(path)
+        self._claim = claim
         self._files: dict[tuple[str, ...], BinaryIO] = {}
         self.paths: list[str] = []
         self._pending: _Pending | None = None
+        self.rows_unsaved = 0
 
     def _file_for(self, header: tuple[str, ...]) -> BinaryIO:
         if header not in self._files:
             n = len(self._files) + 1
             path = self.path if n == 1 else self.path.with_name(f"{self.path.stem}.{n}{self.path.suffix}")
-            out = open(path, "wb")
-            out.write(csv_line(LEAD_COLUMNS + list(header)))
+            if n > 1 and self._claim is not None:
+                self._claim(str(path))
+            try:
+                out = open(path, "wb", buffering=0)
+            except OSError as exc:
+                raise OutputError(f"rejects file {path}: cannot create it: {os_error_text(exc)}.") from None
             self._files[header] = out
             self.paths.append(str(path))
+            self._write(out, csv_line(LEAD_COLUMNS + list(header)))
         return self._files[header]
+
+    @staticmethod
+    def _write(out: BinaryIO, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                written = out.write(view)
+                if not written:
+                    raise OSError(errno.EIO, "the file took no bytes")
+                view = view[written:]
+        except OSError as exc:
+            raise OutputError(f"rejects file {out.name}: cannot write: {os_error_text(exc)}.", errno=exc.errno) from None
 
     def write_rows(self, header: Sequence[str], file: str, lines: np.ndarray, reasons: pa.Array | Sequence[str],
                    values: pa.Array | Sequence[bytes | None], cells: Sequence[pa.Array], *,
@@ -201,6 +229,13 @@ class RejectsWriter:
         pending, self._pending = self._pending, None
         if pending is None:
             return
+        try:
+            self._write_pending(pending)
+        except OutputError:
+            self.rows_unsaved += pending.rows
+            raise
+
+    def _write_pending(self, pending: _Pending) -> None:
         header, file, delimiter = pending.key
         out = self._file_for(header)
         lines = np.concatenate(pending.lines)
@@ -218,7 +253,7 @@ class RejectsWriter:
             pieces += [checked.between(done, stop), raw_line]
             done = stop
         pieces.append(checked.between(done, len(lines)))
-        out.write(b"".join(pieces))
+        self._write(out, b"".join(pieces))
 
     @staticmethod
     def _checked_lines(file: str, lines: np.ndarray, reasons, values, cells: Sequence[pa.Array]) -> pa.Array:
@@ -229,6 +264,9 @@ class RejectsWriter:
         return csv_rows(file_field, [_binary(column, pa.binary()) for column in lead + list(cells)])
 
     def close(self) -> None:
-        self._flush()
-        for out in self._files.values():
-            out.close()
+        """Write the rows held back and close the files (again after a failure: nothing is lost twice)."""
+        try:
+            self._flush()
+        finally:
+            for out in self._files.values():
+                out.close()  # unbuffered: nothing is left to write that could fail here

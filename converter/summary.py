@@ -32,8 +32,10 @@ def shown_reasons(counts: Mapping[str, int]) -> tuple[list[tuple[str, int]], str
 class RunSummary:
     files: int = 0
     rows_read: int = 0
-    lines_written: int = 0
+    lines_written: int = 0  # lines the output took (handed to the system, or confirmed by a server)
     rows_rejected: int = 0
+    lines_not_written: int = 0  # lines made but not taken: the output failed (a full disk, an I/O error)
+    rejects_unsaved: int = 0  # rejected rows the rejects file could not take (it failed)
     rejects_by_reason: Counter = field(default_factory=Counter)
     fields_dropped: int = 0  # NaN / ±Inf values left out of their lines
     blank_lines: int = 0  # lines with no cell at all; not rows
@@ -56,7 +58,7 @@ class RunSummary:
 
     @property
     def balanced(self) -> bool:
-        return self.rows_read == self.lines_written + self.rows_rejected
+        return self.rows_read == self.lines_written + self.lines_not_written + self.rows_rejected
 
     def to_dict(self) -> dict:
         return {
@@ -64,6 +66,8 @@ class RunSummary:
             "rows_read": self.rows_read,
             "lines_written": self.lines_written,
             "rows_rejected": self.rows_rejected,
+            "lines_not_written": self.lines_not_written,
+            "rejects_unsaved": self.rejects_unsaved,
             "rejects_by_reason": dict(self.rejects_by_reason.most_common()),
             "fields_dropped": self.fields_dropped,
             "blank_lines": self.blank_lines,
@@ -91,12 +95,17 @@ class RunSummary:
             f"{_count(self.lines_written, 'line')} written",
             f"{_count(self.rows_rejected, 'row')} rejected",
         ]
+        if self.lines_not_written:
+            out.insert(2, f"{_count(self.lines_not_written, 'line')} not written: the output failed (see the error above)")
         out += reason_lines(self.rejects_by_reason, ": --summary-json lists every reason")
         if self.unbalanced_quotes:
             out.append(f"{_count(self.lines_swallowed, 'line')} of the input read into "
                        f"{_count(self.unbalanced_quotes, 'rejected row')} by unbalanced quotes: the rows on "
                        f"them were not converted (see the reasons above)")
-        if self.rejects_files:
+        if self.rejects_unsaved:
+            out.append(f"{_count(self.rejects_unsaved, 'rejected row')} could not be saved to "
+                       f"{', '.join(self.rejects_files) or 'the rejects file'}: writing it failed (see the error above)")
+        elif self.rejects_files:
             out.append(f"rejected rows saved to {', '.join(self.rejects_files)}")
         if self.fields_dropped:
             out.append(f"{self.fields_dropped:,} NaN/Inf values left out of their lines (line protocol has no NaN)")

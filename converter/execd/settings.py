@@ -10,8 +10,10 @@ from typing import Any
 
 from ..errors import ConverterError
 from ..mapping import MappingSpec, Precision, load_mapping_file, load_preset
+from ..write_paths import same_file
 from .flow import FlowSettings
 from .pacing import Pace, derive_pace
+from .spool import matches
 from ..pipeline import ConvertOptions
 
 try:
@@ -121,6 +123,7 @@ def load_settings(config_path: str | None, overrides: SettingsOverrides = Settin
         error_dir=path("spool", "error_dir", spool_dir / "error"),
         state_file=path("spool", "state_file", spool_dir / ".csv2lp-state.json"),
     )
+    _check_spool_paths(spool_settings, where)
 
     preset = overrides.preset or (None if overrides.mapping else get("convert", "preset", str))
     mapping_file = overrides.mapping or (None if overrides.preset else get("convert", "mapping", str))
@@ -188,6 +191,24 @@ def _flow_settings(get: Any, where: str) -> FlowSettings:
     return FlowSettings(url=url, max_fill=max_fill, outputs=tuple(outputs), batch_lines=numbers["batch_lines"],
                         reserve_lines=numbers["reserve_lines"], poll_seconds=seconds["poll_seconds"],
                         wait_seconds=seconds["wait_seconds"])
+
+
+def _check_spool_paths(spool: SpoolSettings, where: str) -> None:
+    """Folders the loop writes that would feed it again: done/, rejects/ or error/ being the spool
+    itself (moved files and rejects files picked up as new input, over and over), or a state file
+    the spool's patterns match."""
+    for key in ("done_dir", "rejects_dir", "error_dir"):
+        folder = getattr(spool, key)
+        if same_file(str(folder), str(spool.dir)):
+            raise ConverterError(f"{where}: [spool] {key} = {folder} is the spool folder itself: what goes there "
+                                 f"would be picked up again as a new file; give it a folder of its own, "
+                                 f"e.g. {spool.dir / key.removesuffix('_dir')}.")
+    state = spool.state_file
+    if same_file(str(state.parent), str(spool.dir)) and matches(state.name, spool.patterns):
+        raise ConverterError(f"{where}: [spool] state_file = {state} is a name the spool's patterns match: it would "
+                             f"be read as a CSV file; give it a name starting with '.' or put it elsewhere.")
+    if state.is_dir():
+        raise ConverterError(f"{where}: [spool] state_file = {state} is a folder; give a file name.")
 
 
 def _check_keys(document: Mapping[str, Any], where: str) -> dict[str, dict[str, Any]]:

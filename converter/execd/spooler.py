@@ -23,12 +23,13 @@ import numpy as np
 
 from .. import __version__
 from ..encode import EncodeOptions, Encoder
-from ..errors import ConverterError
+from ..errors import ConverterError, OutputError
 from ..mapping import Plan
 from ..pipeline import EncodedBlock, iter_blocks, parts_and_plans
 from ..reader import CsvSource, open_source
 from ..rejects import RejectsWriter
 from ..summary import RunSummary, shown_reasons
+from ..write_paths import check_folder
 from . import checkpoint, spool
 from .arrivals import Arrivals
 from .checkpoint import FileProgress, FinishedFile, State
@@ -76,13 +77,19 @@ class Spooler:
     # -- start-up --------------------------------------------------------------------
 
     def _prepare(self) -> None:
+        folders = {"dir": self.spool.dir, "done_dir": self.spool.done_dir, "rejects_dir": self.spool.rejects_dir,
+                   "error_dir": self.spool.error_dir}
         try:
-            for folder in (self.spool.dir, self.spool.done_dir, self.spool.rejects_dir, self.spool.error_dir,
-                           self.spool.state_file.parent):
+            for folder in (*folders.values(), self.spool.state_file.parent):
                 folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _Fatal(f"cannot create {exc.filename}: {exc.strerror or exc}; create it and give it to the user "
                          f"Telegraf runs as.") from None
+        try:  # files are renamed out of the spool and into the others: each must take new files (tried)
+            for key, folder in folders.items():
+                check_folder(f"[spool] {key} {folder}", str(folder), fix="give it to the user Telegraf runs as")
+        except OutputError as exc:
+            raise _Fatal(str(exc)) from None
         try:
             if checkpoint.hold_lock(self.spool.state_file, self.stop.event, warn=self.log.warn) is None:
                 return  # stopped while another csv2lp held the state file

@@ -1,0 +1,146 @@
+"""Every path a run will write, checked before the first row is read.
+
+A path is refused, with the option that gave it and the fix, when its folder is missing
+or cannot take a new file, when it is a folder, when it is one of the inputs (writing it
+would destroy the input before or while it is read), or when another output of the same
+run writes it too. "The same" is asked of the file system where both paths exist
+(os.path.samefile: hard links, symlinks, `./x.csv` and `/abs/x.csv`), and of the resolved
+path where neither exists yet. Character devices (/dev/null, /dev/full, a terminal) take
+any number of writers and are never "the same" as anything.
+
+Whether a folder can take a new file is tried, not read off its mode bits: root may write
+anywhere by the bits but not in /proc or on a read-only mount. The try creates a hidden
+temporary file in the folder and removes it at once; an existing output file is opened for
+appending (nothing is truncated) and closed. Nothing is created or truncated before every
+check has passed.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import sys
+import tempfile
+from dataclasses import dataclass
+from typing import Sequence
+
+from .errors import OutputError
+
+STDIN = "-"
+STDOUT_CLOSED = "stdout is closed (>&-); give -o FILE, or send the lines to a file or a pipe."
+
+
+def os_error_text(exc: OSError) -> str:
+    """`No space left on device (ENOSPC)`: the system's words and the name to search for."""
+    name = errno.errorcode.get(exc.errno or 0)
+    text = exc.strerror or str(exc)
+    return f"{text} ({name})" if name else text
+
+
+@dataclass(frozen=True)
+class _Claim:
+    option: str
+    path: str
+
+
+def _stat(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+def _working_folder() -> str:
+    try:
+        return os.getcwd()
+    except OSError:  # removed while the shell was in it
+        return "(removed)"
+
+
+def _resolved(path: str) -> str:
+    try:
+        return os.path.realpath(path)
+    except OSError:  # the working folder is gone: only absolute paths can be resolved
+        return os.path.normpath(path)
+
+
+def same_file(a: str, b: str) -> bool:
+    """Whether writing `a` would write `b`: the same file (where both exist) or the same resolved path."""
+    sa, sb = _stat(a), _stat(b)
+    if sa is not None and sb is not None:
+        if stat.S_ISCHR(sa.st_mode) and stat.S_ISCHR(sb.st_mode):
+            return False  # /dev/null twice is fine
+        return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+    if sa is not None or sb is not None:
+        return False
+    return _resolved(a) == _resolved(b)
+
+
+def check_folder(shown: str, folder: str, *, fix: str) -> None:
+    """`folder` exists, is a folder, and a new file can be created in it (tried, see above).
+    `shown` names what needs it in the message (`--rejects out/r.csv`)."""
+    info = _stat(folder)
+    named = f"the working folder {_working_folder()}" if folder == "." else folder
+    if info is None:
+        raise OutputError(f"{shown}: the folder {folder} does not exist; create it, or {fix}.")
+    if not stat.S_ISDIR(info.st_mode):
+        raise OutputError(f"{shown}: {folder} is not a folder; {fix}.")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".csv2lp-write-check-", dir=folder)
+    except OSError as exc:
+        raise OutputError(f"{shown}: cannot create a file in {named}: {os_error_text(exc)}; {fix}.") from None
+    os.close(handle)
+    os.unlink(probe)
+
+
+class WriteGuard:
+    """The inputs of a run, and the paths it will write, claimed one by one (see the module)."""
+
+    def __init__(self, inputs: Sequence[str]) -> None:
+        self.inputs = [item for item in inputs if item != STDIN]
+        self._claims: list[_Claim] = []
+
+    def claim(self, option: str, path: str, *, fix: str = "give another path") -> None:
+        """Check `path` for `option` (see the module) and remember it. Raise OutputError."""
+        shown = f"{option} {path}"
+        if not path:
+            raise OutputError(f"{option}: the path is empty; give a file name.")
+        for item in self.inputs:
+            if same_file(path, item):
+                what = "the input" if path == item else f"the input {item}"
+                raise OutputError(f"{shown} is {what}: writing it would destroy the input; {fix}.")
+        for earlier in self._claims:
+            if same_file(path, earlier.path):
+                raise OutputError(f"{shown} is the same file as {earlier.option} {earlier.path}: one file cannot hold "
+                                  f"both; give each its own path.")
+        info = _stat(path)
+        if info is not None and stat.S_ISDIR(info.st_mode):
+            raise OutputError(f"{shown} is a folder; give a file name (e.g. {os.path.join(path, 'out')}).")
+        if info is None:
+            check_folder(shown, os.path.dirname(path) or ".", fix=fix)
+        elif stat.S_ISREG(info.st_mode):
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_APPEND))  # no O_TRUNC: nothing changes
+            except OSError as exc:
+                raise OutputError(f"{shown}: cannot write it: {os_error_text(exc)}; {fix}.") from None
+        # FIFOs and devices: opening one to try it could block (a FIFO waits for its reader).
+        self._claims.append(_Claim(option, path))
+
+    def claim_stdout(self) -> None:
+        """Refuse a stdout that is closed, or that is an input file (`csv2lp x.csv >> x.csv`: it would read
+        its own lines back)."""
+        try:
+            if sys.stdout is None:
+                raise OSError(errno.EBADF, "closed")
+            info = os.fstat(1)
+        except OSError:
+            raise OutputError(STDOUT_CLOSED) from None
+        if not stat.S_ISREG(info.st_mode):
+            return
+        for item in self.inputs:
+            other = _stat(item)
+            if other is not None and (other.st_dev, other.st_ino) == (info.st_dev, info.st_ino):
+                raise OutputError(f"stdout is the input {item} (redirected with > or >>): the shell opened it for "
+                                  f"writing before csv2lp started, so it is emptied or would be read back; "
+                                  f"write the lines to another file (-o FILE).")
