@@ -361,7 +361,8 @@ def _over_key_limit(series_strings: pa.Array, series_codes: np.ndarray, pieces: 
                     key_bytes: list[int | tuple[pa.Array, pa.Array]]) -> pa.Array | None:
     """Rows whose series key with their longest field key is over InfluxDB's limit (MAX_KEY_BYTES).
     Measured on the distinct series first: only a batch with a series near the limit looks at rows."""
-    series_bytes = pc.binary_length(series_strings).to_numpy(zero_copy_only=False).astype(np.int64)
+    # A null series string (a row another check rejects) counts as 0 bytes, not as NaN cast to int.
+    series_bytes = pc.fill_null(pc.binary_length(series_strings), 0).to_numpy(zero_copy_only=False).astype(np.int64)
     widest = [k if isinstance(k, int) else int(pc.max(pc.binary_length(k[0])).as_py() or 0) for k in key_bytes]
     if not widest or not len(series_bytes) or \
             int(series_bytes.max()) + FIELD_KEY_SEPARATOR_BYTES + max(widest) <= MAX_KEY_BYTES:

@@ -27,7 +27,9 @@ def test_the_command_converts_without_importing_pandas(tmp_path):
 
 
 def test_the_command_process_ends_without_pandas(tmp_path):
-    script = ("import atexit, sys; atexit.register(lambda: print('pandas loaded:', 'pandas' in sys.modules)); "
+    # The command ends with os._exit (console.py), past any atexit handler: look just before it.
+    script = ("import os, sys; real_exit = os._exit; "
+              "os._exit = lambda code: (print('pandas loaded:', 'pandas' in sys.modules, flush=True), real_exit(code)); "
               "from converter.console import main; sys.argv = ['csv2lp', *sys.argv[1:]]; main()")
     done = _python("-c", script, str(SAMPLE), "--preset", "movebank", "-o", str(tmp_path / "x.lp"), "-q")
     assert (done.returncode, done.stdout.strip()) == (0, "pandas loaded: False"), done.stderr
