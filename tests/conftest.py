@@ -3,5 +3,6 @@
 pytest_plugins = [
     "support.data",
     "support.influxdb",
+    "support.influxdb2",
     "support.telegraf",
 ]
