@@ -467,13 +467,13 @@ def recording_server() -> Iterator[RecordingServer]:
                                  body, status, began)
                 recorder.requests.append(entry)
             time.sleep(recorder.delay_s)
+            entry.ended = time.monotonic()  # before the answer: the client may look at once
             self.send_response(status)
             self.send_header("Content-Length", str(len(text)))
             if text:
                 self.send_header("Content-Type", "application/json")
             self.end_headers()
             self.wfile.write(text)
-            entry.ended = time.monotonic()
 
         def log_message(self, *args) -> None:
             pass
@@ -662,7 +662,7 @@ def test_nobody_listening_gives_up_after_the_retries_with_the_counts():
     assert message.startswith(f"{url} (bucket b): a write request failed 3 times in ")
     assert "the last time with connection refused; csv2lp gave up. Is the server at" in message
     assert message.endswith("Stopped at the first failed request: 0 lines confirmed, 3 NOT confirmed "
-                            "(2 in requests given up, 1 not sent after the stop).")
+                            "(2 in the request given up, 1 not sent after the stop).")
     assert notes and all(note.startswith(f"write to {url} failed (connection refused); retrying") for note in notes)
     assert sink.retries == 2
     assert TOKEN not in message and not any(TOKEN in note for note in notes)

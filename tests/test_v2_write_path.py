@@ -20,7 +20,6 @@ so arrival is awaited by polling the database (bounded), and then checked to sta
 from __future__ import annotations
 
 import gzip
-import math
 import os
 import subprocess
 import sys
@@ -32,12 +31,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
 import pytest
 
-from converter.sinks.influxdb import time_routes
 from support.data import FISHERS, REPO, SAMPLE
+from support.direct_write import expected_requests, first_request_refused, lines_per_connection
 from support.influxdb import InfluxDB1Server, free_loopback_port
 from support.movebank_points import MEASUREMENT, SERIES_QUERY, Fix, expected_series, series_of
 from support.telegraf import StartTelegraf, TelegrafProcess
@@ -174,18 +171,6 @@ def confirmed_line(stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if " lines confirmed by " in line]
     assert len(lines) == 1, stderr
     return lines[0]
-
-
-def lines_per_connection(source: Path, *, connections: int = 2, precision: str = "ns") -> list[int]:
-    """How many of csv2lp's lines for `source` travel on each connection (routed by their time)."""
-    lines = convert_to_bytes(source, precision).decode().splitlines(keepends=True)
-    return np.bincount(time_routes(pa.array(lines, pa.string()), connections), minlength=connections).tolist()
-
-
-def expected_requests(source: Path, *, batch_lines: int = 5_000, connections: int = 2, precision: str = "ns") -> int:
-    """How many requests csv2lp makes for `source`: each connection's lines in chunks of `batch_lines`."""
-    return sum(math.ceil(n / batch_lines) for n in lines_per_connection(source, connections=connections,
-                                                                         precision=precision))
 
 
 # --- direct write ----------------------------------------------------------------------------
@@ -374,14 +359,10 @@ def test_bad_token_fails_clearly_and_never_shows_the_token(endpoint, tmp_path, v
 
     # The sample's lines on each connection: one request each; whichever goes first is refused,
     # the other is never sent.
-    first, second = lines_per_connection(SAMPLE)
     assert done.returncode == 1
-    assert done.stderr.splitlines()[0] in [
-        f"csv2lp: error: {endpoint.url} (bucket {BUCKET}) refused a write request: HTTP 401 Unauthorized. "
-        "The token was refused: check $INFLUX_TOKEN or --token-file. Stopped at the first failed request: "
-        f"0 lines confirmed, 1,200 NOT confirmed ({a:,} in the refused request, {b:,} not sent after the stop)."
-        for a, b in [(first, second), (second, first)]
-    ]
+    assert done.stderr.splitlines()[0] in first_request_refused(
+        f"{endpoint.url} (bucket {BUCKET})", "HTTP 401 Unauthorized",
+        " The token was refused: check $INFLUX_TOKEN or --token-file.", lines_per_connection(SAMPLE))
     summary = done.stderr.splitlines()[1:]
     assert summary[0].startswith("1,200 rows read from 1 file in ")
     assert summary[1:] == ["1,200 lines converted: 0 written (confirmed by the server), 1,200 NOT confirmed",

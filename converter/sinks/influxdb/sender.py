@@ -107,6 +107,8 @@ class Books:
     lines_not_sent: int = 0  # queued when the run stopped
     requests_sent: int = 0  # tries included
     requests_confirmed: int = 0
+    requests_refused: int = 0
+    requests_given_up: int = 0
     retries: int = 0
     failure: str | None = None  # the first refusal or give-up, in words (secrets masked)
     requests_sent_at_failure: int | None = None  # requests that had left when the first failure came back
@@ -131,8 +133,10 @@ class Books:
         with self.lock:
             if refused:
                 self.lines_refused += lines
+                self.requests_refused += 1
             else:
                 self.lines_given_up += lines
+                self.requests_given_up += 1
             if self.failure is None:
                 self.failure = text
                 self.requests_sent_at_failure = self.requests_sent
@@ -142,6 +146,7 @@ class Books:
         """A request that was waiting for its retry when another one failed: not sent again."""
         with self.lock:
             self.lines_given_up += lines
+            self.requests_given_up += 1
 
     def not_sent(self, lines: int) -> None:
         with self.lock:

@@ -139,7 +139,8 @@ class InfluxSink:
     def failure_message(self) -> str:
         books = self.books
         counts = f"{books.lines_confirmed:,} lines confirmed, {books.lines_unconfirmed:,} NOT confirmed"
-        where = [(books.lines_refused, "in the refused request"), (books.lines_given_up, "in requests given up"),
+        where = [(books.lines_refused, _in_requests(books.requests_refused, "refused")),
+                 (books.lines_given_up, _in_requests(books.requests_given_up, "given up")),
                  (books.lines_not_sent, "not sent after the stop")]
         if pending := books.lines_unconfirmed - sum(n for n, _ in where):
             where.append((pending, "without an answer"))
@@ -174,6 +175,12 @@ class InfluxSink:
         """Wait for the answers in flight (so the counts are final) and raise the failure."""
         self.close()
         raise InfluxWriteError(self.failure_message())  # reached only if close() reported it already
+
+
+def _in_requests(count: int, what: str) -> str:
+    if what == "refused":
+        return "in the refused request" if count == 1 else f"in the {count:,} refused requests"
+    return f"in the request {what}" if count == 1 else f"in the {count:,} requests {what}"
 
 
 def _nbytes(lines: pa.Array) -> int:
