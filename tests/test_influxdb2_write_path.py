@@ -215,3 +215,22 @@ def test_server_away_mid_import_reading_stalls_memory_stays_flat_nothing_lost(pr
     assert stored == expected
     print(f"\noutage: fed {settled[0][2] / 1e6:.0f} of {len(data) / 1e6:.0f} MB when reading stalled; "
           f"csv2lp RSS {min(s[1] for s in settled):.0f}-{max(s[1] for s in settled):.0f} MB while the server was away")
+
+
+# --- the benchmark's code, on a tiny file (never its timings) ----------------------------------------
+
+
+def test_the_direct_write_benchmark_runs_every_path(influxdb2, tmp_path):
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from benchmarks.datasets import generated
+    from benchmarks.direct_write import PATHS, influxdb2_target_of, measure_direct_writes, table
+
+    data = generated("base", 3_000, tmp_path)
+    summary = measure_direct_writes(influxdb2_target_of(influxdb2), data, rounds=1, work_dir=tmp_path / "work",
+                                    progress=lambda text: None)
+
+    assert sorted(run.path for run in summary.runs) == sorted(PATHS)
+    assert all(run.error is None and run.counted == 3_000 and run.note == "" for run in summary.runs)
+    assert all(run.cpu_s > 0 and run.max_rss_mb > 0 for run in summary.runs)
+    assert table(summary).count("\n| ") == 1 + len(PATHS)  # the header and a row per path

@@ -14,6 +14,7 @@ writes (influxdata/influxdb#8169): counts are awaited (bounded) before they are 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -92,11 +93,13 @@ def confirmed_line(stderr: str) -> str:
 # --- the session server, auth off ---------------------------------------------------------------
 
 
-def test_sample_lands_exactly_through_the_1x_write_api(influxdb, influx_db):
-    done = movebank(SAMPLE, influxdb.url, influx_db)
+def test_sample_lands_exactly_through_the_1x_write_api(influxdb, influx_db, tmp_path):
+    done = movebank(SAMPLE, influxdb.url, influx_db, "--summary-json", str(tmp_path / "run.json"))
 
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
+    summary = json.loads((tmp_path / "run.json").read_text())
+    assert (summary["lines_written"], summary["lines_confirmed"]) == (SAMPLE_ROWS, SAMPLE_ROWS)
     assert confirmed_line(done.stderr).startswith(f"1,200 lines confirmed by {influxdb.url} (database {influx_db}) in ")
     assert "written through /write of InfluxDB 1.6.7~rc0" in done.stderr
     wait_for_total(influxdb, influx_db, SAMPLE_ROWS)

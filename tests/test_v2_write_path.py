@@ -183,7 +183,7 @@ def test_direct_write_of_the_sample_every_point_arrives(endpoint):
     assert done.stdout == ""  # lines go to the server, not to stdout
     assert confirmed_line(done.stderr).startswith(
         f"1,200 lines confirmed by {endpoint.url} (bucket {BUCKET}) in 2 request(s) on 2 connections (")
-    assert "written through /api/v2/write of InfluxDB Telegraf 1.39.3" in done.stderr
+    assert "written through /api/v2/write of Telegraf 1.39.3" in done.stderr
     endpoint.wait_for_count(SAMPLE_ROWS)
     assert endpoint.series(epoch="ns") == expected_series(SAMPLE, epoch="ns")
 

@@ -131,7 +131,10 @@ class InfluxSink:
         retried = f", {books.retries:,} retried" if books.retries else ""
         connections = self.settings.connections
         via = "/write" if self.target.api is Api.V1 else "/api/v2/write"
-        server = f"InfluxDB {self.target.version}" if self.target.version else "a server of unknown version"
+        version = self.target.version
+        # InfluxDB says its version bare ("1.6.7~rc0", "v2.8.0"); Telegraf's listener says its name.
+        server = (f"InfluxDB {version}" if version[:1].isdigit() or version[:2].lower() == "v2" else version) \
+            if version else "a server that did not say its version"
         return [f"{books.lines_confirmed:,} lines confirmed by {self.target.where} in {books.requests_confirmed:,} "
                 f"request(s){retried} on {connections} connection{'s' if connections > 1 else ''}{rate}",
                 f"written through {via} of {server}"]
