@@ -12,8 +12,10 @@ database counts every point:
 |------------|------------------------------------------------------------------------------------|
 | `raw-1`    | raw_post.py: csv2lp's lines for the file, ready-made in gzip'd bodies of 5,000 lines (level 1, as csv2lp sends them), POSTed on 1 connection: the database's ceiling |
 | `raw-2`    | the same on 2 connections                                                          |
-| `csv2lp`   | `csv2lp FILE --preset movebank --precision ms --influx-url URL ...` (2 connections, the default) |
-| `csv2lp-1` | the same with `--connections 1`                                                    |
+| `raw-plain-1` | the same lines in bodies without gzip, 1 connection                             |
+| `csv2lp`   | `csv2lp FILE --preset movebank --precision ms --influx-url URL ...`: the defaults, 2 connections, no gzip to a loopback address |
+| `csv2lp-gzip` | the same with `--gzip`, as it writes to a server on another machine             |
+| `csv2lp-1` | the same with `--connections 1` (and no gzip)                                      |
 
 Every round runs every path, in an order that rotates from round to round, so that a
 ratio compares runs that saw the same load on a shared machine; the server also runs on
@@ -53,12 +55,14 @@ RAW_POST = HERE / "raw_post.py"
 LINES_PER_BODY = 5_000
 GZIP_LEVEL = 1  # converter/sinks/influxdb/sender.py
 PRECISION = "ms"
-PATHS = ("raw-1", "raw-2", "csv2lp", "csv2lp-1")
+PATHS = ("raw-1", "raw-2", "raw-plain-1", "csv2lp", "csv2lp-gzip", "csv2lp-1")
 COUNT_TIMEOUT_S = 120.0
 LABELS = {
     "raw-1": "raw gzip'd POST, 5,000 lines/request, 1 connection (ceiling)",
     "raw-2": "raw gzip'd POST, 5,000 lines/request, 2 connections",
-    "csv2lp": "csv2lp --influx-url (CSV in, 2 connections)",
+    "raw-plain-1": "raw POST without gzip, 5,000 lines/request, 1 connection",
+    "csv2lp": "csv2lp --influx-url (CSV in; defaults: 2 connections, no gzip to loopback)",
+    "csv2lp-gzip": "csv2lp --influx-url --gzip",
     "csv2lp-1": "csv2lp --influx-url --connections 1",
 }
 
@@ -136,7 +140,7 @@ def measure_direct_writes(target: Target, data: Dataset, *, rounds: int, work_di
                           paths: Sequence[str] = PATHS, progress: Callable[[str], None] = print) -> Summary:
     """Every path of `paths`, `rounds` times, alternating (see the module docstring)."""
     work_dir.mkdir(parents=True, exist_ok=True)
-    bodies = prepare_bodies(data, work_dir)
+    bodies = {gzip: prepare_bodies(data, work_dir, gzip=gzip) for gzip in (True, False)}
     summary = Summary(target.label, data.label, data.rows)
     for number in range(rounds):
         shift = number % len(paths)
@@ -150,9 +154,9 @@ def measure_direct_writes(target: Target, data: Dataset, *, rounds: int, work_di
     return summary
 
 
-def prepare_bodies(data: Dataset, work_dir: Path) -> Path:
-    """csv2lp's lines for the file in gzip'd bodies of LINES_PER_BODY lines (made once, kept)."""
-    bodies = work_dir / f"{data.path.stem}-{PRECISION}-{LINES_PER_BODY}.bodies"
+def prepare_bodies(data: Dataset, work_dir: Path, *, gzip: bool = True) -> Path:
+    """csv2lp's lines for the file in (gzip'd) bodies of LINES_PER_BODY lines (made once, kept)."""
+    bodies = work_dir / f"{data.path.stem}-{PRECISION}-{LINES_PER_BODY}{'' if gzip else '-plain'}.bodies"
     if bodies.exists() and bodies.stat().st_mtime >= data.path.stat().st_mtime:
         return bodies
     done = subprocess.run([sys.executable, "-m", "converter", "convert", str(data.path), "--preset", "movebank",
@@ -163,23 +167,25 @@ def prepare_bodies(data: Dataset, work_dir: Path) -> Path:
     partial = bodies.with_suffix(".partial")
     with open(partial, "wb") as out:
         for start in range(0, len(lines), LINES_PER_BODY):
-            deflate = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-            body = deflate.compress(b"".join(lines[start:start + LINES_PER_BODY])) + deflate.flush()
+            body = b"".join(lines[start:start + LINES_PER_BODY])
+            if gzip:
+                deflate = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+                body = deflate.compress(body) + deflate.flush()
             out.write(struct.pack("<Q", len(body)) + body)
     partial.rename(bodies)
     return bodies
 
 
-def one_run(target: Target, path: str, number: int, data: Dataset, bodies: Path, work_dir: Path) -> Run:
+def one_run(target: Target, path: str, number: int, data: Dataset, bodies: dict[bool, Path], work_dir: Path) -> Run:
     bucket = target.fresh_bucket(f"bench_{path.replace('-', '_')}_{uuid.uuid4().hex[:8]}")
     if path.startswith("raw-"):
-        command = [sys.executable, "-S", str(RAW_POST), str(bodies), bucket.write_path, target.url,
-                   "--connections", path.split("-")[1]]
+        plain = path.startswith("raw-plain")
+        command = [sys.executable, "-S", str(RAW_POST), str(bodies[not plain]), bucket.write_path, target.url,
+                   "--connections", path.rsplit("-", 1)[1], *(["--plain"] if plain else [])]
     else:
         command = [sys.executable, "-m", "converter", "convert", str(data.path), "--preset", "movebank",
                    "--precision", PRECISION, "-q", *bucket.csv2lp_args]
-        if path == "csv2lp-1":
-            command += ["--connections", "1"]
+        command += {"csv2lp-1": ["--connections", "1"], "csv2lp-gzip": ["--gzip"]}.get(path, [])
     stdout, stderr = work_dir / f"{path}.out", work_dir / f"{path}.err"
     server_cpu = process_cpu_s(target.pid())
     began = time.perf_counter()

@@ -1,9 +1,10 @@
 """POST ready-made gzip'd bodies to a write URL as fast as the server takes them: the ceiling.
 
-    python benchmarks/raw_post.py BODIES PATH_AND_QUERY URL --connections N
+    python benchmarks/raw_post.py BODIES PATH_AND_QUERY URL --connections N [--plain]
 
 BODIES is a file of bodies, each an 8-byte little-endian length and the gzip'd lines
-(direct_write.py makes it from csv2lp's own output, 5,000 lines a body). The header
+(direct_write.py makes it from csv2lp's own output, 5,000 lines a body); with --plain
+the bodies are the lines themselves, sent without Content-Encoding. The header
 `Authorization: $RAW_POST_AUTH` is sent when that variable is set (a secret stays off
 argv). Each of the N connections takes the next body as soon as its last one is
 answered; any answer but 2xx ends the run with status 1 and the server's words.
@@ -28,9 +29,11 @@ def read_bodies(path):
     return bodies
 
 
-def post_all(url, path, bodies, connections):
+def post_all(url, path, bodies, connections, gzip=True):
     parts = urllib.parse.urlsplit(url)
-    headers = {"Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"}
+    headers = {"Content-Type": "text/plain; charset=utf-8"}
+    if gzip:
+        headers["Content-Encoding"] = "gzip"
     if os.environ.get("RAW_POST_AUTH"):
         headers["Authorization"] = os.environ["RAW_POST_AUTH"]
     lock = threading.Lock()
@@ -61,11 +64,12 @@ def post_all(url, path, bodies, connections):
 
 
 def main(argv):
-    if len(argv) != 5 or argv[3] != "--connections":
+    plain = argv[5:] == ["--plain"]
+    if len(argv) != 5 + plain or argv[3] != "--connections":
         sys.stderr.write(__doc__)
         return 2
     bodies = read_bodies(argv[0])
-    error = post_all(argv[2], argv[1], bodies, int(argv[4]))
+    error = post_all(argv[2], argv[1], bodies, int(argv[4]), gzip=not plain)
     print(json.dumps({"requests": len(bodies), "error": error}))
     return 1 if error else 0
 

@@ -191,6 +191,8 @@ _format_option = click.option(
 @click.option("--connections", type=click.IntRange(1, 8), metavar="N",
               help="With --influx-url: requests in flight at once, one per connection (default 2; 1 sends one "
                    "request at a time). Copies of a point always share a connection, so the last one wins.")
+@click.option("--gzip/--no-gzip", "gzip", default=None,
+              help="With --influx-url: compress the requests (default: yes, but not to a loopback address).")
 @click.option("-p", "--precision", type=click.Choice([p.value for p in Precision]), default="ns", show_default=True,
               help="Timestamp precision; give the same to `influx write -p` or the /write API.")
 @click.option("--on-error", type=click.Choice([o.value for o in OnError]), default="quarantine", show_default=True,
@@ -217,7 +219,7 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
                     input_format: str,
                     summary_json: str | None, quiet: bool, progress: bool | None, influx_url: str | None,
                     bucket: str | None, org: str | None, token_file: str | None, create_bucket: bool,
-                    batch_lines: int | None, connections: int | None, **mapping_flags) -> None:
+                    batch_lines: int | None, connections: int | None, gzip: bool | None, **mapping_flags) -> None:
     """Convert CSV FILEs (paths, globs, '-' for stdin; .gz/.bz2/.zst) to line protocol.
 
     \b
@@ -230,7 +232,7 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
     """
     influx_flags = {"--bucket": bucket, "--org": org, "--token-file": token_file,
                     "--create-bucket": create_bucket or None, "--batch-lines": batch_lines,
-                    "--connections": connections}
+                    "--connections": connections, "--gzip/--no-gzip": gzip}
     if influx_url is None and any(value is not None for value in influx_flags.values()):
         _fail_usage(f"{', '.join(k for k, v in influx_flags.items() if v is not None)} only go with --influx-url.")
     if influx_url is not None and output is not None:
@@ -265,7 +267,7 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
 
             sink = open_influx_sink(influx_url, bucket=bucket or "", org=org, token_file=token_file,
                                     create_bucket=create_bucket, batch_lines=batch_lines, connections=connections,
-                                    precision=options.precision, notify=None if quiet else _note)
+                                    gzip=gzip, precision=options.precision, notify=None if quiet else _note)
         else:
             sink = open_output(output)
         try:

@@ -52,11 +52,12 @@ def confirmed_count(stderr: str) -> int:
 # --- duplicate points -------------------------------------------------------------------------------
 
 
-def test_two_connections_keep_the_last_copy_of_every_duplicate_point(influxdb2, influx2_bucket, tmp_path):
+@pytest.mark.parametrize("gzip", ["--gzip", "--no-gzip"])
+def test_two_connections_keep_the_last_copy_of_every_duplicate_point(influxdb2, influx2_bucket, tmp_path, gzip):
     source = duplicates_csv(tmp_path / "dups.csv", points=20_000)
 
     done = csv2lp(influxdb2, source, influx2_bucket, *duplicates_flags(), "--connections", "2",
-                  "--batch-lines", "50")
+                  "--batch-lines", "50", gzip)
 
     assert done.returncode == 0, done.stderr
     assert "20,000 duplicate points" in done.stderr and "on 2 connections" in done.stderr

@@ -35,6 +35,7 @@ from converter.sinks.file import lines_buffer
 from converter.sinks.influxdb import (
     Api,
     Batcher,
+    open_influx_sink,
     InfluxSink,
     InfluxTarget,
     InfluxWriteError,
@@ -45,6 +46,7 @@ from converter.sinks.influxdb import (
     split_by_route,
     time_routes,
 )
+from converter.sinks.influxdb.server import is_loopback
 from support.data import REPO, SAMPLE
 from support.influxdb import free_loopback_port
 
@@ -293,6 +295,16 @@ def test_write_path_per_api(api, bucket, precision, path):
     assert target.write_path(precision) == path
 
 
+@pytest.mark.parametrize(
+    ("url", "loopback"),
+    [("http://127.0.0.1:8086", True), ("http://127.3.4.5", True), ("http://localhost:8086/x", True),
+     ("http://[::1]:8086", True), ("https://influx.example.org", False), ("http://10.0.0.7:8086", False),
+     ("http://[2001:db8::1]", False)],
+)
+def test_loopback_urls(url, loopback):
+    assert is_loopback(url) is loopback
+
+
 # --- the CLI's rules for the write flags ----------------------------------------------------
 
 
@@ -305,12 +317,13 @@ def test_write_path_per_api(api, bucket, precision, path):
         (["--create-bucket"], "--create-bucket only go with --influx-url."),
         (["--batch-lines", "10"], "--batch-lines only go with --influx-url."),
         (["--connections", "1"], "--connections only go with --influx-url."),
+        (["--no-gzip"], "--gzip/--no-gzip only go with --influx-url."),
         (["--influx-url", "http://127.0.0.1:1"], "--influx-url needs --bucket"),
         (["--influx-url", "http://127.0.0.1:1", "--bucket", "b", "--connections", "0"],
          "Invalid value for '--connections': 0 is not in the range 1<=x<=8."),
     ],
     ids=["with-output", "bucket-alone", "create-bucket-alone", "batch-lines-alone", "connections-alone",
-         "no-bucket", "no-connection"],
+         "gzip-alone", "no-bucket", "no-connection"],
 )
 def test_write_flag_misuse_is_a_usage_error(args, message):
     result = run_cli("convert", str(SAMPLE), "--preset", "movebank", *args)
@@ -513,6 +526,20 @@ def test_v2_requests_carry_the_lines_gzip_and_the_token(recording_server):
     assert (sink.lines_sent, sink.lines_confirmed, sink.requests_confirmed, sink.retries) == (5, 5, 3, 0)
     assert sink.report_lines()[0].startswith(
         f"5 lines confirmed by {recording_server.url} (bucket tracks) in 3 request(s) on 1 connection (")
+
+
+@pytest.mark.parametrize(("gzip", "compressed"), [(None, False), (True, True), (False, False)],
+                         ids=["loopback-default", "gzip", "no-gzip"])
+def test_requests_to_this_machine_are_not_compressed_unless_asked(recording_server, monkeypatch, gzip, compressed):
+    monkeypatch.setenv("INFLUX_TOKEN", TOKEN)
+    sink = open_influx_sink(recording_server.url, bucket="b", org="o", token_file=None, create_bucket=False,
+                            batch_lines=None, precision=Precision.S, notify=None, connections=1, gzip=gzip)
+    sink.write_lines(movebank_lines(3))
+    sink.close()
+
+    (request,) = recording_server.requests
+    assert ("Content-Encoding" in request.headers) is compressed
+    assert request.lines == lines_buffer(movebank_lines(3)).to_pybytes()
 
 
 def test_v1_requests_use_write_with_basic_auth_and_1x_precision_names(recording_server):

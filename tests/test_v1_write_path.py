@@ -93,8 +93,9 @@ def confirmed_line(stderr: str) -> str:
 # --- the session server, auth off ---------------------------------------------------------------
 
 
-def test_sample_lands_exactly_through_the_1x_write_api(influxdb, influx_db, tmp_path):
-    done = movebank(SAMPLE, influxdb.url, influx_db, "--summary-json", str(tmp_path / "run.json"))
+@pytest.mark.parametrize("gzip", ["--gzip", "--no-gzip"])
+def test_sample_lands_exactly_through_the_1x_write_api(influxdb, influx_db, tmp_path, gzip):
+    done = movebank(SAMPLE, influxdb.url, influx_db, gzip, "--summary-json", str(tmp_path / "run.json"))
 
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""

@@ -191,7 +191,7 @@ def test_direct_write_of_the_sample_every_point_arrives(endpoint):
 @pytest.mark.slow
 def test_direct_write_of_the_fishers_file_every_point_arrives(endpoint, shared_movebank):
     began = time.monotonic()
-    done = direct_write(FISHERS, endpoint, "--precision", "ms")
+    done = direct_write(FISHERS, endpoint, "--precision", "ms", "--gzip")  # as to a server elsewhere
     cli_seconds = time.monotonic() - began
 
     assert done.returncode == 0, done.stderr

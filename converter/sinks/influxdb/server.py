@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import ipaddress
 import json
 import os
 import re
@@ -184,6 +185,17 @@ class InfluxTarget:
             return http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=timeout_s,
                                                context=ssl.create_default_context())
         return http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout_s)
+
+
+def is_loopback(url: str) -> bool:
+    """Whether the URL names this machine by a loopback address (or `localhost`); no lookup is made."""
+    host = (urllib.parse.urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_url(url: str) -> str:
