@@ -255,10 +255,17 @@ class Answer:
         return f"{text}: {said}" if said and said.lower() != self.reason.lower() else text
 
 
-def request(connection: http.client.HTTPConnection, method: str, path: str, *, body: bytes | None = None,
-            headers: Mapping[str, str] | None = None) -> Answer:
-    """One HTTP exchange on `connection`; the connection is closed when the server says so."""
-    connection.request(method, path, body=body, headers={"User-Agent": USER_AGENT, **(headers or {})})
+def request(connection: http.client.HTTPConnection, method: str, path: str, *,
+            body: bytes | list | None = None, headers: Mapping[str, str] | None = None) -> Answer:
+    """One HTTP exchange on `connection`; the connection is closed when the server says so.
+
+    A list body is sent piece by piece with its total as Content-Length (http.client sends an
+    iterable as it is when the length is given), so lines go out of Arrow's buffers uncopied.
+    """
+    headers = {"User-Agent": USER_AGENT, **(headers or {})}
+    if isinstance(body, list):
+        headers["Content-Length"] = str(sum(len(piece) for piece in body))
+    connection.request(method, path, body=body, headers=headers)
     response = connection.getresponse()
     data = response.read()
     if response.will_close:
