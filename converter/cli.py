@@ -198,16 +198,27 @@ _format_option = click.option(
               help="Write lines here instead of stdout; a .gz name compresses. Checked before any row is read: "
                    "its folder must exist and take files, and it must be no input and no other output.")
 @click.option("--influx-url", metavar="URL",
-              help="Write straight to InfluxDB's v2 write API at URL (e.g. http://localhost:8086) instead of "
-                   "stdout. The token comes from $INFLUX_TOKEN or --token-file. Needs influxdb-client.")
-@click.option("--bucket", metavar="NAME", help="With --influx-url: the bucket (InfluxDB 1.x/3.x: the database).")
+              help="Write straight to InfluxDB at URL (e.g. http://localhost:8086) instead of stdout: InfluxDB 2/3 "
+                   "through /api/v2/write with the token from $INFLUX_TOKEN or --token-file; InfluxDB 1.x through "
+                   "/write with $INFLUX_USERNAME/$INFLUX_PASSWORD (or a --token-file holding user:password), or "
+                   "nothing when its auth is off. /ping tells which.")
+@click.option("--bucket", metavar="NAME",
+              help="With --influx-url: the bucket (InfluxDB 1.x: DATABASE or DATABASE/RETENTION_POLICY; 3.x: the "
+                   "database).")
 @click.option("--org", metavar="NAME", help="With --influx-url: the organization (needed by InfluxDB 2).")
 @click.option("--token-file", metavar="FILE", type=click.Path(dir_okay=False),
-              help="With --influx-url: read the API token from FILE instead of $INFLUX_TOKEN.")
+              help="With --influx-url: read the API token (1.x: user:password) from FILE's first line instead of "
+                   "the environment.")
 @click.option("--create-bucket", is_flag=True,
-              help="With --influx-url: create the bucket first when it is missing (InfluxDB 2's buckets API).")
+              help="With --influx-url: create the bucket first when it is missing (InfluxDB 2's buckets API; "
+                   "InfluxDB 1.x: CREATE DATABASE).")
 @click.option("--batch-lines", type=click.IntRange(1), metavar="N",
               help="With --influx-url: lines per write request (default 5000).")
+@click.option("--connections", type=click.IntRange(1, 8), metavar="N",
+              help="With --influx-url: requests in flight at once, one per connection (default 2; 1 sends one "
+                   "request at a time). Copies of a point always share a connection, so the last one wins.")
+@click.option("--gzip/--no-gzip", "gzip", default=None,
+              help="With --influx-url: compress the requests (default: yes, but not to a loopback address).")
 @click.option("-p", "--precision", type=click.Choice([p.value for p in Precision]), default="ns", show_default=True,
               help="Timestamp precision; give the same to `influx write -p` or the /write API.")
 @click.option("--on-error", type=click.Choice([o.value for o in OnError]), default="quarantine", show_default=True,
@@ -241,7 +252,7 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
                     input_format: str,
                     summary_json: str | None, quiet: bool, progress: bool | None, influx_url: str | None,
                     bucket: str | None, org: str | None, token_file: str | None, create_bucket: bool,
-                    batch_lines: int | None, **mapping_flags) -> None:
+                    batch_lines: int | None, connections: int | None, gzip: bool | None, **mapping_flags) -> None:
     """Convert CSV FILEs (paths, globs, '-' for stdin, FIFOs, <(...); .gz/.bz2/.zst) to line protocol.
 
     Each input is read once. The measurement defaults to the file's name; <(...) has none
@@ -257,7 +268,8 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
       csv2lp gps.csv --preset movebank --influx-url http://localhost:8086 --org me --bucket movebank --token-file ~/.influx-token
     """
     influx_flags = {"--bucket": bucket, "--org": org, "--token-file": token_file,
-                    "--create-bucket": create_bucket or None, "--batch-lines": batch_lines}
+                    "--create-bucket": create_bucket or None, "--batch-lines": batch_lines,
+                    "--connections": connections, "--gzip/--no-gzip": gzip}
     if influx_url is None and any(value is not None for value in influx_flags.values()):
         _fail_usage(f"{', '.join(k for k, v in influx_flags.items() if v is not None)} only go with --influx-url.")
     if influx_url is not None and output is not None:
@@ -283,6 +295,7 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
     show_progress = (not quiet) and (progress if progress is not None else sys.stderr.isatty())
     summary: RunSummary | None = None
     sink_report: list[str] = []  # what a server confirmed (--influx-url)
+    sink = None
     status = EXIT_OK
     reader_gone: WriteFailed | None = None
     try:
@@ -296,8 +309,8 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
             from .sinks.influxdb import open_influx_sink
 
             sink = open_influx_sink(influx_url, bucket=bucket or "", org=org, token_file=token_file,
-                                    create_bucket=create_bucket, batch_lines=batch_lines,
-                                    precision=options.precision, notify=None if quiet else _note)
+                                    create_bucket=create_bucket, batch_lines=batch_lines, connections=connections,
+                                    gzip=gzip, precision=options.precision, notify=None if quiet else _note)
         else:
             sink = open_output(output)
         try:
@@ -322,6 +335,8 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
         summary = getattr(exc, "summary", None) or summary
         _error(str(exc))
         status = exc.exit_code
+    if summary is not None and hasattr(sink, "lines_confirmed"):
+        summary.lines_confirmed = sink.lines_confirmed  # type: ignore[union-attr]
     try:
         if reader_gone is not None:
             written = summary.lines_written if summary is not None else 0

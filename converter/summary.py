@@ -55,13 +55,15 @@ class RunSummary:
         for message in messages:
             if message not in self.warnings:
                 self.warnings.append(message)
+    # Lines a server confirmed (--influx-url); None when the output confirms nothing (a file).
+    lines_confirmed: int | None = None
 
     @property
     def balanced(self) -> bool:
         return self.rows_read == self.lines_written + self.lines_not_written + self.rows_rejected
 
     def to_dict(self) -> dict:
-        return {
+        numbers = {
             "files": self.files,
             "rows_read": self.rows_read,
             "lines_written": self.lines_written,
@@ -84,6 +86,9 @@ class RunSummary:
             "stopped_at": self.stopped_at,
             "warnings": self.warnings,
         }
+        if self.lines_confirmed is not None:  # only a run that wrote to a server has it
+            numbers["lines_confirmed"] = self.lines_confirmed
+        return numbers
 
     def write_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
@@ -92,7 +97,7 @@ class RunSummary:
         rate = f" in {self.seconds:.2f} s ({self.rows_read / self.seconds:,.0f} rows/s)" if self.seconds > 0 else ""
         out = [
             f"{_count(self.rows_read, 'row')} read from {_count(self.files, 'file')}{rate}",
-            f"{_count(self.lines_written, 'line')} written",
+            self._written_line(),
             f"{_count(self.rows_rejected, 'row')} rejected",
         ]
         if self.lines_not_written:
@@ -122,6 +127,13 @@ class RunSummary:
         if not self.balanced:  # pragma: no cover - a bug, never an input problem
             out.append("BUG: rows read != lines written + rows rejected; please report it")
         return out
+
+    def _written_line(self) -> str:
+        if self.lines_confirmed is None or self.lines_confirmed == self.lines_written:
+            return f"{_count(self.lines_written, 'line')} written"
+        # A line the server did not confirm is not called written (it may or may not be stored).
+        return (f"{_count(self.lines_written, 'line')} converted: {self.lines_confirmed:,} written (confirmed by "
+                f"the server), {self.lines_written - self.lines_confirmed:,} NOT confirmed")
 
 
 def _count(n: int, noun: str) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from support.data import ALBATROSSES, FISHERS, REPO, SAMPLE, epoch_ms, read_rows
+from support.direct_write import first_request_refused, lines_per_connection
 from support.influxdb2 import ORG, TOKEN, InfluxDB2Server, SeriesKey
 
 pytestmark = pytest.mark.influxdb2
@@ -122,8 +123,9 @@ def test_sample_lands_exactly(influxdb2: InfluxDB2Server, influx2_bucket: str, p
 
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
+    # Each connection's share of the sample fits one request.
     assert confirmed_line(done.stderr).startswith(
-        f"{rows:,} lines confirmed by {influxdb2.url} (bucket {influx2_bucket}) in 1 request(s)"
+        f"{rows:,} lines confirmed by {influxdb2.url} (bucket {influx2_bucket}) in 2 request(s) on 2 connections"
     )
     assert_landed_exactly(influxdb2, influx2_bucket, SAMPLE, unit_ms=unit_ms)
 
@@ -157,7 +159,7 @@ def test_albatross_file_lands_exactly(
 
     assert done.returncode == 0, done.stderr
     assert confirmed_line(done.stderr).startswith(
-        f"1,676 lines confirmed by {influxdb2.url} (bucket {influx2_bucket}) in 1 request(s)"
+        f"1,676 lines confirmed by {influxdb2.url} (bucket {influx2_bucket}) in 2 request(s) on 2 connections"
     )
     assert_landed_exactly(influxdb2, influx2_bucket, ALBATROSSES, unit_ms=unit_ms)
 
@@ -226,10 +228,9 @@ def test_a_bad_org_fails_clearly_and_writes_nothing(influxdb2: InfluxDB2Server, 
     done = direct_write(influxdb2, SAMPLE, influx2_bucket, org="no-such-org")
 
     assert done.returncode == 1, done.stderr
-    assert done.stderr.startswith(
-        f"csv2lp: error: 1,200 of the 1,200 lines written were NOT confirmed by {influxdb2.url} "
-        f"(bucket {influx2_bucket}) (0 were). First error: HTTP 404 Not Found: organization name "
-        '"no-such-org" not found. Check --bucket and --org (or add --create-bucket on InfluxDB 2).\n'
+    assert done.stderr.splitlines()[0] in first_request_refused(
+        f"{influxdb2.url} (bucket {influx2_bucket})", 'HTTP 404 Not Found: organization name "no-such-org" not found',
+        " Check --bucket and --org (or add --create-bucket on InfluxDB 2).", lines_per_connection(SAMPLE)
     ), done.stderr
     assert "Traceback" not in done.stderr
     assert TOKEN not in done.stderr + done.stdout
@@ -241,18 +242,15 @@ def test_a_bad_token_fails_clearly_and_writes_nothing(influxdb2: InfluxDB2Server
     done = direct_write(influxdb2, SAMPLE, influx2_bucket, token=bad)
 
     assert done.returncode == 1
-    assert done.stderr.startswith(
-        f"csv2lp: error: 1,200 of the 1,200 lines written were NOT confirmed by {influxdb2.url} "
-        f"(bucket {influx2_bucket}) (0 were). First error: HTTP 401 Unauthorized: unauthorized access. "
-        "The token was refused: check $INFLUX_TOKEN or --token-file.\n"
+    assert done.stderr.splitlines()[0] in first_request_refused(
+        f"{influxdb2.url} (bucket {influx2_bucket})", "HTTP 401 Unauthorized: unauthorized access",
+        " The token was refused: check $INFLUX_TOKEN or --token-file.", lines_per_connection(SAMPLE)
     ), done.stderr
     assert bad not in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
     assert influxdb2.count_per_series(influx2_bucket) == {}
 
 
-@pytest.mark.xfail(strict=True, reason="converter/sinks/influxdb.py: a bad token stops only after 9 refused "
-                   "requests (43,407 lines), not at the first refused request as README.md says (issue 17)")
 def test_a_bad_token_stops_at_the_first_refused_request(
     influxdb2: InfluxDB2Server, influx2_bucket: str, shared_movebank: Path
 ) -> None:
@@ -261,24 +259,28 @@ def test_a_bad_token_stops_at_the_first_refused_request(
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert influxdb2.count_per_series(influx2_bucket) == {}
-    # One refused request ends the run; a second one may already be in flight beside it.
-    [refusal] = [line for line in done.stderr.splitlines() if " lines written were NOT confirmed by " in line]
-    not_confirmed = int(refusal.split("csv2lp: error: ", 1)[1].split(" of the ", 1)[0].replace(",", ""))
-    assert 0 < not_confirmed <= 2 * BATCH_LINES, refusal
+    # One request was refused and none followed it: what had been converted by then is "not
+    # sent", and the conversion stopped (the rest of the file was never turned into lines).
+    refusal = done.stderr.splitlines()[0]
+    counts = refusal.split("Stopped at the first failed request: ", 1)[1]
+    converted = int(counts.split(" lines confirmed, ", 1)[1].split(" NOT")[0].replace(",", ""))
+    refused = int(counts.split("NOT confirmed (", 1)[1].split(" in the refused request")[0].replace(",", ""))
+    assert 0 < refused <= BATCH_LINES and refused < converted < 47_347, refusal
+    assert counts == (f"0 lines confirmed, {converted:,} NOT confirmed ({refused:,} in the refused request, "
+                      f"{converted - refused:,} not sent after the stop)."), refusal
+    assert f"\n{converted:,} lines converted: 0 written (confirmed by the server), {converted:,} NOT confirmed\n" \
+        in done.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="converter/sinks/influxdb.py: after a refused write the summary still says "
-                   "'1,200 lines written' beside 'NOT confirmed' (issue 17)")
 def test_a_refused_write_is_not_counted_as_written(influxdb2: InfluxDB2Server, influx2_bucket: str) -> None:
     done = direct_write(influxdb2, SAMPLE, influx2_bucket, token="wrong-token-41c7e9a0")
 
     assert done.returncode == 1
     assert "NOT confirmed" in done.stderr, done.stderr
     assert "\n1,200 lines written\n" not in done.stderr
+    assert "\n1,200 lines converted: 0 written (confirmed by the server), 1,200 NOT confirmed\n" in done.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="converter/sinks/influxdb.py: --create-bucket treats the 404 that a real "
-                   "InfluxDB 2 answers for a missing bucket as an error instead of creating it (issue 17)")
 def test_create_bucket_creates_a_missing_bucket(influxdb2: InfluxDB2Server) -> None:
     name = "created_by_csv2lp"
     assert influxdb2.bucket_id(name) is None
@@ -286,6 +288,7 @@ def test_create_bucket_creates_a_missing_bucket(influxdb2: InfluxDB2Server) -> N
         done = direct_write(influxdb2, SAMPLE, name, "--create-bucket", "--precision", "ms")
 
         assert done.returncode == 0, done.stderr
+        assert done.stderr.startswith(f"csv2lp: created bucket '{name}' in org '{ORG}' at {influxdb2.url}\n")
         assert influxdb2.bucket_id(name) is not None
         assert_landed_exactly(influxdb2, name, SAMPLE, unit_ms=1)
     finally:

@@ -4,7 +4,8 @@ A real Telegraf runs `inputs.influxdb_v2_listener` (InfluxDB 2's `/api/v2/write`
 token) and relays with `outputs.influxdb` into the real InfluxDB 1.6.7 of the session.
 Lines reach the listener two ways:
 
-- csv2lp's own direct write (`--influx-url`: influxdb-client's batching WriteApi);
+- csv2lp's own direct write (`--influx-url`; the listener answers /ping as `Telegraf 1.39.3`,
+  so csv2lp takes it for a v2 server and writes to `/api/v2/write`);
 - a plain HTTP POST of csv2lp's output, made the way `influx write` makes it (gzip
   bodies of about 500 KB, `/api/v2/write?org=&bucket=&precision=`, one request at a
   time). The influx CLI itself cannot be built here (see README, "Writing to InfluxDB").
@@ -26,15 +27,16 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from support.data import FISHERS, REPO, SAMPLE, epoch_ms, read_rows
+from support.data import FISHERS, REPO, SAMPLE
+from support.direct_write import expected_requests, first_request_refused, lines_per_connection
 from support.influxdb import InfluxDB1Server, free_loopback_port
+from support.movebank_points import MEASUREMENT, SERIES_QUERY, Fix, expected_series, series_of
 from support.telegraf import StartTelegraf, TelegrafProcess
 
 pytestmark = [pytest.mark.influxdb, pytest.mark.telegraf]
@@ -42,7 +44,6 @@ pytestmark = [pytest.mark.influxdb, pytest.mark.telegraf]
 TOKEN = "listener-token-5be0c2d1"
 ORG = "lab"
 BUCKET = "movebank"
-MEASUREMENT = "movebank"
 SAMPLE_ROWS = 1_200
 FISHERS_ROWS = 47_347
 ARRIVAL_TIMEOUT_S = 60.0
@@ -50,32 +51,6 @@ SETTLE_S = 2.5  # more than two of Telegraf's 1 s flush intervals
 CLI_TIMEOUT_S = 240.0
 INFLUX_WRITE_BODY_BYTES = 500_000  # `influx write` batches about this much per request
 OUTAGE_S = 20.0
-
-
-# --- the source, read independently ----------------------------------------------------------
-
-
-@dataclass(frozen=True, order=True)
-class Fix:
-    time: int  # in the unit the test compares in
-    event_id: int
-    lat: float | None
-    lon: float | None
-
-
-def expected_series(path: Path, *, unit_ms: int = 1, epoch: str = "ms") -> dict[str, list[Fix]]:
-    """{individual: fixes sorted by time}; times floored to `unit_ms`, expressed in `epoch` units."""
-    scale = {"ms": 1, "ns": 1_000_000}[epoch]
-    series: dict[str, list[Fix]] = defaultdict(list)
-    for row in read_rows(path):
-        floored = epoch_ms(row["timestamp"]) // unit_ms * unit_ms
-        series[row["individual-local-identifier"]].append(Fix(
-            floored * scale,
-            int(row["event-id"]),
-            float(row["location-lat"]) if row["location-lat"] else None,
-            float(row["location-long"]) if row["location-long"] else None,
-        ))
-    return {individual: sorted(fixes) for individual, fixes in series.items()}
 
 
 # --- the endpoint: Telegraf's v2 listener in front of InfluxDB 1.x -----------------------------
@@ -108,13 +83,7 @@ class V2Endpoint:
         return waited
 
     def series(self, epoch: str = "ms") -> dict[str, list[Fix]]:
-        results = self.server.query(
-            f'SELECT "event_id", "lat", "lon" FROM "{MEASUREMENT}" GROUP BY "individual"', db=self.db, epoch=epoch
-        )
-        found: dict[str, list[Fix]] = {}
-        for series in results[0].get("series", []):
-            found[series["tags"]["individual"]] = sorted(Fix(*values) for values in series["values"])
-        return found
+        return series_of(self.server.query(SERIES_QUERY, db=self.db, epoch=epoch))
 
     def stop(self) -> None:
         self.telegraf.stop()
@@ -213,7 +182,8 @@ def test_direct_write_of_the_sample_every_point_arrives(endpoint):
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""  # lines go to the server, not to stdout
     assert confirmed_line(done.stderr).startswith(
-        f"1,200 lines confirmed by {endpoint.url} (bucket {BUCKET}) in 1 request(s)")
+        f"1,200 lines confirmed by {endpoint.url} (bucket {BUCKET}) in 2 request(s) on 2 connections (")
+    assert "written through /api/v2/write of Telegraf 1.39.3" in done.stderr
     endpoint.wait_for_count(SAMPLE_ROWS)
     assert endpoint.series(epoch="ns") == expected_series(SAMPLE, epoch="ns")
 
@@ -221,13 +191,14 @@ def test_direct_write_of_the_sample_every_point_arrives(endpoint):
 @pytest.mark.slow
 def test_direct_write_of_the_fishers_file_every_point_arrives(endpoint, shared_movebank):
     began = time.monotonic()
-    # One read block for the whole file, so the requests are 5,000 lines each but the last.
-    done = direct_write(FISHERS, endpoint, "--precision", "ms", "--block-size", str(64 << 20))
+    done = direct_write(FISHERS, endpoint, "--precision", "ms", "--gzip")  # as to a server elsewhere
     cli_seconds = time.monotonic() - began
 
     assert done.returncode == 0, done.stderr
     confirmed = confirmed_line(done.stderr)
-    assert confirmed.startswith(f"47,347 lines confirmed by {endpoint.url} (bucket {BUCKET}) in 10 request(s)")
+    # Requests of 5,000 lines whatever the read blocks: each connection fills its own.
+    requests = expected_requests(FISHERS, precision="ms")
+    assert confirmed.startswith(f"47,347 lines confirmed by {endpoint.url} (bucket {BUCKET}) in {requests} request(s)")
     waited = endpoint.wait_for_count(FISHERS_ROWS)
     assert endpoint.series() == expected_series(FISHERS)
     print(f"\nfishers direct write: csv2lp ran {cli_seconds:.2f} s in all; {confirmed}; "
@@ -243,7 +214,8 @@ def test_direct_write_precision_agrees_on_both_sides(endpoint, precision, unit_m
     done = direct_write(SAMPLE, endpoint, "--precision", precision, "--batch-lines", "500")
 
     assert done.returncode == 0, done.stderr
-    assert "in 3 request(s)" in confirmed_line(done.stderr)
+    requests = expected_requests(SAMPLE, batch_lines=500, precision=precision)
+    assert f"in {requests} request(s) on 2 connections" in confirmed_line(done.stderr)
     endpoint.wait_for_count(SAMPLE_ROWS)
     assert endpoint.series() == expected
 
@@ -385,15 +357,30 @@ def test_bad_token_fails_clearly_and_never_shows_the_token(endpoint, tmp_path, v
 
     done = direct_write(SAMPLE, endpoint, *extra, token=token)
 
+    # The sample's lines on each connection: one request each; whichever goes first is refused,
+    # the other is never sent.
     assert done.returncode == 1
-    assert done.stderr.startswith(
-        f"csv2lp: error: 1,200 of the 1,200 lines written were NOT confirmed by {endpoint.url} (bucket {BUCKET}) "
-        "(0 were). First error: HTTP 401 Unauthorized. The token was refused: check $INFLUX_TOKEN or --token-file.\n"
-    )
+    assert done.stderr.splitlines()[0] in first_request_refused(
+        f"{endpoint.url} (bucket {BUCKET})", "HTTP 401 Unauthorized",
+        " The token was refused: check $INFLUX_TOKEN or --token-file.", lines_per_connection(SAMPLE))
+    summary = done.stderr.splitlines()[1:]
+    assert summary[0].startswith("1,200 rows read from 1 file in ")
+    assert summary[1:] == ["1,200 lines converted: 0 written (confirmed by the server), 1,200 NOT confirmed",
+                           "0 rows rejected"]
     assert bad not in done.stderr and bad not in done.stdout
-    assert " lines confirmed by " not in done.stderr
+    assert " lines confirmed by " not in done.stderr and "Traceback" not in done.stderr
     time.sleep(SETTLE_S)
     assert endpoint.count() == 0
+
+
+def test_no_token_for_a_v2_server_is_an_error_before_anything_is_read(endpoint):
+    done = direct_write(SAMPLE, endpoint, token="")
+
+    assert done.returncode == 1
+    assert done.stderr == (
+        "csv2lp: error: no API token: set INFLUX_TOKEN, or give --token-file FILE (a file holding the token). "
+        "csv2lp takes no token on the command line, where other users could see it in the process list.\n"
+    )
 
 
 def test_create_bucket_says_the_listener_has_no_buckets_api(endpoint):
@@ -402,10 +389,10 @@ def test_create_bucket_says_the_listener_has_no_buckets_api(endpoint):
     assert done.returncode == 1
     assert done.stderr == (
         f"csv2lp: error: --create-bucket: the server at {endpoint.url} has no buckets API "
-        f"({endpoint.url}/api/v2/buckets answered 404 Not Found). Only InfluxDB 2 has one; InfluxDB 1.x and 3.x "
+        f"({endpoint.url}/api/v2/buckets answered 404 Not Found). Only InfluxDB 2 has one; InfluxDB 3.x "
         "and Telegraf's influxdb_v2_listener accept writes on /api/v2/write but cannot create buckets. "
-        "Create the bucket or database 'movebank' there yourself (1.x: CREATE DATABASE; 3.x: influxdb3 create "
-        "database), then run without --create-bucket.\n"
+        "Create the bucket or database 'movebank' there yourself (3.x: influxdb3 create database), then run "
+        "without --create-bucket.\n"
     )
     time.sleep(SETTLE_S)
     assert endpoint.count() == 0  # nothing was converted
