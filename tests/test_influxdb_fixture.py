@@ -152,3 +152,22 @@ def test_points_of_one_series_selected_by_its_tags(influxdb: InfluxDB1Server, in
 
     assert [(p["time"], p["temp"]) for p in north] == [(T0 * NS, 21.5)]
     assert [(p["time"], p["site"], p["temp"]) for p in quoted] == [(5 * NS, "O'Hara \\yard", 3)]
+
+
+def test_a_count_still_short_after_a_restart_is_called_a_loss(private_influxdb):
+    from support.influxdb import recheck_short_count
+
+    server = private_influxdb
+    server.create_database("short")
+    lines = b"".join(b"m v=%di %d\n" % (i, T0 + i) for i in range(10))
+    assert server.write(lines, "short", precision="s") == 10
+
+    def count() -> int:
+        series = server.query('SELECT count("v") FROM "m"', db="short")[0].get("series", [])
+        return series[0]["values"][0][1] if series else 0
+
+    assert recheck_short_count(server, count, 10) == ""  # complete: no restart, nothing to say
+    with pytest.raises(AssertionError, match=r"^2 of 12 points missing, also after restarting influxd "
+                                             r"\(counted 10 before the restart\): a loss$"):
+        recheck_short_count(server, count, 12)
+    assert server.running and count() == 10  # restarted, and the data kept

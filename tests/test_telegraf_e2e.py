@@ -35,11 +35,12 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from support.data import ALBATROSSES, FISHERS, REPO, SAMPLE
-from support.influxdb import InfluxDB1Server, quote_ident, quote_literal
+from support.influxdb import InfluxDB1Server, quote_ident, quote_literal, recheck_short_count
 from support.movebank_gen import generate
 from support.movebank_reference import Reference, Series, typed
 from support.telegraf import (
     BUFFER_OVERFLOW_PATTERN,
+    TelegrafError,
     TelegrafProcess,
     agent_section,
     influxdb_output_section,
@@ -136,7 +137,10 @@ def assert_arrives_exactly(server: InfluxDB1Server, db: str, reference: Referenc
         for series in [s for s, n in waiting.items() if counts.get(s, 0) >= n]:
             problems += series_problems(server, db, reference, series)
             del waiting[series]
-        assert time.monotonic() < deadline, f"{len(waiting)} series incomplete after {timeout:.0f} s: {counts}"
+        if waiting and time.monotonic() >= deadline:  # short: a loss, or 1.6.7's short count? (REFERENCE.md)
+            print("\n" + recheck_short_count(server, lambda: total_points(server, db), reference.rows))
+            deadline = time.monotonic() + 10  # after the restart the count is complete or the recheck failed
+            continue
         if waiting:
             time.sleep(2.0)
     assert count_per_series(server, db) == reference.per_series()  # nothing arrived twice meanwhile
@@ -191,7 +195,12 @@ def execd_section(config: Path, **settings: Any) -> str:
 
 
 def wait_for_points(server: InfluxDB1Server, db: str, count: int, timeout: float) -> None:
-    wait_until(lambda: total_points(server, db) >= count, timeout, f"{count:,} points in InfluxDB", poll=0.5)
+    """Until the server counts `count` points; a count still short then is re-checked after restarting
+    influxd before it is called a loss (1.6.7 can count short for a while: REFERENCE.md)."""
+    try:
+        wait_until(lambda: total_points(server, db) >= count, timeout, f"{count:,} points in InfluxDB", poll=0.5)
+    except TelegrafError:
+        print("\n" + recheck_short_count(server, lambda: total_points(server, db), count))
 
 
 def child_pids(telegraf: TelegrafProcess) -> list[int]:
