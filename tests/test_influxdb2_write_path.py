@@ -29,7 +29,7 @@ import pytest
 from support.data import REPO
 from support.influxdb2 import ORG, TOKEN, InfluxDB2Server
 from support.movebank_gen import generate
-from support.ordering import DUPLICATES_MEASUREMENT, duplicates_csv, duplicates_flags, survivors_query, wrong_survivors
+from support.ordering import duplicates_csv, duplicates_flags, survivors_query, wrong_survivors
 
 pytestmark = pytest.mark.influxdb2
 

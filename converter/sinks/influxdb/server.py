@@ -324,7 +324,7 @@ def hint(status: int | None, target: InfluxTarget, answer_text: str = "") -> str
         if status == 403:
             return f" The user may not write to database {target.database!r}."
         if status == 404:
-            return (f" Create the database first (CREATE DATABASE, or add --create-bucket), or check --bucket "
+            return (" Create the database first (CREATE DATABASE, or add --create-bucket), or check --bucket "
                     "(DATABASE or DATABASE/RETENTION_POLICY).")
     else:
         if status == 401:
