@@ -16,6 +16,7 @@ database counts every point:
 | `csv2lp`   | `csv2lp FILE --preset movebank --precision ms --influx-url URL ...`: the defaults, 2 connections, no gzip to a loopback address |
 | `csv2lp-gzip` | the same with `--gzip`, as it writes to a server on another machine             |
 | `csv2lp-1` | the same with `--connections 1` (and no gzip)                                      |
+| `before`   | with `--before DIR`: the same command run from another checkout of csv2lp (e.g. the one before this sink) |
 
 Every round runs every path, in an order that rotates from round to round, so that a
 ratio compares runs that saw the same load on a shared machine; the server also runs on
@@ -64,6 +65,7 @@ LABELS = {
     "csv2lp": "csv2lp --influx-url (CSV in; defaults: 2 connections, no gzip to loopback)",
     "csv2lp-gzip": "csv2lp --influx-url --gzip",
     "csv2lp-1": "csv2lp --influx-url --connections 1",
+    "before": "csv2lp --influx-url of the checkout given by --before",
 }
 
 
@@ -137,15 +139,17 @@ class Summary:
 
 
 def measure_direct_writes(target: Target, data: Dataset, *, rounds: int, work_dir: Path,
-                          paths: Sequence[str] = PATHS, progress: Callable[[str], None] = print) -> Summary:
-    """Every path of `paths`, `rounds` times, alternating (see the module docstring)."""
+                          paths: Sequence[str] = PATHS, progress: Callable[[str], None] = print,
+                          before: Path | None = None) -> Summary:
+    """Every path of `paths`, `rounds` times, alternating (see the module docstring); `before`
+    is the checkout the `before` path runs."""
     work_dir.mkdir(parents=True, exist_ok=True)
     bodies = {gzip: prepare_bodies(data, work_dir, gzip=gzip) for gzip in (True, False)}
     summary = Summary(target.label, data.label, data.rows)
     for number in range(rounds):
         shift = number % len(paths)
         for path in [*paths[shift:], *paths[:shift]]:
-            run = one_run(target, path, number, data, bodies, work_dir)
+            run = one_run(target, path, number, data, bodies, work_dir, before)
             summary.runs.append(run)
             progress(f"round {number + 1}/{rounds} {path:9s} {run.rows_per_s:>10,.0f} rows/s landed "
                      f"({run.landed_s:.2f} s; process {run.process_s:.2f} s, {run.cpu_s:.2f} CPU s, "
@@ -176,7 +180,8 @@ def prepare_bodies(data: Dataset, work_dir: Path, *, gzip: bool = True) -> Path:
     return bodies
 
 
-def one_run(target: Target, path: str, number: int, data: Dataset, bodies: dict[bool, Path], work_dir: Path) -> Run:
+def one_run(target: Target, path: str, number: int, data: Dataset, bodies: dict[bool, Path], work_dir: Path,
+            before: Path | None = None) -> Run:
     bucket = target.fresh_bucket(f"bench_{path.replace('-', '_')}_{uuid.uuid4().hex[:8]}")
     if path.startswith("raw-"):
         plain = path.startswith("raw-plain")
@@ -186,12 +191,13 @@ def one_run(target: Target, path: str, number: int, data: Dataset, bodies: dict[
         command = [sys.executable, "-m", "converter", "convert", str(data.path), "--preset", "movebank",
                    "--precision", PRECISION, "-q", *bucket.csv2lp_args]
         command += {"csv2lp-1": ["--connections", "1"], "csv2lp-gzip": ["--gzip"]}.get(path, [])
+    tree = before if path == "before" and before is not None else REPO
     stdout, stderr = work_dir / f"{path}.out", work_dir / f"{path}.err"
     server_cpu = process_cpu_s(target.pid())
     began = time.perf_counter()
     launched = subprocess.run([sys.executable, "-S", str(LAUNCHER), os.devnull, str(stdout), str(stderr), "--",
-                               *command], capture_output=True, text=True, cwd=REPO,
-                              env={**os.environ, "PYTHONPATH": str(REPO), **bucket.env})
+                               *command], capture_output=True, text=True, cwd=tree,
+                              env={**os.environ, "PYTHONPATH": str(tree), **bucket.env})
     result = json.loads(launched.stdout)
     error = result.get("error") or (None if result["returncode"] == 0 else
                                     f"exit {result['returncode']}: {stderr.read_text()[-500:].strip()}")
@@ -320,22 +326,28 @@ def influxdb1_target() -> Iterator[Target]:
 def table(summary: Summary) -> str:
     rows = [f"**{summary.target}**, {summary.dataset}, precision {PRECISION}, {LINES_PER_BODY:,} lines per request",
             "",
-            "| path | rows/s landed (median) | best | × raw 1 conn (median of rounds) | process CPU s | peak RSS MB "
+            "| path | rows/s landed (median) | best | × raw 1 conn | × raw 2 conn | process CPU s | peak RSS MB "
             "| server CPU s | rounds |",
-            "|---|---:|---:|---:|---:|---:|---:|---|"]
-    for path in PATHS:
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for path in [*PATHS, "before"]:
         runs = summary.by_path(path)
         if not runs:
             continue
         rates = [r.rows_per_s for r in runs]
-        ratio = summary.ratio(path)
+        ratios = [summary.ratio(path, ceiling) for ceiling in ("raw-1", "raw-2")]
+        shown = ["–" if ratio is None else f"{ratio:.2f}×" for ratio in ratios]
         rows.append(
-            f"| {LABELS[path]} | {statistics.median(rates):,.0f} | {max(rates):,.0f} | "
-            f"{'–' if ratio is None else f'{ratio:.2f}×'} | {statistics.median(r.cpu_s for r in runs):.2f} | "
+            f"| {LABELS[path]} | {statistics.median(rates):,.0f} | {max(rates):,.0f} | {shown[0]} | {shown[1]} | "
+            f"{statistics.median(r.cpu_s for r in runs):.2f} | "
             f"{max(r.max_rss_mb for r in runs):.0f} | {statistics.median(r.server_cpu_s for r in runs):.2f} | "
             f"{', '.join(f'{r.landed_s:.2f} s' for r in runs)} |")
     notes = [f"- round {r.round + 1} {r.path}: {r.note or r.error}" for r in summary.runs if r.note or r.error]
     return "\n".join(rows + ([""] + notes if notes else []))
+
+
+def _commit(tree: Path) -> str:
+    done = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() or "an unknown commit"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -343,16 +355,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server", choices=("influxdb2", "influxdb1"), default="influxdb2")
     parser.add_argument("--size", choices=sorted(SIZES), default="full", help="the `base` dataset's size")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated, of {', '.join(PATHS)}")
+    parser.add_argument("--paths", default=",".join(PATHS),
+                        help=f"comma-separated, of {', '.join(PATHS)} (and before, with --before)")
+    parser.add_argument("--before", type=Path, help="another checkout of csv2lp, run as the path `before`")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--results", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
     data = make("base", SIZES[args.size], args.data)
     load = os.getloadavg()[0]
+    paths = args.paths.split(",") + (["before"] if args.before and "before" not in args.paths else [])
     with (influxdb2_target() if args.server == "influxdb2" else influxdb1_target()) as target:
         summary = measure_direct_writes(target, data, rounds=args.rounds, work_dir=args.data / "direct-write",
-                                        paths=args.paths.split(","))
+                                        paths=paths, before=args.before)
     text = table(summary) + f"\n\n1-minute load average {load:.2f} at the start, {os.getloadavg()[0]:.2f} at the end."
+    if args.before:
+        text += f" `before`: {args.before} at {_commit(args.before)}."
     args.results.mkdir(parents=True, exist_ok=True)
     stem = args.results / f"direct-write-{args.server}-{args.size}"
     stem.with_suffix(".json").write_text(json.dumps({"target": summary.target, "dataset": summary.dataset,

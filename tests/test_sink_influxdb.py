@@ -694,3 +694,18 @@ def test_nobody_listening_gives_up_after_the_retries_with_the_counts():
     assert sink.retries == 2
     assert TOKEN not in message and not any(TOKEN in note for note in notes)
     sink.close()  # reported once: a second close is quiet
+
+
+def test_a_server_without_the_v2_write_path_is_named_as_such(recording_server):
+    recording_server.answer = lambda n: (404, b"404 page not found\n")
+    sink = InfluxSink(InfluxTarget(url=recording_server.url, bucket="b", org="o", token=TOKEN),
+                      settings=WriteSettings(connections=1))
+
+    sink.write_lines(movebank_lines(3))
+    with pytest.raises(InfluxWriteError) as raised:
+        sink.close()
+
+    assert str(raised.value).startswith(
+        f"{recording_server.url} (bucket b) refused a write request: HTTP 404 Not Found: 404 page not found. "
+        f"{recording_server.url} has no /api/v2/write: an InfluxDB 1.6/1.7 whose /ping did not say its version "
+        "(a proxy in between?) takes /write; check the URL. Stopped at the first failed request:")

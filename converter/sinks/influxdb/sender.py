@@ -202,11 +202,11 @@ class Sender(threading.Thread):
                     self.books.not_sent(job.chunk.lines)
                     continue
                 try:
-                    body = job.body.result()
-                except Exception as exc:  # pragma: no cover - compressing bytes does not fail
-                    self.books.fail(job.chunk.lines, f"could not compress a request body: {exc}", refused=False)
-                    continue
-                self._send(job.chunk, body)
+                    self._send(job.chunk, job.body.result())
+                except Exception as exc:  # pragma: no cover - a bug: said once, counted, never a traceback
+                    self.books.fail(job.chunk.lines, f"{self.target.where}: a write request failed inside csv2lp "
+                                    f"({type(exc).__name__}: {self.target.mask(str(exc))}); please report it.",
+                                    refused=False)
         finally:
             self._connection.close()
 
@@ -227,7 +227,7 @@ class Sender(threading.Thread):
             if answer is not None and not answer.retryable:
                 self.books.fail(chunk.lines, self.target.mask(
                     f"{self.target.where} refused a write request: {answer.describe()}."
-                    f"{hint(answer.status, self.target)}"), refused=True)
+                    f"{hint(answer.status, self.target, no_route=answer.no_route)}"), refused=True)
                 return
             said = answer.describe() if answer is not None else failure
             retry += 1

@@ -232,6 +232,11 @@ class Answer:
         return 200 <= self.status < 300
 
     @property
+    def no_route(self) -> bool:
+        """A 404 that is not the server's JSON error (a missing bucket or database) but a missing path."""
+        return self.status == 404 and not self.body.lstrip().startswith(b"{")
+
+    @property
     def retryable(self) -> bool:
         """429 (busy) and 5xx (down, restarting, overloaded) pass; any other refusal is final."""
         return self.status == 429 or self.status >= 500
@@ -315,8 +320,12 @@ def detect_api(url: str, *, timeout_s: float) -> tuple[Api, str]:
     return (Api.V1 if _V1_VERSION.match(version) else Api.V2), version
 
 
-def hint(status: int | None, target: InfluxTarget, answer_text: str = "") -> str:
-    """What to check for a refusal, as a sentence starting with a space (or nothing)."""
+def hint(status: int | None, target: InfluxTarget, *, no_route: bool = False) -> str:
+    """What to check for a refusal, as a sentence starting with a space (or nothing). `no_route`: a
+    404 without the server's JSON error, i.e. no such API path at all."""
+    if no_route and target.api is Api.V2:
+        return (f" {target.url} has no /api/v2/write: an InfluxDB 1.6/1.7 whose /ping did not say its version "
+                "(a proxy in between?) takes /write; check the URL.")
     if target.api is Api.V1:
         if status == 401:
             return (f" The user name or password was refused (or none was given): set ${USERNAME_ENV} and "
