@@ -7,14 +7,12 @@ database with the source the same way, series by series.
 
 from __future__ import annotations
 
-import calendar
-import csv
-import gzip
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from .data import epoch_ms, read_rows
 
 MEASUREMENT = "movebank"
 
@@ -25,17 +23,6 @@ class Fix:
     event_id: int
     lat: float | None
     lon: float | None
-
-
-def read_rows(path: Path) -> list[dict[str, str]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def epoch_ms(text: str) -> int:
-    moment = datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f")
-    return calendar.timegm(moment.timetuple()) * 1000 + moment.microsecond // 1000
 
 
 def expected_series(path: Path, *, unit_ms: int = 1, epoch: str = "ms") -> dict[str, list[Fix]]:
