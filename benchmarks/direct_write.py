@@ -189,7 +189,7 @@ def one_run(target: Target, path: str, number: int, data: Dataset, bodies: dict[
                    "--connections", path.rsplit("-", 1)[1], *(["--plain"] if plain else [])]
     else:
         command = [sys.executable, "-m", "converter", "convert", str(data.path), "--preset", "movebank",
-                   "--precision", PRECISION, "-q", *bucket.csv2lp_args]
+                   "--precision", PRECISION, "--no-progress", *bucket.csv2lp_args]
         command += {"csv2lp-1": ["--connections", "1"], "csv2lp-gzip": ["--gzip"]}.get(path, [])
     tree = before if path == "before" and before is not None else REPO
     stdout, stderr = work_dir / f"{path}.out", work_dir / f"{path}.err"
