@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 from support.data import ALBATROSSES, FISHERS, REPO, SAMPLE
 from support.influxdb import InfluxDB1Server
+from support.movebank_reference import BOOLEAN_WORDS, RENAMED, TAG_COLUMNS, column_kind
 
 pytestmark = pytest.mark.influxdb
 
@@ -34,29 +35,10 @@ MEASUREMENT = "movebank"
 CONVERT_TIMEOUT_S = 300
 NS_PER_MS = 1_000_000
 
-# The movebank preset, restated from the contract (not read from the preset file, so
-# that a wrong preset is caught here).
-TAG_COLUMNS = {
-    "individual-local-identifier": "individual",
-    "sensor-type": "sensor",
-    "study-name": "study",
-    "tag-local-identifier": "tag",
-    "individual-taxon-canonical-name": "taxon",
-}
+# The movebank preset as the contract states it (support/movebank_reference.py, not read from the
+# preset file, so that a wrong preset is caught here).
 TIME_COLUMN = "timestamp"
-RENAMED_FIELDS = {"location-lat": "lat", "location-long": "lon"}
-BOOLEAN_COLUMNS = {"visible", "manually-marked-outlier", "algorithm-marked-outlier", "import-marked-outlier"}
-INTEGER_COLUMNS = {
-    "event-id",
-    "eobs:battery-voltage",
-    "eobs:fix-battery-voltage",
-    "eobs:key-bin-checksum",
-    "eobs:type-of-fix",
-    "eobs:used-time-to-get-fix",
-    "gps:satellite-count",
-}
-STRING_COLUMNS = {"behavioural-classification", "comments", "eobs:status", "eobs:start-timestamp"}
-BOOLEAN_WORDS = {"true": True, "false": False}
+RENAMED_FIELDS = RENAMED
 
 # Movebank-shaped rows with what real files rarely hold: tag values with spaces, commas,
 # equals signs, a lone backslash and non-ASCII; string fields with quotes, backslashes and
@@ -115,28 +97,9 @@ class Reference:
 
 
 def column_types(header: list[str], rows: list[dict[str, str]]) -> dict[str, str]:
-    """InfluxDB type of each field column: the contract's lists, else float if every cell is numeric."""
-    types = {}
-    for column in header:
-        if column in TAG_COLUMNS or column == TIME_COLUMN:
-            continue
-        if column in BOOLEAN_COLUMNS:
-            types[column] = "boolean"
-        elif column in INTEGER_COLUMNS:
-            types[column] = "integer"
-        elif column in STRING_COLUMNS:
-            types[column] = "string"
-        else:
-            types[column] = "float" if all(is_number(row[column]) for row in rows if row[column] != "") else "string"
-    return types
-
-
-def is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    """InfluxDB type of each field column (support.movebank_reference.column_kind)."""
+    return {column: column_kind(column, [row[column] for row in rows])
+            for column in header if column not in TAG_COLUMNS and column != TIME_COLUMN}
 
 
 def read_reference(path: Path) -> Reference:

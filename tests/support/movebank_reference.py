@@ -69,18 +69,8 @@ class Reference:
             header = next(reader)
             rows = [(reader.line_num, row) for row in reader]
         rows = [(line, row) for line, row in rows if line not in skip_lines]
-        kinds: dict[int, str] = {}
-        for index, column in enumerate(header):
-            if column in TAG_COLUMNS or column == "timestamp":
-                continue
-            if column in BOOLEAN_COLUMNS:
-                kinds[index] = "boolean"
-            elif column in INTEGER_COLUMNS:
-                kinds[index] = "integer"
-            elif column in STRING_COLUMNS:
-                kinds[index] = "string"
-            else:
-                kinds[index] = "float" if all(is_number(row[index]) for _, row in rows if row[index]) else "string"
+        kinds = {index: column_kind(column, [row[index] for _, row in rows])
+                 for index, column in enumerate(header) if column not in TAG_COLUMNS and column != "timestamp"}
         self.kinds.update({field_key(header[i]): kind for i, kind in kinds.items()})
         convert = {"boolean": BOOLEAN_WORDS.__getitem__, "integer": int, "float": float, "string": str}
         # (key, column, converter) in key order, so each point's text comes out sorted
@@ -104,6 +94,17 @@ class Reference:
 
     def per_series(self) -> dict[Series, int]:
         return {series: len(points) for series, points in self.points.items()}
+
+
+def column_kind(column: str, cells: list[str]) -> str:
+    """A field column's InfluxDB type: the contract's lists, else float if every non-empty cell is a number."""
+    if column in BOOLEAN_COLUMNS:
+        return "boolean"
+    if column in INTEGER_COLUMNS:
+        return "integer"
+    if column in STRING_COLUMNS:
+        return "string"
+    return "float" if all(is_number(cell) for cell in cells if cell) else "string"
 
 
 def is_number(text: str) -> bool:
