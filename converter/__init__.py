@@ -17,7 +17,7 @@ _PUBLIC = {
     "FieldSpec": "mapping", "FieldType": "mapping", "MappingSpec": "mapping", "Precision": "mapping",
     "TagSpec": "mapping", "TimeSpec": "mapping", "load_mapping_file": "mapping", "load_preset": "mapping",
     "ConvertOptions": "pipeline", "OnError": "pipeline", "convert": "pipeline",
-    "open_output": "sinks", "RunSummary": "summary",
+    "open_output": "sinks", "RunSummary": "books.summary",
 }
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
                           load_preset)
     from .pipeline import ConvertOptions, OnError, convert
     from .sinks import open_output
-    from .summary import RunSummary
+    from .books.summary import RunSummary
 
 
 def __getattr__(name: str):

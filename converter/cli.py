@@ -11,9 +11,9 @@ import click
 from click.core import ParameterSource
 
 from . import __version__
-from .annotated import InputFormat
-from .duplicates import DuplicateMode
-from .encode import DEFAULT_MAX_STRING_BYTES
+from .formats.annotated import InputFormat
+from .books.duplicates import DuplicateMode
+from .encode.encoder import DEFAULT_MAX_STRING_BYTES
 from .errors import ConverterError, MappingError
 from .mapping import (
     NO_TIME,
@@ -32,12 +32,12 @@ from .mapping import (
 )
 from .memory import prefer_jemalloc
 from .pipeline import ConvertOptions, OnError, convert, prepare
-from .reader import DEFAULT_BLOCK_SIZE
+from .read.source import DEFAULT_BLOCK_SIZE
 from .sinks import open_output
 from .sinks.file import WriteFailed
-from .summary import RunSummary
-from .telegraf_csv import TelegrafCsvConfig, is_telegraf_csv_config, load_telegraf_csv_options
-from .write_paths import os_error_text
+from .books.summary import RunSummary
+from .formats.telegraf_csv import TelegrafCsvConfig, is_telegraf_csv_config, load_telegraf_csv_options
+from .plan.outputs import os_error_text
 
 EXIT_OK = 0
 EXIT_ERROR = 1

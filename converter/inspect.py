@@ -22,15 +22,15 @@ from typing import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import cells
-from .annotated import InputFormat
-from .duplicates import DuplicateMode, DuplicateTracker
-from .encode import EncodeOptions, Encoder
+from .encode import cells
+from .formats.annotated import InputFormat
+from .books.duplicates import DuplicateMode, DuplicateTracker
+from .encode.encoder import EncodeOptions, Encoder
 from .mapping import FieldType, MappingSpec, OtherColumns, Plan
 from .pipeline import ConvertOptions, check_inputs, iter_blocks, parts_and_plans
-from .row_keys import RowKeyedField
-from .reader import DEFAULT_BLOCK_SIZE, CsvSource, open_source
-from .summary import RunSummary, reason_lines
+from .encode.row_keys import RowKeyedField
+from .read.source import DEFAULT_BLOCK_SIZE, CsvSource, open_source
+from .books.summary import RunSummary, reason_lines
 
 DISTINCT_CAP = 100_000  # per tag column: distinct values kept to count them
 SERIES_CAP = 100_000  # distinct (measurement, tag set) combinations kept to count them
@@ -236,7 +236,7 @@ class _Inspection:
     # ------------------------------------------------------------ counters
 
     def _attribute_rejects(self, roles: list[tuple[int, ColumnReport]], reasons: dict[str, int]) -> None:
-        # Every per-column reject reason names its column as `column 'NAME'` (see rowerrors.py).
+        # Every per-column reject reason names its column as `column 'NAME'` (see books/rowerrors.py).
         for text, count in reasons.items():
             for _, report in roles:
                 if f"column {report.column!r}" in text:

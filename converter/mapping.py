@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from . import escape
+from .encode import escape
 from .errors import MappingError
 from .time_settings import strptime_problem, timezone_problem
 

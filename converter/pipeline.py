@@ -19,21 +19,22 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import annotated, rowerrors
-from .duplicates import DEFAULT_WINDOW, DuplicateMode, DuplicateTracker
-from .encode import DEFAULT_MAX_STRING_BYTES, EncodeOptions, Encoded, Encoder
+from .formats import annotated
+from .books import rowerrors
+from .books.duplicates import DEFAULT_WINDOW, DuplicateMode, DuplicateTracker
+from .encode.encoder import DEFAULT_MAX_STRING_BYTES, EncodeOptions, Encoded, Encoder
 from .errors import BadRowError, ConverterError, InputError, MappingError, OutputError
 from .mapping import FieldType, MappingSpec, Plan, Precision, TagSpec, resolve
 from .parallel import ordered_map
-from .read_settings import PLAIN, ReadSettings, blank_rows
-from .reader import (DEFAULT_BLOCK_SIZE, STDIN, Block, CsvSource, expand_inputs, file_size, is_descriptor_path,
+from .read.settings import PLAIN, ReadSettings, blank_rows
+from .read.source import (DEFAULT_BLOCK_SIZE, STDIN, Block, CsvSource, expand_inputs, file_size, is_descriptor_path,
                      is_stream, open_source)
-from .rejects import RejectsWriter
-from .rowerrors import RowErrors
+from .books.rejects import RejectsWriter
+from .books.rowerrors import RowErrors
 from .sinks import LineSink
 from .sinks.file import WriteFailed
-from .summary import RunSummary
-from .write_paths import WriteGuard
+from .books.summary import RunSummary
+from .plan.outputs import WriteGuard
 
 
 class OnError(str, Enum):
@@ -97,7 +98,7 @@ def prepare(inputs: Sequence[str], *, mapping: MappingSpec, options: ConvertOpti
             outputs: Sequence[tuple[str, str | None]] = (), lines_to_stdout: bool = False) -> Prepared:
     """Everything that can be known before the first row is read, checked in this order: the inputs
     (globs expanded, none given twice), every path the run writes (`outputs`, as (option, path), then
-    the rejects file; write_paths.py), then each file's header against the mapping (check_headers).
+    the rejects file; plan/outputs.py), then each file's header against the mapping (check_headers).
 
     A ConverterError raised after the paths were checked carries an empty `.summary`: the caller
     may write its --summary-json then, not before (that path could be an input)."""

@@ -1,4 +1,4 @@
-"""Annotated CSV input (converter/annotated.py): annotations, datatypes, layouts, and parity
+"""Annotated CSV input (converter/formats/annotated.py): annotations, datatypes, layouts, and parity
 with InfluxData's own converter.
 
 The reference is pkg/csv2lp of influxdb/v2 v2.0.7, the code `influx write` (and `influx
@@ -36,17 +36,11 @@ from pathlib import Path
 
 import pytest
 
-from converter import (
-    ConvertOptions,
-    MappingSpec,
-    Precision,
-    convert,
-    open_output,
-    rowerrors,
-)
-from converter.annotated import InputFormat, looks_annotated
-from converter.annotated_types import go_layout_to_strptime
-from converter.duplicates import DuplicateMode
+from converter import ConvertOptions, MappingSpec, Precision, convert, open_output
+from converter.books import rowerrors
+from converter.formats.annotated import InputFormat, looks_annotated
+from converter.formats.annotated_types import go_layout_to_strptime
+from converter.books.duplicates import DuplicateMode
 from converter.errors import MappingError
 from converter.pipeline import DUPLICATE_POINT, OnError
 
@@ -447,7 +441,7 @@ def test_invalid_utf8_in_a_string_is_rejected_per_row(tmp_path):
 
 def test_sections_split_across_read_chunks(tmp_path, monkeypatch):
     """Table boundaries found when a '\\n#' straddles two chunks of the byte search."""
-    from converter import annotated
+    from converter.formats import annotated
 
     table = "#datatype,measurement,long\n,m,v\n" + "".join(f",x,{i}\n" for i in range(50))
     text = table + table.replace(",m,v", ",m,w")
@@ -743,10 +737,10 @@ def test_keyed_field_in_the_encoder():
     """A RowKeyedField takes each row's key from another column, escaped; an empty key means no field."""
     import pyarrow as pa
 
-    from converter.encode import EncodeOptions, Encoder
+    from converter.encode.encoder import EncodeOptions, Encoder
     from converter.mapping import FieldType as FT
     from converter.mapping import Plan, ResolvedField
-    from converter.row_keys import RowKeyedField
+    from converter.encode.row_keys import RowKeyedField
 
     batch = pa.RecordBatch.from_arrays(
         [pa.array([b"a b", b"c", None, b"d"]), pa.array([b"1", b"2", b"3", None]), pa.array([b"x", b"y", b"z", b"w"])],
@@ -792,8 +786,8 @@ def test_rejects_file_names_the_columns_by_label(tmp_path):
 
 def test_telegraf_read_settings_keep_a_file_plain(tmp_path):
     """Telegraf's CSV options describe a plain file: auto does not switch to annotated under them."""
-    from converter.annotated import is_annotated
-    from converter.reader import ReadSettings, open_source
+    from converter.formats.annotated import is_annotated
+    from converter.read.source import ReadSettings, open_source
 
     source_path = tmp_path / "in.csv"
     source_path.write_text("junk line\nm|measurement,v|long\nx,1\n")

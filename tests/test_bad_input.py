@@ -1,7 +1,7 @@
 """Bad input: every malformed row is a counted reject with its reason and line, never a crash.
 
 Each row case converts a small CSV with `csv2lp` and checks
-  (a) the exact reject reason (the texts of converter/rowerrors.py),
+  (a) the exact reject reason (the texts of converter/books/rowerrors.py),
   (b) the physical line number in the rejects CSV (quoted line breaks count),
   (c) that every other row became exactly its expected line, and
   (d) the books from --summary-json: rows_read == lines_written + rows_rejected.
@@ -25,7 +25,7 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-from converter import streams
+from converter.read import streams
 from converter.cli import main
 
 # A station tag, one field of every type, and a time; rows 2 and 4 are always good.

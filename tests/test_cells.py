@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from converter import cells
+from converter.encode import cells
 
 
 def _run(function, texts):
@@ -111,7 +111,7 @@ def test_looks_like_ignores_empty_cells_and_needs_one_value():
 def test_the_byte_scan_finds_exactly_the_cells_the_shape_refuses():
     import re
 
-    from converter.cells import FLOAT_SHAPE, INTEGER_SHAPE, _misfits_among_odd_cells
+    from converter.encode.cells import FLOAT_SHAPE, INTEGER_SHAPE, _misfits_among_odd_cells
 
     cells = [b"x1", None, b"", b"1.5", b"NaN", b"-inf", b"4e5", b"1,5", None, b"7 ", b"", b"2", b"1e", b"nan!", b"9x"]
     for shape in (FLOAT_SHAPE, INTEGER_SHAPE):

@@ -20,7 +20,7 @@ def test_the_command_converts_without_importing_pandas(tmp_path):
     done = _python("-X", "importtime", "-m", "converter", str(SAMPLE), "--preset", "movebank", "-o", str(out), "-q")
     assert done.returncode == 0, done.stderr
     imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
-    assert "pyarrow" in imported and "converter.timestamps" in imported  # the importtime listing is complete
+    assert "pyarrow" in imported and "converter.encode.timestamps" in imported  # the importtime listing is complete
     # pyarrow still asks for pandas (the refused attempt is listed too), but none of it loads.
     assert "pandas" in imported and not [name for name in imported if name.startswith("pandas.")]
     assert len(out.read_bytes().splitlines()) == 1200

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from converter.duplicates import DuplicateMode, DuplicateTracker
+from converter.books.duplicates import DuplicateMode, DuplicateTracker
 
 
 def _check(tracker, batches):

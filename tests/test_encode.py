@@ -7,7 +7,7 @@ import pyarrow.compute as pc
 import pytest
 import s2cell
 
-from converter.encode import EncodeOptions, Encoder
+from converter.encode.encoder import EncodeOptions, Encoder
 from converter.mapping import FieldSpec, FieldType, MappingSpec, Precision, TagSpec, TimeSpec, resolve
 
 
@@ -189,7 +189,7 @@ def test_remembered_names_reject_their_rows_in_every_batch(kind):
 
 def test_a_batch_after_one_with_odd_times_skips_the_whole_column_cast(monkeypatch):
     """The hint (encode.py `_odd_times_last`) changes which parser reads a batch, never its lines."""
-    from converter import encode
+    from converter.encode import encoder as encode
 
     asked = []
     original = encode.parse_times

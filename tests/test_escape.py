@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from converter import escape
+from converter.encode import escape
 from converter.errors import MappingError
 
 

@@ -28,7 +28,7 @@ from support.data import REPO, SAMPLE
 from converter import execd
 from converter.execd import protocol
 from converter.errors import ConverterError
-from converter.rowerrors import CUT_OFF_ROW
+from converter.books.rowerrors import CUT_OFF_ROW
 
 SAMPLE_ROWS = 1200
 PYTHON = sys.executable

@@ -1,4 +1,4 @@
-"""converter.geo: vectorized S2 tokens must equal the s2cell package's, row for row.
+"""converter.encode.geo: vectorized S2 tokens must equal the s2cell package's, row for row.
 
 s2cell (pure Python, one point at a time) is the independent reference: every test
 builds the expected column by calling ``s2cell.lat_lon_to_token`` per row.
@@ -17,7 +17,7 @@ import s2cell
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from converter.geo import MAX_LEVEL, s2_cell_dictionary, s2_cell_tokens
+from converter.encode.geo import MAX_LEVEL, s2_cell_dictionary, s2_cell_tokens
 from support.data import SAMPLE
 
 ALL_LEVELS = range(MAX_LEVEL + 1)

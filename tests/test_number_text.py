@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from converter import cells
+from converter.encode import cells
 from converter.mapping import FieldType
-from converter.number_text import _parsed_and_formatted, _parsed_and_formatted_few, number_text, written_as_arrow_writes
+from converter.encode.number_text import _parsed_and_formatted, _parsed_and_formatted_few, number_text, written_as_arrow_writes
 
 FLOAT, INTEGER, UNSIGNED = FieldType.FLOAT, FieldType.INTEGER, FieldType.UNSIGNED
 
@@ -89,7 +89,7 @@ def test_number_text_equals_parsing_and_formatting_every_cell(kind):
 @pytest.fixture
 def parsed_lengths(monkeypatch):
     """The length of every column that number_text hands to a parser (Arrow's or the few-cells one)."""
-    from converter import number_text as module
+    from converter.encode import number_text as module
 
     lengths = []
     for name in ("_parsed_and_formatted", "_parsed_and_formatted_few"):
@@ -119,7 +119,7 @@ def test_few_cells_are_read_by_python_exactly_as_by_arrow(kind):
 
 
 def test_many_other_cells_are_parsed_by_arrow(parsed_lengths):
-    from converter.number_text import FEW_CELLS
+    from converter.encode.number_text import FEW_CELLS
 
     texts = ["52.10"] * (FEW_CELLS + 1) + ["1.5"] * 200
     assert number_text(_binary(texts), FLOAT).text.to_pylist() == ["52.1"] * (FEW_CELLS + 1) + ["1.5"] * 200
@@ -170,7 +170,7 @@ def _random_cell(rng: random.Random) -> str | None:
 
 
 def test_positions_outside_given_cells():
-    from converter.number_text import _outside
+    from converter.encode.number_text import _outside
 
     offsets = np.array([3, 5, 5, 9, 12], dtype=np.int64)  # cells [3,5) [5,5) [5,9) [9,12)
     at = np.array([3, 4, 6, 8, 9, 11], dtype=np.int64)

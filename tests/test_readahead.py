@@ -1,4 +1,4 @@
-"""converter.readahead: Arrow's reader stays a few blocks ahead of the batches taken, no more."""
+"""converter.read.readahead: Arrow's reader stays a few blocks ahead of the batches taken, no more."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-import converter.reader
-from converter.readahead import STALL_SECONDS, ReadAheadLimit
-from converter.reader import open_source
+import converter.read.source
+from converter.read.readahead import STALL_SECONDS, ReadAheadLimit
+from converter.read.source import open_source
 from support.data import REPO
 
 
@@ -91,7 +91,7 @@ def recorded_limits(monkeypatch):
             super().__init__(raw)
             limits.append(self)
 
-    monkeypatch.setattr(converter.reader, "ReadAheadLimit", Recorded)
+    monkeypatch.setattr(converter.read.source, "ReadAheadLimit", Recorded)
     return limits
 
 
@@ -128,7 +128,7 @@ def test_end_wakes_a_held_back_read_and_every_later_read_is_the_end_of_the_input
 
 ABANDONING = """
 import sys
-from converter.reader import open_source
+from converter.read.source import open_source
 blocks = open_source(sys.argv[1], block_size=1 << 16).blocks()
 next(blocks)  # one block taken, the reader left open: Arrow's thread is still reading ahead
 """

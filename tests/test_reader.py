@@ -1,4 +1,4 @@
-"""converter.reader: raw cells and the physical line of every row, checked against Python's csv module.
+"""converter.read.source: raw cells and the physical line of every row, checked against Python's csv module.
 
 The reference reads the same bytes with `csv.reader` row by row and notes the line each
 record starts on; the reader must give the same lines and cells, whether the rows are
@@ -18,9 +18,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from converter import streams
+from converter.read import streams
 from converter.errors import InputError
-from converter.reader import expand_inputs, open_source
+from converter.read.source import expand_inputs, open_source
 
 SMALL_BLOCK = 65536  # the smallest --block-size: many blocks from a few hundred KiB
 
@@ -314,7 +314,7 @@ def test_a_glob_that_matches_nothing_is_an_error(tmp_path: Path, monkeypatch: py
 def test_stream_wrappers_hand_on_bytes_by_read_and_readinto():
     import io as _io
 
-    from converter.streams import CountingReader, PrefixedReader
+    from converter.read.streams import CountingReader, PrefixedReader
 
     counter = CountingReader(_io.BytesIO(b"0123456789"))
     stream = PrefixedReader(b"ab", counter)
@@ -331,7 +331,7 @@ def test_stream_wrappers_hand_on_bytes_by_read_and_readinto():
 def test_the_utf8_guard_hands_arrow_whole_blocks_from_short_reads():
     import io as _io
 
-    from converter.utf8guard import Utf8Guard
+    from converter.read.utf8guard import Utf8Guard
 
     class Trickle(_io.RawIOBase):  # a pipe: at most 3 bytes a read
         def __init__(self, data: bytes) -> None:

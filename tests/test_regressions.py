@@ -93,9 +93,9 @@ def test_one_bad_time_does_not_make_its_batch_parse_row_by_row(monkeypatch) -> N
     with one bad time was cast on its own (~60,000 casts, 500x slower). Counted, not timed."""
     import pyarrow as pa
 
-    from converter import cells as cells_module
+    from converter.encode import cells as cells_module
     from converter.mapping import Precision
-    from converter.timestamps import parse_times
+    from converter.encode.timestamps import parse_times
 
     casts = []
     original = cells_module._bisect

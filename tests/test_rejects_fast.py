@@ -1,4 +1,4 @@
-"""converter.rejects: the rejects file, formatted with Arrow, is byte for byte what Python's
+"""converter.books.rejects: the rejects file, formatted with Arrow, is byte for byte what Python's
 csv.writer wrote row by row.
 
 The reference below is the writer as it was before: `csv.writer(lineterminator="\\n")` on a
@@ -19,22 +19,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from converter import rejects as rejects_module
+from converter.books import rejects as rejects_module
 
-from converter import (
-    ConvertOptions,
-    FieldSpec,
-    FieldType,
-    MappingSpec,
-    TagSpec,
-    TimeSpec,
-    convert,
-    open_output,
-    pipeline,
-    rowerrors,
-)
+from converter import ConvertOptions, FieldSpec, FieldType, MappingSpec, TagSpec, TimeSpec, convert, open_output, pipeline
+from converter.books import rowerrors
 from converter.mapping import OtherColumns
-from converter.rejects import LEAD_COLUMNS, RejectsWriter
+from converter.books.rejects import LEAD_COLUMNS, RejectsWriter
 
 # ---------------------------------------------------------------- the reference: the per-row writer
 

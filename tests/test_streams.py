@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from converter import streams
-from converter.streams import WholeLines
+from converter.read import streams
+from converter.read.streams import WholeLines
 
 
 class FailingAfter(io.RawIOBase):

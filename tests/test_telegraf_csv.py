@@ -1,4 +1,4 @@
-"""converter.telegraf_csv and ReadSettings: Telegraf's CSV parser options read the way Telegraf reads them.
+"""converter.formats.telegraf_csv and ReadSettings: Telegraf's CSV parser options read the way Telegraf reads them.
 
 Three parts: the options -> MappingSpec/ReadSettings table (with the configs that must be
 refused), Go reference layouts -> csv2lp time formats, and what each setting does to rows
@@ -15,8 +15,8 @@ import pytest
 
 from converter.errors import InputError, MappingError
 from converter.mapping import NO_TIME, FieldType, MappingSpec, TagSpec, TimeSpec
-from converter.reader import ReadSettings, open_source
-from converter.telegraf_csv import (
+from converter.read.source import ReadSettings, open_source
+from converter.formats.telegraf_csv import (
     TelegrafCsvConfig,
     go_layout_elements,
     go_layout_to_time_format,

@@ -354,7 +354,7 @@ def test_documented_differences_from_telegraf(case: Case, telegraf_bin: Path, tm
 
 def test_every_parser_option_is_covered() -> None:
     """Each csv_* option csv2lp reads is exercised against the real Telegraf by some case above."""
-    from converter.telegraf_csv import CSV_KEYS
+    from converter.formats.telegraf_csv import CSV_KEYS
 
     used = {key for case in [*SAME, *DIFFERENCES] for key in case.options}
     assert set(CSV_KEYS) - used == set()

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from converter.mapping import Precision
-from converter.timestamps import LP_MAX_NS, LP_MIN_NS, parse_times
+from converter.encode.timestamps import LP_MAX_NS, LP_MIN_NS, parse_times
 
 
 def _parse(texts, fmt="iso8601", timezone="UTC", precision=Precision.NS):
@@ -158,7 +158,7 @@ def test_batches_with_a_bad_cell_parse_every_good_cell_exactly(rows):
 def test_only_the_cells_the_fast_cast_refuses_take_the_slow_parser(monkeypatch, bad_cells):
     """Counted, not timed: bad times in a large batch cost that many slow-path cells (the slow
     parser costs ~1 µs a cell against ~30 ns), however many there are."""
-    from converter import timestamps
+    from converter.encode import timestamps
 
     seen = []
     original = timestamps._seconds_plus_fraction
@@ -201,7 +201,7 @@ def _mutated_times(count: int, seed: int) -> list[str | None]:
 
 @pytest.mark.parametrize("one_length", [False, True], ids=["mixed lengths", "one length (strided path)"])
 def test_cells_the_plain_iso_scan_reads_are_read_as_arrow_casts_them(one_length):
-    from converter.timestamps import _plain_iso
+    from converter.encode.timestamps import _plain_iso
 
     cells = _mutated_times(20_000, seed=5)
     if one_length:
@@ -237,7 +237,7 @@ def test_cells_the_plain_iso_scan_reads_are_read_as_arrow_casts_them(one_length)
        st.integers(0, 9))
 def test_plain_iso_scan_reads_any_day_and_clock_as_arrow_does(moments, digits):
     """Every day of the safe years (leap days, centuries, 1678 and 2261), with 0-9 fraction digits."""
-    from converter.timestamps import _plain_iso
+    from converter.encode.timestamps import _plain_iso
 
     texts = [m.strftime(f"%Y-%m-%d{sep}%H:%M:%S") + (f".{m.microsecond:06d}000"[:digits + 1] if digits else "")
              for m, sep in moments]
@@ -250,7 +250,7 @@ def test_plain_iso_scan_reads_any_day_and_clock_as_arrow_does(moments, digits):
 @pytest.mark.parametrize("tz", [None, "UTC"])
 def test_few_cells_are_read_by_python_exactly_as_by_arrow(monkeypatch, tz):
     # A batch with a few bad times parses them with Python's re; a big one with Arrow's regex.
-    from converter import timestamps
+    from converter.encode import timestamps
 
     zoned = ["2011-02-11T17:30:00Z", "2011-02-11T19:30:00+02:00", "2011-02-11T12:30:00-0500", "2011-02-11T12:30-05:00",
              "2011-02-11 17:30:00.5+25:00", "0000-02-29 00:00:00", "9999-12-31T23:59:59.999999999-23:59",

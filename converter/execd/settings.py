@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import ConverterError
 from ..mapping import MappingSpec, Precision, load_mapping_file, load_preset
-from ..write_paths import same_file
+from ..plan.outputs import same_file
 from .flow import FlowSettings
 from .pacing import Pace, derive_pace
 from .spool import matches

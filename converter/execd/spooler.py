@@ -22,14 +22,14 @@ from typing import Iterator
 import numpy as np
 
 from .. import __version__
-from ..encode import EncodeOptions, Encoder
+from ..encode.encoder import EncodeOptions, Encoder
 from ..errors import ConverterError, OutputError
 from ..mapping import Plan
 from ..pipeline import EncodedBlock, iter_blocks, parts_and_plans
-from ..reader import CsvSource, open_source
-from ..rejects import RejectsWriter
-from ..summary import RunSummary, shown_reasons
-from ..write_paths import check_folder
+from ..read.source import CsvSource, open_source
+from ..books.rejects import RejectsWriter
+from ..books.summary import RunSummary, shown_reasons
+from ..plan.outputs import check_folder
 from . import checkpoint, spool
 from .arrivals import Arrivals
 from .checkpoint import FileProgress, FinishedFile, State

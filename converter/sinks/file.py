@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from ..arrow_buffers import offsets_of
 from ..errors import OutputError
-from ..write_paths import STDOUT_CLOSED, os_error_text
+from ..plan.outputs import STDOUT_CLOSED, os_error_text
 
 
 class LineSink(Protocol):
@@ -120,7 +120,7 @@ class StreamSink:
 
 def open_output(path: str | None) -> StreamSink:
     """`None` or '-' is stdout; a path ending in .gz is gzip-compressed. Open it only once every
-    path the run writes has been checked (write_paths.py): opening truncates."""
+    path the run writes has been checked (plan/outputs.py): opening truncates."""
     if path is None or path == "-":
         if sys.stdout is None:
             raise OutputError(STDOUT_CLOSED)

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow_buffers import byte_table, cell_bytes, cells_at, offsets_of
+from ..arrow_buffers import byte_table, cell_bytes, cells_at, offsets_of
 
 # What Arrow's string->number casts accept (checked against pyarrow 26): a plain decimal
 # with optional sign/exponent, inf/infinity, nan; integers without a '+'.

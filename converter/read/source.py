@@ -34,15 +34,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from .arrow_buffers import holds_any
-from .errors import InputError, MappingError
+from ..arrow_buffers import holds_any
+from ..errors import InputError, MappingError
 from .header import read_header
-from .mapping import FieldType
-from .read_settings import (PLAIN, SKIPPED_COLUMN, CommentFilter, ReadSettings, blank_rows, constant_column,
+from ..mapping import FieldType
+from .settings import (PLAIN, SKIPPED_COLUMN, CommentFilter, ReadSettings, blank_rows, constant_column,
                             read_header_rows, read_metadata, take_lines, trimmed)
 from .quotes import Runaway, RunawayRows, line_breaks_per_column, runaway_in_text, runaway_rows
 from .readahead import ReadAheadLimit
-from .rowerrors import CUT_OFF_ROW, Reason, ragged_row
+from ..books.rowerrors import CUT_OFF_ROW, Reason, ragged_row
 from .streams import COMPRESSION_BY_SUFFIX, GZIP_MAGIC, CountingReader, PrefixedReader, WholeLines, decompressing
 from .utf8guard import FROM_STAND_IN_TEXT, Utf8Guard, restore_cells
 

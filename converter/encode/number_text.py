@@ -33,8 +33,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import cells
-from .arrow_buffers import bytes_of, cells_at, offsets_of
-from .mapping import FieldType
+from ..arrow_buffers import bytes_of, cells_at, offsets_of
+from ..mapping import FieldType
 
 _MINUS, _ZERO = ord("-"), ord("0")
 

@@ -7,7 +7,7 @@ import csv
 import io
 from typing import Callable, TypeVar
 
-from .errors import InputError
+from ..errors import InputError
 from .streams import GZIP_MAGIC
 
 T = TypeVar("T")

@@ -42,8 +42,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import annotated_types as types
-from .errors import MappingError
-from .mapping import (
+from ..errors import MappingError
+from ..mapping import (
     NO_TIME,
     FieldSpec,
     FieldType,
@@ -54,10 +54,10 @@ from .mapping import (
     TimeSpec,
     resolve,
 )
-from .quotes import Runaway, RunawayRows
-from .reader import Block, CsvSource
-from .streams import PrefixedReader
-from .row_keys import RowKeyedField
+from ..read.quotes import Runaway, RunawayRows
+from ..read.source import Block, CsvSource
+from ..read.streams import PrefixedReader
+from ..encode.row_keys import RowKeyedField
 
 
 class InputFormat(str, Enum):

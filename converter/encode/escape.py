@@ -26,8 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow_buffers import byte_table, cell_bytes
-from .errors import MappingError
+from ..arrow_buffers import byte_table, cell_bytes
+from ..errors import MappingError
 
 # The same pattern for Arrow's RE2 and Python's re: escapes for the code points below U+00A0, the
 # two separators as themselves (RE2 has no \\u escape, Python's re no \\x{...}).

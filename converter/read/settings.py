@@ -11,9 +11,9 @@ from typing import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import InputError
+from ..errors import InputError
 from .header import check_header_text, read_until_parsed
-from .mapping import FieldType
+from ..mapping import FieldType
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import cells
-from .errors import MappingError
-from .escape import has_match
-from .mapping import FieldType, Precision
-from .timestamps import parse_times
+from ..encode import cells
+from ..errors import MappingError
+from ..encode.escape import has_match
+from ..mapping import FieldType, Precision
+from ..encode.timestamps import parse_times
 
 Rewrite = Callable[[pa.Array], pa.Array]
 

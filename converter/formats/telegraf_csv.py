@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import MappingError
-from .mapping import NO_TIME, FieldType, MappingSpec, TagSpec, TimeSpec
-from .read_settings import ReadSettings
+from ..errors import MappingError
+from ..mapping import NO_TIME, FieldType, MappingSpec, TagSpec, TimeSpec
+from ..read.settings import ReadSettings
 
 if sys.version_info >= (3, 11):
     import tomllib

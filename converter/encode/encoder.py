@@ -29,12 +29,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import cells, escape, geo, rowerrors
-from .arrow_buffers import offsets_of
-from .mapping import FieldType, Plan, Precision, ResolvedField
+from . import cells, escape, geo
+from ..books import rowerrors
+from ..arrow_buffers import offsets_of
+from ..mapping import FieldType, Plan, Precision, ResolvedField
 from .number_text import float_changes, number_text
 from .row_keys import RowKeyedField
-from .rowerrors import RowErrors
+from ..books.rowerrors import RowErrors
 from .timestamps import OUT_OF_RANGE, parse_times, range_text
 
 NULL_TEXT = pa.scalar(None, pa.string())

@@ -38,7 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .rowerrors import Reason
+from ..books.rowerrors import Reason
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Sequence
 
-from .errors import OutputError
+from ..errors import OutputError
 
 STDIN = "-"
 STDOUT_CLOSED = "stdout is closed (>&-); give -o FILE, or send the lines to a file or a pipe."

@@ -4,14 +4,14 @@ Annotated CSV in the "long" layout of Flux results (`_field`, `_value`) names th
 each row in a cell: `_field=usage_user, _value=2.5` is the field `usage_user=2.5`. Such a
 field is resolved like any other (its value column, type, and a placeholder key), and
 `key_index` says where each row's key is; the encoder checks and escapes the keys once per
-distinct value, like tag values (encode.py, `Encoder._keyed_by_row`).
+distinct value, like tag values (encoder.py, `Encoder._keyed_by_row`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .mapping import ResolvedField
+from ..mapping import ResolvedField
 
 
 @dataclass(frozen=True)

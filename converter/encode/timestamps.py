@@ -23,9 +23,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import cells
-from .arrow_buffers import cell_bytes, offsets_of
+from ..arrow_buffers import cell_bytes, offsets_of
 from .escape import has_match
-from .mapping import EPOCH_UNITS, Precision
+from ..mapping import EPOCH_UNITS, Precision
 
 LP_MIN_NS = -9_223_372_036_854_775_806
 LP_MAX_NS = 9_223_372_036_854_775_806

@@ -29,9 +29,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow_buffers import byte_table, bytes_of, cell_bytes, cells_at, holds_any, offsets_of
-from .errors import OutputError
-from .write_paths import os_error_text
+from ..arrow_buffers import byte_table, bytes_of, cell_bytes, cells_at, holds_any, offsets_of
+from ..errors import OutputError
+from ..plan.outputs import os_error_text
 
 LEAD_COLUMNS = ["file", "line", "reason", "value"]
 
