@@ -23,7 +23,8 @@ DELIVERY_TIMEOUT_S = 60.0
 
 def produce(broker: KafkaBroker, topic: str, messages: list[tuple[bytes, bytes]], *, settings=None,
             flush: float | None = DELIVERY_TIMEOUT_S) -> tuple[Producer, list]:
-    """Produce (key, value) pairs; return the producer and its delivery reports [(error, key, value, partition, offset)].
+    """Produce (key, value) pairs; return the producer and its delivery reports
+    [(error, key, value, partition, offset)].
 
     With `flush`, wait that long for every report; otherwise the caller polls/flushes.
     """
@@ -102,7 +103,8 @@ def test_a_log_line_before_the_uuid_is_refused_as_cluster_id(tmp_path, monkeypat
 
     def tool(*args):
         calls.append(args)
-        return "[2026-12-06 10:00:00,000] INFO Registered kafka:type=kafka.Log4jController MBean\nW8ukhDRsQyWhZ5MV7FiM0A\n"
+        return ("[2026-12-06 10:00:00,000] INFO Registered kafka:type=kafka.Log4jController MBean\n"
+                "W8ukhDRsQyWhZ5MV7FiM0A\n")
 
     monkeypatch.setattr(broker, "storage_tool", tool)
     with pytest.raises(KafkaBrokerError, match="not a 22-character cluster id"):

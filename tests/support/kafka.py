@@ -228,7 +228,8 @@ class KafkaBroker(ServerProcess):
             done = subprocess.run(argv, capture_output=True, text=True, timeout=TOOL_TIMEOUT_S, cwd=self.root,
                                   stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired as timeout:
-            raise KafkaBrokerError(f"StorageTool {' '.join(args)} did not finish in {TOOL_TIMEOUT_S:.0f} s") from timeout
+            raise KafkaBrokerError(
+                f"StorageTool {' '.join(args)} did not finish in {TOOL_TIMEOUT_S:.0f} s") from timeout
         if done.returncode != 0:
             raise KafkaBrokerError(f"StorageTool {' '.join(args)} exited with status {done.returncode}\n"
                                    f"stdout: {done.stdout.strip()}\nstderr: {done.stderr.strip()[-2000:]}")
