@@ -4,5 +4,6 @@ pytest_plugins = [
     "support.data",
     "support.influxdb",
     "support.influxdb2",
+    "support.kafka",
     "support.telegraf",
 ]

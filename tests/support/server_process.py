@@ -1,4 +1,4 @@
-"""What the two real InfluxDB test servers share (influxdb.py: 1.6.7, influxdb2.py: 2.x).
+"""What the real test servers share (influxdb.py: InfluxDB 1.6.7, influxdb2.py: 2.x, kafka.py: Kafka).
 
 One child process in a session of its own (a Ctrl-C in pytest must not reach it first),
 its output appended to `log_path` in a data folder the object may own, a bounded start
@@ -22,8 +22,12 @@ Server = TypeVar("Server", bound="ServerProcess")
 
 
 class ServerProcess:
-    """Subclasses set `error`, `stop_signal`, `stop_timeout` and `http_port`, and start with `_spawn`."""
+    """Subclasses set `error`, `stop_signal`, `stop_timeout` and `http_port` (or `address`), and start with `_spawn`.
 
+    `program` names the server in messages and its log file (`<program>.log` in `root`).
+    """
+
+    program: str = "influxd"
     error: type[Exception] = RuntimeError
     stop_signal: signal.Signals = signal.SIGTERM
     stop_timeout: float = 10.0
@@ -32,7 +36,7 @@ class ServerProcess:
     def __init__(self, root: Path | None, *, prefix: str) -> None:
         self._owns_root = root is None
         self.root = Path(tempfile.mkdtemp(prefix=prefix)) if root is None else Path(root)
-        self.log_path = self.root / "influxd.log"
+        self.log_path = self.root / f"{self.program}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.last_start_seconds: float | None = None
 
@@ -41,12 +45,17 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.http_port}"
 
     @property
+    def address(self) -> str:
+        """Where clients reach the server, for messages."""
+        return self.url
+
+    @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
     def _refuse_if_running(self) -> None:
         if self.running:
-            raise self.error(f"influxd is already running at {self.url}")
+            raise self.error(f"{self.program} is already running at {self.address}")
 
     def _spawn(self, argv: list[str], *, env: Mapping[str, str], ready: Callable[[], bool], waiting_for: str,
                timeout: float, cwd: Path | None = None) -> float:
@@ -65,12 +74,12 @@ class ServerProcess:
             if self.process.poll() is not None:
                 code = self.process.returncode
                 self.process = None
-                raise self.error(f"influxd exited with status {code} while starting\n{self.log_tail()}")
+                raise self.error(f"{self.program} exited with status {code} while starting\n{self.log_tail()}")
             if ready():
                 return began
             time.sleep(0.05)
         self.stop()
-        raise self.error(f"influxd did not {waiting_for} within {timeout:.0f} s\n{self.log_tail()}")
+        raise self.error(f"{self.program} did not {waiting_for} within {timeout:.0f} s\n{self.log_tail()}")
 
     def stop(self, *, timeout: float | None = None) -> None:
         """`stop_signal`, then SIGKILL if the server is still alive after `timeout` (default `stop_timeout`) seconds."""
