@@ -342,6 +342,60 @@ def test_stdout_redirected_into_the_input_is_refused(tmp_path: Path, redirect: s
     assert (tmp_path / "x.csv").read_text() == (SMALL if redirect == ">>" else "")
 
 
+IS_STDOUT = ("is where stdout goes (a > or >> redirect, a pipe, /dev/stdout), and the lines go there: one file "
+             "cannot hold both; give each its own path (-o FILE for the lines).")
+
+
+@pytest.mark.parametrize(
+    "command, refused",
+    [
+        ("csv2lp x.csv -m w {typed} --rejects o.lp > o.lp", "--rejects o.lp"),
+        ("csv2lp x.csv -m w {typed} --rejects o.lp >> o.lp", "--rejects o.lp"),
+        ("csv2lp x.csv -m w {typed} --rejects ./sub/../o.lp > o.lp", "--rejects ./sub/../o.lp"),
+        ("csv2lp x.csv -m w {typed} --rejects /dev/stdout > o.lp", "--rejects /dev/stdout"),
+        ("csv2lp x.csv -m w {typed} -o - --rejects /dev/stdout > o.lp", "--rejects /dev/stdout"),
+        ("csv2lp x.csv -m w {typed} --summary-json o.lp > o.lp", "--summary-json o.lp"),
+        ("csv2lp x.csv -m w {typed} --summary-json /dev/stdout > o.lp", "--summary-json /dev/stdout"),
+        ("set -o pipefail; csv2lp x.csv -m w {typed} --rejects /dev/stdout | cat > o.lp", "--rejects /dev/stdout"),
+    ],
+    ids=["rejects >", "rejects >>", "rejects other spelling", "rejects /dev/stdout", "-o - and /dev/stdout",
+         "summary-json >", "summary-json /dev/stdout", "rejects into the pipe"],
+)
+def test_an_output_that_is_stdout_carrying_the_lines_is_refused(tmp_path: Path, command: str, refused: str) -> None:
+    """Regression: `--rejects o.lp > o.lp` exited 3 saying "2 lines written", and o.lp held only the rejects."""
+    (tmp_path / "x.csv").write_text(WITH_REJECT)
+    (tmp_path / "o.lp").write_text("lines of an earlier run\n")
+    (tmp_path / "sub").mkdir()
+    before = sorted(p.name for p in tmp_path.iterdir())
+
+    result = in_bash(command.format(typed=" ".join(TYPED)), cwd=tmp_path)
+
+    assert result.status == 1
+    assert result.stderr == f"csv2lp: error: {refused} {IS_STDOUT}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no rejects file, no probe
+    # `>` emptied o.lp before csv2lp ran; `>>` kept it; csv2lp wrote nothing into it either way.
+    assert (tmp_path / "o.lp").read_text() == ("lines of an earlier run\n" if ">>" in command else "")
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["csv2lp x.csv -m w {typed} --rejects /dev/stdout -o o.lp > shown.txt",  # stdout carries no lines here
+     "csv2lp x.csv -m w {typed} --summary-json /dev/stdout -o o.lp > shown.txt",
+     "csv2lp x.csv -m w {typed} --rejects /dev/null --summary-json /dev/null > /dev/null"],
+    ids=["rejects to stdout, lines to -o", "summary to stdout, lines to -o", "all to /dev/null"],
+)
+def test_stdout_that_carries_no_lines_or_is_a_device_may_take_another_output(tmp_path: Path, command: str) -> None:
+    (tmp_path / "x.csv").write_text(WITH_REJECT)
+
+    result = in_bash(command.format(typed=" ".join(TYPED)), cwd=tmp_path)
+
+    assert result.status == 3, result.stderr  # 3: rows were rejected, everything else written
+    if "-o o.lp" in command:
+        assert (tmp_path / "o.lp").read_text() == 'w station="a",n=1 1577836800000000000\nw station="b",n=2 1577836801000000000\n'
+        shown = (tmp_path / "shown.txt").read_text()
+        assert ("c,warm" in shown) if "--rejects" in command else ('"rows_rejected": 1' in shown)
+
+
 def test_a_second_rejects_file_that_is_an_input_is_refused_when_it_is_needed(tmp_path: Path, inputs) -> None:
     # Two headers make two rejects files: r.csv, then r.2.csv, which here is an input.
     inputs("a.csv", WITH_REJECT)

@@ -8,6 +8,11 @@ run writes it too. "The same" is asked of the file system where both paths exist
 path where neither exists yet. Character devices (/dev/null, /dev/full, a terminal) take
 any number of writers and are never "the same" as anything.
 
+stdout is an output like the others when it carries the lines: the file or pipe the shell
+connected to fd 1 (`> o.lp`, `>> o.lp`, `| cmd`) is compared, by device and inode, with
+every other path, so `--rejects o.lp > o.lp` and `--summary-json /dev/stdout` are refused
+too. The shell has already emptied a `>` target before csv2lp starts; nothing else is.
+
 Whether a folder can take a new file is tried, not read off its mode bits: root may write
 anywhere by the bits but not in /proc or on a read-only mount. The try creates a hidden
 temporary file in the folder and removes it at once; an existing output file is opened for
@@ -94,12 +99,21 @@ def check_folder(shown: str, folder: str, *, fix: str) -> None:
     os.unlink(probe)
 
 
+_IS_STDOUT = ("{shown} is where stdout goes (a > or >> redirect, a pipe, /dev/stdout), and the lines go there: "
+              "one file cannot hold both; give each its own path (-o FILE for the lines).")
+
+
+def _same_as_stdout(info: os.stat_result | None, stdout: os.stat_result) -> bool:
+    return info is not None and (info.st_dev, info.st_ino) == (stdout.st_dev, stdout.st_ino)
+
+
 class WriteGuard:
     """The inputs of a run, and the paths it will write, claimed one by one (see the module)."""
 
     def __init__(self, inputs: Sequence[str]) -> None:
         self.inputs = [item for item in inputs if item != STDIN]
         self._claims: list[_Claim] = []
+        self._stdout: os.stat_result | None = None  # fd 1 when it carries the lines (claim_stdout), but a device
 
     def claim(self, option: str, path: str, *, fix: str = "give another path") -> None:
         """Check `path` for `option` (see the module) and remember it. Raise OutputError."""
@@ -110,6 +124,8 @@ class WriteGuard:
             if same_file(path, item):
                 what = "the input" if path == item else f"the input {item}"
                 raise OutputError(f"{shown} is {what}: writing it would destroy the input; {fix}.")
+        if self._stdout is not None and _same_as_stdout(_stat(path), self._stdout):
+            raise OutputError(_IS_STDOUT.format(shown=shown))
         for earlier in self._claims:
             if same_file(path, earlier.path):
                 raise OutputError(f"{shown} is the same file as {earlier.option} {earlier.path}: one file cannot hold "
@@ -128,14 +144,21 @@ class WriteGuard:
         self._claims.append(_Claim(option, path))
 
     def claim_stdout(self) -> None:
-        """Refuse a stdout that is closed, or that is an input file (`csv2lp x.csv >> x.csv`: it would read
-        its own lines back)."""
+        """Refuse a stdout that is closed, that is an input file (`csv2lp x.csv >> x.csv`: it would read
+        its own lines back), or that is the file of an output claimed before; remember it for the claims
+        after (see the module)."""
         try:
             if sys.stdout is None:
                 raise OSError(errno.EBADF, "closed")
             info = os.fstat(1)
         except OSError:
             raise OutputError(STDOUT_CLOSED) from None
+        if stat.S_ISCHR(info.st_mode):
+            return  # a terminal, /dev/null: any number of writers
+        for earlier in self._claims:
+            if _same_as_stdout(_stat(earlier.path), info):
+                raise OutputError(_IS_STDOUT.format(shown=f"{earlier.option} {earlier.path}"))
+        self._stdout = info
         if not stat.S_ISREG(info.st_mode):
             return
         for item in self.inputs:
