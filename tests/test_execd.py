@@ -537,6 +537,49 @@ def test_relative_paths_are_relative_to_the_config_file_and_flags_override(tmp_p
     assert (flagged.options.precision.value, flagged.options.s2_level) == ("ms", 11)
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("", 65_536), ("max_string_bytes = 100\n", 100), ("max_string_bytes = 0\n", None),
+], ids=["default", "set", "0 lifts the limit"])
+def test_max_string_bytes_is_a_convert_setting(tmp_path, text, expected):
+    config = tmp_path / "csv2lp.toml"
+    config.write_text(f'[spool]\ndir = "s"\n[convert]\npreset = "movebank"\n{text}')
+    assert execd.load_settings(str(config)).options.max_string_bytes == expected
+
+
+@pytest.mark.parametrize("text, message", [
+    ("max_string_bytes = -1\n", r"\[convert\] max_string_bytes must be >= 0 \(0: no limit\)"),
+    ('max_string_bytes = "64k"\n', r"\[convert\] max_string_bytes = '64k' has the wrong type"),
+])
+def test_a_bad_max_string_bytes_is_refused_at_start(tmp_path, text, message):
+    config = tmp_path / "csv2lp.toml"
+    config.write_text(f'[spool]\ndir = "s"\n[convert]\npreset = "movebank"\n{text}')
+    with pytest.raises(ConverterError, match=message):
+        execd.load_settings(str(config))
+
+
+@pytest.mark.parametrize("limit, sent, rejected", [(40, 2, 1), (0, 3, 0)], ids=["40 bytes", "no limit"])
+def test_max_string_bytes_from_the_config_rejects_longer_strings(tmp_path, children, limit, sent, rejected):
+    """Regression: --max-string-bytes could not be set for execd; its files always had the 64 KB limit."""
+    spool = tmp_path / "spool"
+    header, first, second = SAMPLE.read_text().splitlines()[:3]
+    cells = first.split(",")
+    cells[0], cells[5] = "1", "x" * 41  # event-id, behavioural-classification (a string field)
+    long_row = ",".join(cells)
+    drop(spool, "\n".join([header, first, long_row, second]).encode() + b"\n", "long.csv")
+    config = write_config(tmp_path, spool, lines_per_second=100_000, extra=f"max_string_bytes = {limit}\n")
+
+    child = children("--config", str(config))
+    child.wait_for_log(r"^I! long\.csv: done|^W! long\.csv: done", timeout=120)
+    assert child.stop() == 0
+
+    assert len(child.lines()) == sent
+    assert (b"x" * 41 in b"".join(child.lines())) is (rejected == 0)
+    rejects = spool / "rejects" / "long.csv.rejects.csv"
+    assert (rejects.read_text().count("\n") - 1 if rejects.exists() else 0) == rejected
+    if rejected:
+        assert "string over 40 bytes in column 'behavioural-classification'" in rejects.read_text()
+
+
 # --- the pieces that keep stdout and stderr safe --------------------------------------------
 
 

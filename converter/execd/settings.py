@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..encode.encoder import DEFAULT_MAX_STRING_BYTES
 from ..errors import ConverterError
 from ..mapping import MappingSpec, Precision, load_mapping_file, load_preset
 from ..plan.outputs import same_file
@@ -66,7 +67,8 @@ class SettingsOverrides:
 _KEYS: dict[str, dict[str, Any]] = {
     "spool": {"dir": None, "patterns": list(DEFAULT_PATTERNS), "poll_seconds": 2.0, "done_dir": None,
               "rejects_dir": None, "error_dir": None, "state_file": None},
-    "convert": {"preset": None, "mapping": None, "precision": "ns", "s2_level": None, "delimiter": ","},
+    "convert": {"preset": None, "mapping": None, "precision": "ns", "s2_level": None, "delimiter": ",",
+                "max_string_bytes": DEFAULT_MAX_STRING_BYTES},
     "pacing": {"metric_batch_size": 1000, "metric_buffer_limit": 10000, "flush_interval_seconds": 10.0,
                "outage_seconds": 30.0, "lines_per_second": None, "batch_lines": None, "replay_lines": None},
     # No url by default: flow control needs the route in telegraf.conf ([[inputs.internal]] ->
@@ -147,7 +149,11 @@ def load_settings(config_path: str | None, overrides: SettingsOverrides = Settin
     delimiter = get("convert", "delimiter", str)
     if len(delimiter) != 1:
         raise ConverterError(f"{where}: [convert] delimiter must be one character.")
-    options = ConvertOptions(precision=Precision(precision), s2_level=s2_level, delimiter=delimiter)
+    max_string_bytes = get("convert", "max_string_bytes", int)
+    if max_string_bytes < 0:
+        raise ConverterError(f"{where}: [convert] max_string_bytes must be >= 0 (0: no limit).")
+    options = ConvertOptions(precision=Precision(precision), s2_level=s2_level, delimiter=delimiter,
+                             max_string_bytes=max_string_bytes or None)
 
     lines_per_second = get("pacing", "lines_per_second", _NUMBER)
     try:

@@ -225,7 +225,8 @@ class Spooler:
     def _emit(self, path: Path, parts: Iterator[tuple[CsvSource, Plan]], progress: FileProgress,
               summary: RunSummary, rejects: RejectsWriter) -> bool:
         """Send the lines after progress.replay_from_line; True when the file is through, False when stopping."""
-        encoder = Encoder(EncodeOptions(self.settings.options.precision, False, self.settings.options.s2_level))
+        options = self.settings.options
+        encoder = Encoder(EncodeOptions(options.precision, False, options.s2_level, options.max_string_bytes))
         batch = self.settings.batch_lines
         resend_from = progress.replay_from_line
         done_lines = 0  # good lines of the file before the current block: the same in every run
