@@ -90,11 +90,13 @@ def counts(points: dict[SeriesKey, dict[int, dict[str, Any]]]) -> dict[SeriesKey
 
 
 def direct_write(server: InfluxDB2Server, source: Path, bucket: str, *extra: str,
-                 token: str = TOKEN, org: str = ORG) -> subprocess.CompletedProcess[str]:
+                 token: str = TOKEN, org: str = ORG, env: dict[str, str] | None = None,
+                 ) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "converter", str(source), "--preset", MEASUREMENT,
                "--influx-url", server.url, "--org", org, "--bucket", bucket, *extra]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("INFLUX_")}
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=CLI_TIMEOUT_S,
-                          stdin=subprocess.DEVNULL, env={**os.environ, "INFLUX_TOKEN": token})
+                          stdin=subprocess.DEVNULL, env={**clean, "INFLUX_TOKEN": token, **(env or {})})
 
 
 def confirmed_line(stderr: str) -> str:
@@ -248,6 +250,30 @@ def test_a_bad_token_fails_clearly_and_writes_nothing(influxdb2: InfluxDB2Server
     ), done.stderr
     assert bad not in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
+    assert influxdb2.count_per_series(influx2_bucket) == {}
+
+
+def test_the_token_is_used_when_a_1x_user_is_set_too(influxdb2: InfluxDB2Server, influx2_bucket: str) -> None:
+    """Regression: with $INFLUX_USERNAME set (for the 1.x servers of the same shell) $INFLUX_TOKEN was
+    ignored and the run failed with "no API token: set INFLUX_TOKEN"."""
+    done = direct_write(influxdb2, SAMPLE, influx2_bucket, "--precision", "ms",
+                        env={"INFLUX_USERNAME": "writer", "INFLUX_PASSWORD": "writer-pw-93bb2d10"})
+
+    assert done.returncode == 0, done.stderr
+    assert "writer-pw-93bb2d10" not in done.stderr + done.stdout
+    assert_landed_exactly(influxdb2, influx2_bucket, SAMPLE, unit_ms=1)
+
+
+def test_a_1x_user_without_a_token_is_told_what_a_2x_server_needs(
+        influxdb2: InfluxDB2Server, influx2_bucket: str) -> None:
+    done = direct_write(influxdb2, SAMPLE, influx2_bucket, token="",
+                        env={"INFLUX_USERNAME": "writer", "INFLUX_PASSWORD": "writer-pw-93bb2d10"})
+
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[0] == (
+        "csv2lp: error: no API token: set INFLUX_TOKEN, or give --token-file FILE (a file holding the token). "
+        "$INFLUX_USERNAME/$INFLUX_PASSWORD sign in to InfluxDB 1.x only. csv2lp takes no token on the command "
+        "line, where other users could see it in the process list.")
     assert influxdb2.count_per_series(influx2_bucket) == {}
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import gzip
 import http.server
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -46,7 +48,7 @@ from converter.sinks.influxdb import (
     split_by_route,
     time_routes,
 )
-from converter.sinks.influxdb.server import is_loopback
+from converter.sinks.influxdb.server import detect_api, is_loopback, require_token
 from support.data import REPO, SAMPLE
 from support.influxdb import free_loopback_port
 
@@ -252,6 +254,10 @@ def test_unreadable_token_file_is_named(tmp_path):
     ("file_text", "environ", "expected"),
     [
         (None, {"INFLUX_USERNAME": "ann", "INFLUX_PASSWORD": PASSWORD, "INFLUX_TOKEN": TOKEN},
+         (TOKEN, "ann", PASSWORD, "$INFLUX_USERNAME/$INFLUX_PASSWORD and $INFLUX_TOKEN")),
+        (None, {"INFLUX_USERNAME": "ann", "INFLUX_PASSWORD": PASSWORD, "INFLUX_TOKEN": f"bob:{TOKEN}"},
+         (f"bob:{TOKEN}", "ann", PASSWORD, "$INFLUX_USERNAME/$INFLUX_PASSWORD and $INFLUX_TOKEN")),
+        (None, {"INFLUX_USERNAME": "ann", "INFLUX_PASSWORD": PASSWORD},
          ("", "ann", PASSWORD, "$INFLUX_USERNAME/$INFLUX_PASSWORD")),
         (f"ann:{PASSWORD}:with-colon\n", {"INFLUX_USERNAME": "bob"},
          (f"ann:{PASSWORD}:with-colon", "ann", f"{PASSWORD}:with-colon", "--token-file")),
@@ -259,7 +265,8 @@ def test_unreadable_token_file_is_named(tmp_path):
         (None, {"INFLUX_TOKEN": TOKEN}, (TOKEN, "", "", "$INFLUX_TOKEN")),
         (None, {}, ("", "", "", "")),
     ],
-    ids=["user-env-wins-over-token", "file-user-password", "token-user-password", "token", "nothing"],
+    ids=["user-and-token-both-kept", "env-user-wins-over-token-user", "user-only", "file-user-password",
+         "token-user-password", "token", "nothing"],
 )
 def test_credentials_for_either_server(tmp_path, file_text, environ, expected):
     token_file = None
@@ -271,6 +278,26 @@ def test_credentials_for_either_server(tmp_path, file_text, environ, expected):
 
     assert (found.token, found.username, found.password, found.origin) == expected
     assert PASSWORD not in repr(found) and TOKEN not in repr(found)
+
+
+@pytest.mark.parametrize(
+    ("api", "expected"),
+    [(Api.V2, f"Token {TOKEN}"), (Api.V1, "Basic " + base64.b64encode(f"ann:{PASSWORD}".encode()).decode())],
+    ids=["v2-gets-the-token", "v1-gets-the-user"],
+)
+def test_with_user_and_token_set_each_server_gets_its_own(api, expected):
+    """Regression: with $INFLUX_USERNAME set, $INFLUX_TOKEN was dropped and a 2.x server refused the run."""
+    found = read_credentials(None, {"INFLUX_USERNAME": "ann", "INFLUX_PASSWORD": PASSWORD, "INFLUX_TOKEN": TOKEN})
+    target = InfluxTarget(url="http://127.0.0.1:1", bucket="b", org="o", token=found.token, api=api,
+                          username=found.username, password=found.password)
+    assert target.auth_headers() == {"Authorization": expected}
+
+
+def test_a_user_without_a_token_is_told_the_user_serves_1x_only():
+    with pytest.raises(InfluxWriteError, match=r"no API token: set INFLUX_TOKEN, or give --token-file FILE \(a file "
+                                               r"holding the token\)\. \$INFLUX_USERNAME/\$INFLUX_PASSWORD sign in "
+                                               r"to InfluxDB 1\.x only\. csv2lp takes no token"):
+        require_token(read_credentials(None, {"INFLUX_USERNAME": "ann", "INFLUX_PASSWORD": PASSWORD}))
 
 
 def test_target_repr_hides_the_secrets():
@@ -436,10 +463,13 @@ Answerer = Callable[[int], tuple[int, bytes]]
 @dataclass
 class RecordingServer:
     """A loopback HTTP server that keeps what it got and answers `answer(n)` to the n-th POST
-    (default 204), after `delay_s`. GET /ping answers with `version` in X-Influxdb-Version."""
+    (default 204), after `delay_s`, with `answer_headers` too. GET /ping answers with `version`
+    in a header named `version_header` (Go's servers spell it X-Influxdb-Version)."""
 
     url: str
     version: str = "v2.8.0"
+    version_header: str = "X-Influxdb-Version"
+    answer_headers: dict[str, str] = field(default_factory=dict)
     answer: Answerer = lambda n: (204, b"")
     delay_s: float = 0.0
     requests: list[Recorded] = field(default_factory=list)
@@ -465,7 +495,7 @@ def recording_server() -> Iterator[RecordingServer]:
 
         def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
             self.send_response(204 if self.path.startswith("/ping") else 404)
-            self.send_header("X-Influxdb-Version", recorder.version)
+            self.send_header(recorder.version_header, recorder.version)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -482,6 +512,8 @@ def recording_server() -> Iterator[RecordingServer]:
             time.sleep(recorder.delay_s)
             entry.ended = time.monotonic()  # before the answer: the client may look at once
             self.send_response(status)
+            for name, value in recorder.answer_headers.items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(text)))
             if text:
                 self.send_header("Content-Type", "application/json")
@@ -644,6 +676,32 @@ def test_retries_on_503_then_confirmed(recording_server):
     ]
 
 
+# No real server here sends its headers in lower case (Go's net/http writes X-Influxdb-Version);
+# a proxy in front of one may, and HTTP/2 always does. HTTP header names are case-insensitive.
+@pytest.mark.parametrize("header", ["X-Influxdb-Version", "x-influxdb-version", "X-INFLUXDB-VERSION"])
+@pytest.mark.parametrize(("version", "api"), [("1.8.10", Api.V1), ("v2.8.0", Api.V2)], ids=["1.8", "2.8"])
+def test_the_version_header_is_read_in_any_case(recording_server, header, version, api):
+    """Regression: a 1.8 answering `x-influxdb-version` was taken for a 2.x and written through /api/v2/write."""
+    recording_server.version_header, recording_server.version = header, version
+    assert detect_api(recording_server.url, timeout_s=30) == (api, version)
+
+
+def test_a_retry_after_in_lower_case_is_obeyed(recording_server):
+    recording_server.answer = lambda n: (503, b'{"message":"busy"}') if n == 0 else (204, b"")
+    recording_server.answer_headers = {"retry-after": "0"}
+    notes: list[str] = []
+    target = InfluxTarget(url=recording_server.url, bucket="b", org="o", token=TOKEN)
+    settings_ = WriteSettings(connections=1, retry_interval_s=20, max_retry_delay_s=60, timeout_s=30)
+    sink = InfluxSink(target, settings=settings_, notify=notes.append)
+
+    sink.write_lines(movebank_lines(10))
+    sink.close()
+
+    assert sink.lines_confirmed == 10
+    assert notes == [f"write to {recording_server.url} failed (HTTP 503 Service Unavailable: busy); retrying "
+                     "(retry 1, up to 8 per request) in 0.0 s"]  # not the 20-40 s of the backoff
+
+
 def test_a_slow_server_holds_back_the_writer(recording_server):
     """While requests are unanswered the queues fill and write_lines waits: memory stays flat."""
     recording_server.delay_s = 0.3
@@ -694,6 +752,53 @@ def test_nobody_listening_gives_up_after_the_retries_with_the_counts():
     assert sink.retries == 2
     assert TOKEN not in message and not any(TOKEN in note for note in notes)
     sink.close()  # reported once: a second close is quiet
+
+
+# "8 retries or 5 minutes per request" (README) was up to max_retry_time + a whole timeout + a
+# whole backoff: ~630 s with the defaults. These two use the same rules at a small scale, with
+# the backoff made exact (base 1): the old code gave up at 12 s and 9 s, past the 10 s and 6 s.
+
+
+def test_no_retry_starts_after_max_retry_time():
+    url = f"http://127.0.0.1:{free_loopback_port()}"  # nobody listens: each try is refused at once
+    settings_ = WriteSettings(connections=1, retry_interval_s=4, exponential_base=1, max_retry_delay_s=4,
+                              max_retries=100, max_retry_time_s=10, timeout_s=2)
+    sink = InfluxSink(InfluxTarget(url=url, bucket="b", org="o", token=TOKEN), settings=settings_)
+
+    began = time.monotonic()
+    sink.write_lines(movebank_lines(3))
+    with pytest.raises(InfluxWriteError) as raised:
+        sink.close()
+    took = time.monotonic() - began
+
+    # Tries at 0, 4 and 8 s; a fourth would start at 12 s, after the limit: given up at 8 s.
+    assert 7.5 <= took < 10, took
+    assert str(raised.value).startswith(f"{url} (bucket b): a write request failed 3 times in 8 s, the last time "
+                                        "with connection refused; csv2lp gave up.")
+
+
+@pytest.mark.influxdb2
+def test_a_server_that_stops_answering_is_given_up_within_max_retry_time(private_influxdb2):
+    """A real InfluxDB 2.8.0, frozen (SIGSTOP): the kernel still accepts connections, nothing answers."""
+    server = private_influxdb2
+    settings_ = WriteSettings(connections=1, retry_interval_s=1, exponential_base=1, max_retry_delay_s=1,
+                              max_retries=100, max_retry_time_s=6, timeout_s=4)
+    sink = InfluxSink(InfluxTarget(url=server.url, bucket=server.bucket, org=server.org, token=server.token),
+                      settings=settings_)
+    os.kill(server.process.pid, signal.SIGSTOP)
+    try:
+        began = time.monotonic()
+        sink.write_lines(movebank_lines(3))
+        with pytest.raises(InfluxWriteError) as raised:
+            sink.close()
+        took = time.monotonic() - began
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+
+    # Try 1 times out at 4 s; try 2 starts at 5 s with the 1 s left of the 6 as its timeout.
+    assert 5.5 <= took < 7.5, took
+    assert str(raised.value).startswith(f"{server.url} (bucket {server.bucket}): a write request failed 2 times "
+                                        "in 6 s, the last time with no answer within the timeout; csv2lp gave up.")
 
 
 def test_a_server_without_the_v2_write_path_is_named_as_such(recording_server):

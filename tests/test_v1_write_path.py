@@ -278,6 +278,16 @@ def test_user_and_password_from_the_environment(auth_influxdb, auth_db):
     assert WRITER_PASSWORD not in done.stderr
 
 
+def test_user_and_password_win_over_a_token_set_for_2x(auth_influxdb, auth_db):
+    """Both kinds of secret in one shell: a 1.x server gets the user and password, not the 2.x token."""
+    done = movebank(SAMPLE, auth_influxdb.url, auth_db,
+                    env={"INFLUX_USERNAME": WRITER, "INFLUX_PASSWORD": WRITER_PASSWORD,
+                         "INFLUX_TOKEN": "a-2x-token-d81e4f07"})
+
+    assert done.returncode == 0, done.stderr
+    wait_for_total(auth_influxdb, auth_db, SAMPLE_ROWS)
+
+
 def test_user_and_password_from_a_token_file(auth_influxdb, auth_db, tmp_path):
     secret = tmp_path / "influx-secret"
     secret.write_text(f"{WRITER}:{WRITER_PASSWORD}\n")

@@ -4,9 +4,11 @@ Each connection has a bounded queue of jobs (a chunk and the future of its gzip'
 compressed ahead on a worker thread), and one thread that sends them in queue order:
 the next request on a connection leaves only when the previous one is answered. A chunk
 is retried with exponential backoff on 429, 5xx and lost connections, and given up after
-`max_retries` retries or `max_retry_time_s`; any other answer is a refusal. The first
-refusal (or give-up) on any connection stops every connection: what is queued is counted
-as not sent, a request waiting for its retry is not sent again.
+`max_retries` retries or `max_retry_time_s` after its first try, whichever comes first: no
+try starts later, and the last one's timeout is cut to end by then (to no less than 1 s).
+Any other answer is a refusal. The first refusal (or give-up) on any connection stops
+every connection: what is queued is counted as not sent, a request waiting for its retry
+is not sent again.
 
 Until the first request of the run is confirmed, requests go one at a time over all
 connections (`FirstRequestGate`): a wrong token, org or database is refused once, not
@@ -37,6 +39,9 @@ Notify = Callable[[str], None]
 # both at the same cost, and the client's CPU is shared with the conversion and, on one
 # machine, with the server itself.
 GZIP_LEVEL = 1
+# The shortest timeout a last try gets when little of max_retry_time is left: shorter ones
+# fail on a healthy server's ordinary latency.
+MIN_TIMEOUT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,9 @@ class WriteSettings:
 
     Retry k waits a random time in [retry_interval * base**(k-1), retry_interval * base**k]
     (or what a Retry-After header asks for), capped at max_retry_delay; a chunk is given up
-    after max_retries retries or max_retry_time seconds, whichever comes first.
+    after max_retries retries or max_retry_time seconds from its first try, whichever comes
+    first: a retry whose wait would end after max_retry_time is not made, and a try's timeout
+    (timeout_s) is cut to what is left of max_retry_time.
     """
 
     batch_lines: int = 5_000
@@ -78,8 +85,9 @@ class WriteSettings:
 
     @property
     def give_up_after_s(self) -> float:
-        """An upper bound on how long one chunk can take, all retries included."""
-        return self.max_retry_time_s + (self.max_retries + 1) * self.timeout_s + self.max_retry_delay_s
+        """An upper bound on how long one chunk can take, all retries included: max_retry_time, and one
+        timeout of slack (a timeout bounds each wait on the socket, and an answer takes several)."""
+        return self.max_retry_time_s + self.timeout_s
 
     def backoff_s(self, retry: int, asked_s: float | None = None) -> float:
         if asked_s is not None:
@@ -219,6 +227,8 @@ class Sender(threading.Thread):
                     (self.books.abandon if retry else self.books.not_sent)(chunk.lines)
                     return
                 self.books.sending()
+                left = self.settings.max_retry_time_s - (time.monotonic() - began)
+                self._set_timeout(max(min(self.settings.timeout_s, left), MIN_TIMEOUT_S))
                 answer, failure = self._post(body)
                 if answer is not None and answer.ok:
                     self.books.confirm(chunk.lines)
@@ -232,7 +242,8 @@ class Sender(threading.Thread):
             said = answer.describe() if answer is not None else failure
             retry += 1
             waited = time.monotonic() - began
-            if retry > self.settings.max_retries or waited > self.settings.max_retry_time_s:
+            delay = self.settings.backoff_s(retry, _retry_after(answer))
+            if retry > self.settings.max_retries or waited + delay >= self.settings.max_retry_time_s:
                 self.books.fail(chunk.lines, self.target.mask(
                     f"{self.target.where}: a write request failed {retry} times in {waited:.0f} s, the last time "
                     f"with {said}; csv2lp gave up.{hint(None if answer is None else answer.status, self.target)}"),
@@ -240,7 +251,6 @@ class Sender(threading.Thread):
                 return
             with self.books.lock:
                 self.books.retries += 1
-            delay = self.settings.backoff_s(retry, _retry_after(answer))
             if self.notify is not None:
                 self.notify(self.target.mask(
                     f"write to {self.target.url} failed ({said}); retrying (retry {retry}, up to "
@@ -248,6 +258,12 @@ class Sender(threading.Thread):
             if self.books.stopping.wait(delay):
                 self.books.abandon(chunk.lines)  # another request failed meanwhile
                 return
+
+    def _set_timeout(self, seconds: float) -> None:
+        """The timeout of the next try, on the open socket too (http.client reads it at connect only)."""
+        self._connection.timeout = seconds
+        if self._connection.sock is not None:
+            self._connection.sock.settimeout(seconds)
 
     def _post(self, body: list) -> tuple[Answer | None, str]:
         try:
@@ -259,7 +275,7 @@ class Sender(threading.Thread):
 
 def _retry_after(answer: Answer | None) -> float | None:
     """Seconds a 429/503 asks to wait (Retry-After in seconds; an HTTP date is ignored)."""
-    value = answer.headers.get("Retry-After", "") if answer is not None else ""
+    value = answer.headers.get("retry-after", "") if answer is not None else ""
     try:
         return float(value) if value.strip() else None
     except ValueError:

@@ -5,12 +5,16 @@ InfluxDB 2 (and 3, Cloud, Telegraf's influxdb_v2_listener) take `/api/v2/write?o
 &precision=n|u|ms|s` with a user and password (HTTP basic auth), or nothing when auth is
 off; 1.6 and 1.7 have no `/api/v2/write` at all. Which one a server is comes from the
 `X-Influxdb-Version` header of its `/ping` answer: `1.6.7~rc0` or `1.8.10` for 1.x,
-`v2.8.0` for 2.x, `Telegraf 1.39.3` for the listener (seen on the real servers).
+`v2.8.0` for 2.x, `Telegraf 1.39.3` for the listener (seen on the real servers). Header
+names are matched in any case (HTTP says they are case-insensitive; a proxy, or HTTP/2,
+sends `x-influxdb-version`).
 
 Secrets never come from the command line (other users can read the process list):
 `$INFLUX_TOKEN` or `--token-file` for a token, `$INFLUX_USERNAME`/`$INFLUX_PASSWORD` or a
 token file holding `user:password` (the form InfluxDB 1.8's compatibility API takes as a
-token) for 1.x. They are kept out of every repr and masked in every message built here.
+token) for 1.x. Both may be set at once (one shell for both kinds of server): a 2.x server
+gets the token, a 1.x one the user and password. They are kept out of every repr and
+masked in every message built here.
 """
 
 from __future__ import annotations
@@ -69,10 +73,11 @@ class Credentials:
 
 
 def read_credentials(token_file: str | None, environ: Mapping[str, str] | None = None) -> Credentials:
-    """From `token_file` (first line), else $INFLUX_USERNAME + $INFLUX_PASSWORD, else $INFLUX_TOKEN.
+    """From `token_file` (first line), else $INFLUX_TOKEN and $INFLUX_USERNAME + $INFLUX_PASSWORD.
 
-    A token of the form `user:password` also serves a 1.x server. Nothing given is not an
-    error here: an InfluxDB 1.x with auth off needs nothing (`require_token` says when it does).
+    The user from the environment wins over a token of the form `user:password` for a 1.x
+    server; the token is kept for a 2.x one. Nothing given is not an error here: an InfluxDB
+    1.x with auth off needs nothing (`require_token` says when it does).
     """
     environ = os.environ if environ is None else environ
     if token_file:
@@ -86,10 +91,11 @@ def read_credentials(token_file: str | None, environ: Mapping[str, str] | None =
             raise InfluxWriteError(f"--token-file {token_file} is empty; put the API token on its first line.")
         return _with_user(Credentials(token=token, origin="--token-file"))
     username = environ.get(USERNAME_ENV, "").strip()
-    if username:
-        return Credentials(username=username, password=environ.get(PASSWORD_ENV, ""),
-                           origin=f"${USERNAME_ENV}/${PASSWORD_ENV}")
     token = environ.get(TOKEN_ENV, "").strip()
+    if username:
+        both = f" and ${TOKEN_ENV}" if token else ""
+        return Credentials(token=token, username=username, password=environ.get(PASSWORD_ENV, ""),
+                           origin=f"${USERNAME_ENV}/${PASSWORD_ENV}{both}")
     return _with_user(Credentials(token=token, origin=f"${TOKEN_ENV}")) if token else Credentials()
 
 
@@ -110,8 +116,9 @@ def read_token(token_file: str | None, environ: Mapping[str, str] | None = None)
 
 def require_token(credentials: Credentials) -> None:
     if not credentials.token:
+        user = (f" ${USERNAME_ENV}/${PASSWORD_ENV} sign in to InfluxDB 1.x only." if credentials.username else "")
         raise InfluxWriteError(
-            f"no API token: set {TOKEN_ENV}, or give --token-file FILE (a file holding the token). "
+            f"no API token: set {TOKEN_ENV}, or give --token-file FILE (a file holding the token).{user} "
             "csv2lp takes no token on the command line, where other users could see it in the process list."
         )
 
@@ -225,7 +232,7 @@ class Answer:
     status: int
     reason: str
     body: bytes
-    headers: Mapping[str, str]
+    headers: Mapping[str, str]  # names in lower case: look them up as `retry-after`
 
     @property
     def ok(self) -> bool:
@@ -250,7 +257,7 @@ class Answer:
             document = None
         if isinstance(document, dict):
             text = str(document.get("message") or document.get("error") or "").strip()
-        text = text or self.headers.get("X-Influxdb-Error", "")
+        text = text or self.headers.get("x-influxdb-error", "")
         return text.splitlines()[0][:500] if text else ""
 
     def describe(self) -> str:
@@ -275,7 +282,8 @@ def request(connection: http.client.HTTPConnection, method: str, path: str, *,
     data = response.read()
     if response.will_close:
         connection.close()
-    return Answer(response.status, response.reason or "", data, dict(response.headers.items()))
+    return Answer(response.status, response.reason or "", data,
+                  {name.lower(): value for name, value in response.headers.items()})
 
 
 def describe_failure(exc: BaseException) -> str:
@@ -316,7 +324,7 @@ def detect_api(url: str, *, timeout_s: float) -> tuple[Api, str]:
         ) from None
     finally:
         connection.close()
-    version = answer.headers.get("X-Influxdb-Version", "").strip()
+    version = answer.headers.get("x-influxdb-version", "").strip()
     return (Api.V1 if _V1_VERSION.match(version) else Api.V2), version
 
 
