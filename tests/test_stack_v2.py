@@ -41,6 +41,7 @@ from support.data import FISHERS, REPO, SAMPLE
 from support.influxdb import free_loopback_port
 from support.influxdb2 import BUCKET, INFLUXD2_VERSION, InfluxDB2Server
 from support.movebank_reference import Reference, Series, typed
+from support.stack import wait_for_count
 from support.telegraf import BUFFER_OVERFLOW_PATTERN, StartTelegraf, wait_until
 
 yaml = pytest.importorskip("yaml", reason="PyYAML reads docker-compose.yml (pip install pyyaml)")
@@ -54,7 +55,9 @@ MEASUREMENT = "movebank"
 CONTAINER_CONFIG = "/etc/csv2lp/csv2lp.toml"  # telegraf/Dockerfile's copy of csv2lp.toml
 COMPOSE_INFLUX_URL = "http://influxdb:8086"
 ARRIVAL_TIMEOUT_S = 180.0
-METRICS_TIMEOUT_S = 30.0
+METRICS_TIMEOUT_S = 120.0
+# Acknowledged points counted by the server; short after that: re-checked (support/influxdb2.py).
+COUNT_TIMEOUT_S = 60.0
 
 
 # --- the shipped files, changed only where a container differs ----------------------------------
@@ -204,6 +207,7 @@ def test_a_dropped_file_lands_exactly_through_the_shipped_stack(stack: Stack, so
     seconds = time.monotonic() - began
     server = stack.server
 
+    wait_for_count(server, BUCKET, reference.rows, COUNT_TIMEOUT_S)
     counted = server.count_per_series(BUCKET)
     assert counted == {(MEASUREMENT, series): n for series, n in reference.per_series().items()}
     # One type per field, the reference's (an empty column makes no field at all).
@@ -247,6 +251,7 @@ def test_telegrafs_own_numbers_reach_csv2lp_and_never_the_bucket(stack: Stack) -
     assert [row[0] for row in measurements["series"][0]["values"]] == [MEASUREMENT]
     (tag_keys,) = server.influxql(f'SHOW TAG KEYS FROM "{MEASUREMENT}"', BUCKET)
     assert "csv2lp" not in {row[0] for row in tag_keys["series"][0]["values"]}
+    wait_for_count(server, BUCKET, reference.rows, COUNT_TIMEOUT_S)
     assert sum(server.count_per_series(BUCKET).values()) == reference.rows
     assert stack.output_number("metrics_written") == reference.rows
     assert stack.output_number("metrics_dropped") == 0
