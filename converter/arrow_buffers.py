@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 
 def offsets_of(cells: pa.Array) -> np.ndarray:
@@ -51,3 +52,8 @@ def cells_at(offsets: np.ndarray, at: np.ndarray) -> np.ndarray:
     """The cell each byte position `at` (an index into the data buffer) lies in: the first cell
     whose end is past it (empty and null cells end where they start, so they hold no byte)."""
     return np.searchsorted(offsets[1:], at, side="right")
+
+
+def any_true(mask: pa.Array | None) -> bool:
+    """Whether a boolean mask (or None, "no row") marks any row."""
+    return mask is not None and bool(pc.any(mask).as_py())

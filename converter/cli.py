@@ -14,7 +14,7 @@ from . import __version__
 from .formats.annotated import InputFormat
 from .books.duplicates import DuplicateMode
 from .encode.encoder import DEFAULT_MAX_STRING_BYTES
-from .errors import ConverterError, MappingError
+from .errors import ConverterError, MappingError, os_error_text
 from .mapping import (
     NO_TIME,
     KeyStyle,
@@ -37,7 +37,6 @@ from .sinks import open_output
 from .sinks.file import WriteFailed
 from .books.summary import RunSummary
 from .formats.telegraf_csv import TelegrafCsvConfig, is_telegraf_csv_config, load_telegraf_csv_options
-from .plan.outputs import os_error_text
 
 EXIT_OK = 0
 EXIT_ERROR = 1

@@ -5,6 +5,17 @@ Every message says what is wrong, where (file, line, column, option) and how to 
 
 from __future__ import annotations
 
+import errno as errno_names
+
+STDOUT_CLOSED = "stdout is closed (>&-); give -o FILE, or send the lines to a file or a pipe."
+
+
+def os_error_text(exc: OSError) -> str:
+    """`No space left on device (ENOSPC)`: the system's words and the name to search for."""
+    name = errno_names.errorcode.get(exc.errno or 0)
+    text = exc.strerror or str(exc)
+    return f"{text} ({name})" if name else text
+
 
 class ConverterError(Exception):
     """Anything that stops a run before or while it converts. Exit status 1."""

@@ -6,6 +6,7 @@ import pyarrow as pa
 import pytest
 
 from converter.encode import escape
+from converter.mapping import names
 from converter.errors import MappingError
 
 
@@ -22,7 +23,7 @@ from converter.errors import MappingError
     ],
 )
 def test_measurement_name(name, escaped):
-    assert escape.measurement_name(name, what="m") == escaped
+    assert names.measurement_name(name, what="m") == escaped
 
 
 @pytest.mark.parametrize(
@@ -39,7 +40,7 @@ def test_measurement_name(name, escaped):
     ],
 )
 def test_key_name(key, escaped):
-    assert escape.key_name(key, what="key") == escaped
+    assert names.key_name(key, what="key") == escaped
 
 
 @pytest.mark.parametrize(
@@ -56,18 +57,18 @@ def test_key_name(key, escaped):
 )
 def test_unwritable_key_names_are_refused(name, message):
     with pytest.raises(MappingError, match=message):
-        escape.key_name(name, what="field key")
+        names.key_name(name, what="field key")
 
 
 def test_measurement_cannot_start_a_comment():
     with pytest.raises(MappingError, match="starts with '#'"):
-        escape.measurement_name("#hash", what="--measurement")
+        names.measurement_name("#hash", what="--measurement")
 
 
 def test_backslash_equals_is_fine_in_a_measurement_but_not_in_a_key():
-    assert escape.measurement_name("a\\=b", what="m") == "a\\=b"
+    assert names.measurement_name("a\\=b", what="m") == "a\\=b"
     with pytest.raises(MappingError):
-        escape.key_name("a\\=b", what="k")
+        names.key_name("a\\=b", what="k")
 
 
 @pytest.mark.parametrize(
@@ -98,7 +99,7 @@ def test_tag_values_vectorized(value, escaped):
 )
 def test_string_field_values_vectorized(value, escaped):
     assert escape.string_field_values(pa.array([value])).to_pylist() == [escaped]
-    assert escape.string_field_scalar(value) == '"' + escaped + '"'
+    assert names.string_field_scalar(value) == '"' + escaped + '"'
 
 
 def test_measurement_values_vectorized():
@@ -121,11 +122,11 @@ def test_measurement_values_vectorized():
 )
 def test_vectorized_checks(value, control, ambiguous):
     values = pa.array([value, None])
-    assert escape.has_match(values, escape.CONTROL_CHARS).to_pylist() == [control, False]
-    assert escape.has_match(values, escape.AMBIGUOUS_BACKSLASH_IN_KEY).to_pylist() == [ambiguous, False]
+    assert escape.has_match(values, names.CONTROL_CHARS).to_pylist() == [control, False]
+    assert escape.has_match(values, names.AMBIGUOUS_BACKSLASH_IN_KEY).to_pylist() == [ambiguous, False]
 
 
-@pytest.mark.parametrize("pattern", [escape.CONTROL_CHARS, escape.LINE_BREAKS])
+@pytest.mark.parametrize("pattern", [names.CONTROL_CHARS, names.LINE_BREAKS])
 def test_the_byte_scan_before_a_class_regex_agrees_with_the_regex(pattern):
     import random
     import re

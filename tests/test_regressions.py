@@ -60,7 +60,7 @@ def csv2lp_stderr(tmp_path: Path, text: str, *args: str, env: dict | None = None
     return done.returncode, done.stderr
 
 
-# mapping.resolve passes what=f"field key {key!r}" to escape.key_name, whose _check_name then
+# mapping.resolve passes what=f"field key {key!r}" to names.key_name, whose _check_name then
 # writes f"{what} {name!r}": the key is shown twice, and the message names no file.
 def test_control_character_in_a_header_name_is_named_once_with_the_file(tmp_path: Path) -> None:
     status, stderr = csv2lp_stderr(tmp_path, "a\tb,v,time\n1,2,2020-01-01T00:00:00Z\n")

@@ -30,8 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..arrow_buffers import byte_table, bytes_of, cell_bytes, cells_at, holds_any, offsets_of
-from ..errors import OutputError
-from ..plan.outputs import os_error_text
+from ..errors import OutputError, os_error_text
 
 LEAD_COLUMNS = ["file", "line", "reason", "value"]
 

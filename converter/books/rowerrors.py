@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..encode.cells import any_true
+from ..arrow_buffers import any_true
 
 
 @dataclass(frozen=True)

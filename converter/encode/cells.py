@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..arrow_buffers import byte_table, cell_bytes, cells_at, offsets_of
+from ..arrow_buffers import any_true, byte_table, cell_bytes, cells_at, offsets_of
 
 # What Arrow's string->number casts accept (checked against pyarrow 26): a plain decimal
 # with optional sign/exponent, inf/infinity, nan; integers without a '+'.
@@ -39,10 +39,6 @@ class Converted:
 
     values: pa.Array
     bad: pa.Array | None
-
-
-def any_true(mask: pa.Array | None) -> bool:
-    return mask is not None and bool(pc.any(mask).as_py())
 
 
 def _null_like(target: pa.DataType, length: int) -> pa.Array:

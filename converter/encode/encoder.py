@@ -32,14 +32,14 @@ import pyarrow.compute as pc
 from . import cells, escape, geo
 from ..books import rowerrors
 from ..arrow_buffers import offsets_of
-from ..mapping import FieldType, Plan, Precision, ResolvedField
+from ..mapping import FieldType, Plan, Precision, ResolvedField, names
 from .number_text import float_changes, number_text
 from .row_keys import RowKeyedField
 from ..books.rowerrors import RowErrors
 from .timestamps import OUT_OF_RANGE, parse_times, range_text
 
 NULL_TEXT = pa.scalar(None, pa.string())
-_RESERVED_FIELD_KEYS = pa.array(list(escape.RESERVED_FIELD_KEYS), pa.string())
+_RESERVED_FIELD_KEYS = pa.array(list(names.RESERVED_FIELD_KEYS), pa.string())
 S2_TAG_KEY = "s2_cell_id"
 
 SUFFIX_BY_TYPE = {FieldType.INTEGER: "i", FieldType.UNSIGNED: "u"}
@@ -199,7 +199,7 @@ class Encoder:
 
         def check(dictionary: pa.Array) -> tuple[pa.Array, tuple]:
             text, problems = self._check_names(dictionary, column, "measurement",
-                                               escape.AMBIGUOUS_BACKSLASH_IN_MEASUREMENT)
+                                               names.AMBIGUOUS_BACKSLASH_IN_MEASUREMENT)
             comment = pc.starts_with(text, "#")
             problems += ((comment, rowerrors.comment_measurement(column)),) if cells.any_true(comment) else ()
             return escape.measurement_values(text), problems
@@ -214,7 +214,7 @@ class Encoder:
         distinct = raw.dictionary_encode()
 
         def check(dictionary: pa.Array) -> tuple[pa.Array, tuple]:
-            text, problems = self._check_names(dictionary, column, role, escape.AMBIGUOUS_BACKSLASH_IN_KEY)
+            text, problems = self._check_names(dictionary, column, role, names.AMBIGUOUS_BACKSLASH_IN_KEY)
             return pc.binary_join_element_wise("," + escaped_key + "=", escape.tag_values(text), ""), problems
 
         return distinct, self._names(distinct, (role, column, escaped_key), check, errors, raw)
@@ -244,7 +244,7 @@ class Encoder:
         text = cells.to_text(dictionary)
         if cells.any_true(text.bad):
             problems.append((text.bad, rowerrors.invalid_utf8(column)))
-        values = self._replace_or_reject(text.values, escape.CONTROL_CHARS,
+        values = self._replace_or_reject(text.values, names.CONTROL_CHARS,
                                          lambda mask: problems.append((mask, rowerrors.control_character(role, column))))
         backslash = escape.has_match(values, ambiguous)
         if cells.any_true(backslash):
@@ -272,7 +272,7 @@ class Encoder:
         distinct = raw.dictionary_encode()
 
         def check(dictionary: pa.Array) -> tuple[pa.Array, tuple]:
-            text, problems = self._check_names(dictionary, fld.key_column, "field key", escape.AMBIGUOUS_BACKSLASH_IN_KEY)
+            text, problems = self._check_names(dictionary, fld.key_column, "field key", names.AMBIGUOUS_BACKSLASH_IN_KEY)
             reserved = pc.is_in(text, value_set=_RESERVED_FIELD_KEYS)
             if cells.any_true(reserved):
                 problems += ((reserved, rowerrors.reserved_field_key(fld.key_column)),)
@@ -317,7 +317,7 @@ class Encoder:
             limit = self.options.max_string_bytes
             errors.add(_longer_than(raw, limit) if limit else None, rowerrors.string_too_long(fld.column, limit or 0), raw)
             values = self._replace_or_reject(
-                text.values, escape.LINE_BREAKS, lambda mask: errors.add(mask, rowerrors.line_break(fld.column), raw))
+                text.values, names.LINE_BREAKS, lambda mask: errors.add(mask, rowerrors.line_break(fld.column), raw))
             return FieldText(fld.escaped_key + '="', escape.string_field_values(values), '"'), None
         if ftype is FieldType.BOOLEAN:
             same = cells.same_cell_everywhere(raw)

@@ -1,4 +1,4 @@
-"""Line-protocol escaping: names once (scalar), values by the column (vectorized).
+"""Line-protocol escaping: values by the column (vectorized); names once (scalar) in mapping/names.py.
 
 The rules (docs-v2 line-protocol reference; grammar in influxdata/line-protocol):
 - measurement: backslash before `,` and space;
@@ -20,23 +20,13 @@ field exactly: tests/test_hostile_values.py).
 
 from __future__ import annotations
 
-import re
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..arrow_buffers import byte_table, cell_bytes
-from ..errors import MappingError
-
-# The same pattern for Arrow's RE2 and Python's re: escapes for the code points below U+00A0, the
-# two separators as themselves (RE2 has no \\u escape, Python's re no \\x{...}).
-CONTROL_CHARS = r"[\x00-\x1f\x7f-\x9f" + "\u2028\u2029" + "]"
-LINE_BREAKS = r"[\r\n]"
-# A backslash before a character that the element escapes, or at the end.
-AMBIGUOUS_BACKSLASH_IN_KEY = r"\\([,= ]|$)"
-AMBIGUOUS_BACKSLASH_IN_MEASUREMENT = r"\\([, ]|$)"
-
+from ..mapping.names import CONTROL_CHARS, KEY_ESCAPES, LINE_BREAKS, MEASUREMENT_ESCAPES
 
 # Bytes without which no value can match the pattern: a scan of the data buffer (one table
 # lookup per byte) tells that no value matches, far cheaper than the regex. In UTF-8 an ASCII
@@ -46,67 +36,6 @@ AMBIGUOUS_BACKSLASH_IN_MEASUREMENT = r"\\([, ]|$)"
 _C2, _E2 = 0xC2, 0xE2
 _PREFILTERS = {CONTROL_CHARS: byte_table(bytes(range(0x20)) + b"\x7f" + bytes([_C2, _E2])),
                LINE_BREAKS: byte_table(b"\r\n")}
-
-# Keys InfluxDB does not store as given, with why (a clause after "which"). Seen on InfluxDB
-# 1.6.7 and 2.8.0 (tests/test_hostile_values.py): a tag or field `time` is refused (1.x: 400
-# "invalid tag key" / "invalid field name"; 2.x: "cannot use reserved tag key", 422), and a
-# `time` field beside other fields is dropped without a word by both. InfluxDB 2 refuses the
-# tag keys `_measurement` and `_field` (400 "cannot use reserved tag key"), stores `_value` and
-# `_time` but then fails every Flux query of the measurement (500, "interface conversion"), and
-# stores `_start` and `_stop` but Flux shows the query's range there, the tag's value lost. As
-# field keys, `_measurement`, `_field` and the others are stored and read back as they are.
-_TIME_REFUSED = "InfluxDB refuses as a tag or field key (it names a point's timestamp)"
-RESERVED_TAG_KEYS = {
-    "time": _TIME_REFUSED,
-    "_measurement": "InfluxDB 2 refuses as a tag key (Flux's name for the measurement)",
-    "_field": "InfluxDB 2 refuses as a tag key (Flux's name for the field key)",
-    "_value": "InfluxDB 2 stores, but then fails every Flux query of the measurement",
-    "_time": "InfluxDB 2 stores, but then fails every Flux query of the measurement",
-    "_start": "InfluxDB 2 stores, but Flux shows the query's start there instead of the tag",
-    "_stop": "InfluxDB 2 stores, but Flux shows the query's stop there instead of the tag",
-}
-RESERVED_FIELD_KEYS = {"time": _TIME_REFUSED}
-
-_KEY_ESCAPES = (",", "=", " ")
-_MEASUREMENT_ESCAPES = (",", " ")
-
-
-def _escape_scalar(text: str, specials: tuple[str, ...]) -> str:
-    for char in specials:
-        text = text.replace(char, "\\" + char)
-    return text
-
-
-def _check_name(name: str, what: str, ambiguous: str) -> None:
-    if name == "":
-        raise MappingError(f"{what} is empty; line protocol needs a name here.")
-    if re.search(CONTROL_CHARS, name):
-        raise MappingError(f"{what} {name!r} contains a control character, which line protocol does not allow; rename it.")
-    if re.search(ambiguous, name):
-        raise MappingError(
-            f"{what} {name!r} has a backslash at its end or before ',', '=' or a space, which parsers "
-            f"read differently; rename it."
-        )
-
-
-def measurement_name(name: str, *, what: str) -> str:
-    """Escaped constant measurement name, or MappingError saying why it cannot be written."""
-    _check_name(name, f"{what} (measurement)", AMBIGUOUS_BACKSLASH_IN_MEASUREMENT)
-    if name.startswith("#"):
-        raise MappingError(f"{what} (measurement) {name!r} starts with '#', which makes the line a comment; rename it.")
-    return _escape_scalar(name, _MEASUREMENT_ESCAPES)
-
-
-def key_name(key: str, *, what: str) -> str:
-    """Escaped tag or field key, or MappingError saying why it cannot be written."""
-    _check_name(key, what, AMBIGUOUS_BACKSLASH_IN_KEY)
-    return _escape_scalar(key, _KEY_ESCAPES)
-
-
-def string_field_scalar(value: str) -> str:
-    """The quoted form of one string field value (used for names of constants and in tests)."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
 
 # ---------------------------------------------------------------- vectorized, on pa.StringArray
 
@@ -119,11 +48,11 @@ def _replace_all(values: pa.Array, specials: tuple[str, ...]) -> pa.Array:
 
 def tag_values(values: pa.Array) -> pa.Array:
     """Escape tag values (or a dictionary of them): `,` `=` and space."""
-    return _replace_all(values, _KEY_ESCAPES)
+    return _replace_all(values, KEY_ESCAPES)
 
 
 def measurement_values(values: pa.Array) -> pa.Array:
-    return _replace_all(values, _MEASUREMENT_ESCAPES)
+    return _replace_all(values, MEASUREMENT_ESCAPES)
 
 
 def string_field_values(values: pa.Array) -> pa.Array:

@@ -30,19 +30,9 @@ import tempfile
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..errors import OutputError
+from ..errors import STDOUT_CLOSED, OutputError, os_error_text
 
 STDIN = "-"
-STDOUT_CLOSED = "stdout is closed (>&-); give -o FILE, or send the lines to a file or a pipe."
-
-
-def os_error_text(exc: OSError) -> str:
-    """`No space left on device (ENOSPC)`: the system's words and the name to search for."""
-    name = errno.errorcode.get(exc.errno or 0)
-    text = exc.strerror or str(exc)
-    return f"{text} ({name})" if name else text
-
-
 @dataclass(frozen=True)
 class _Claim:
     option: str

@@ -20,8 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..arrow_buffers import offsets_of
-from ..errors import OutputError
-from ..plan.outputs import STDOUT_CLOSED, os_error_text
+from ..errors import STDOUT_CLOSED, OutputError, os_error_text
 
 
 class LineSink(Protocol):

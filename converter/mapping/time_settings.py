@@ -12,6 +12,9 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..errors import MappingError
+from .spec import EPOCH_UNITS, ISO_FORMATS
+
 # Every field different (day 3, month 2, hour 4...), so that no directive can pass by luck.
 SAMPLE_TEXT = "2001-02-03 04:05:06 UTC"
 _SAMPLE = pa.array([981173106], pa.timestamp("s", "UTC"))
@@ -40,3 +43,24 @@ def timezone_problem(zone: str) -> str | None:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return "is not a time zone in Arrow's time zone database"
     return None
+
+
+TIME_FORMAT_FIX = (f"use one of {', '.join(ISO_FORMATS + tuple(EPOCH_UNITS))} or a strptime pattern such as "
+                   f"'%d/%m/%Y %H:%M:%S'")
+TIMEZONE_FIX = "use an IANA name such as Europe/Berlin or America/New_York, an offset such as +02:00, or UTC"
+
+
+def check_time_format(fmt: str, *, where: str = "time format") -> None:
+    """A named format, or a strptime pattern that can read a time (time_settings.py). `where` names
+    the setting in the message: `time format`, `gps.toml: [time] format`."""
+    if fmt in ISO_FORMATS or fmt in EPOCH_UNITS:
+        return
+    problem = strptime_problem(fmt) if "%" in fmt else "is not known"
+    if problem is not None:
+        raise MappingError(f"{where} {fmt!r} {problem}; {TIME_FORMAT_FIX}.")
+
+
+def check_timezone(zone: str, *, where: str = "time zone") -> None:
+    problem = timezone_problem(zone)
+    if problem is not None:
+        raise MappingError(f"{where} {zone!r} {problem}; {TIMEZONE_FIX}.")
