@@ -25,7 +25,10 @@ from pathlib import Path
 from .generate import generate, repeat_file, rows_for_bytes
 
 REPO = Path(__file__).resolve().parent.parent
-FISHERS = REPO.parent / "shared" / "data" / "movebank" / "fishers-new-york.csv.gz"
+# The real Movebank exports sit beside the checkout in ../shared/data (CI's layout); another
+# layout names that folder in $CSV2LP_SHARED_DATA, as the tests do (tests/support/data.py).
+SHARED_DATA = Path(os.environ.get("CSV2LP_SHARED_DATA") or REPO.parent / "shared" / "data")
+FISHERS = SHARED_DATA / "movebank" / "fishers-new-york.csv.gz"
 DEFAULT_DATA_DIR = Path(os.environ.get("CSV2LP_BENCH_DATA", Path(tempfile.gettempdir()) / "csv2lp-bench"))
 SEED = 7
 
@@ -88,7 +91,8 @@ def _remember(path: Path, rows: int, bad_rows: int) -> dict:
 
 def fishers_repeated(times: int, data_dir: Path, source: Path = FISHERS) -> Dataset:
     if not source.exists():
-        raise DatasetUnavailable(f"the shared fishers file is not at {source} (a clone without ../shared)")
+        raise DatasetUnavailable(f"the shared fishers file is not at {source} (a clone without ../shared: "
+                                 f"set CSV2LP_SHARED_DATA to the folder that holds movebank/)")
     path = data_dir / f"fishers-x{times}.csv"
     info = _cached(path)
     if info is None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import re
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -175,11 +177,18 @@ def test_a_failing_peer_is_a_result_with_how_far_it_got(tmp_path):
 # -- the whole suite and its report -----------------------------------------------------
 
 
+def run_benchmark_suite(tmp_path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "benchmarks", "--size", TINY.name, "--data", str(tmp_path / "data"),
+                           "--results", str(tmp_path / "results")],
+                          cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+
+
 @pytest.mark.slow
 def test_benchmark_suite_runs_end_to_end_and_reports_every_target(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "benchmarks", "--size", TINY.name, "--data", str(tmp_path / "data"),
-                           "--results", str(tmp_path / "results")],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    if not FISHERS.exists():
+        pytest.skip(f"needs the shared fishers file ({FISHERS}); the suite without it is "
+                    f"test_benchmark_suite_without_the_shared_data_reports_its_targets_n_a")
+    done = run_benchmark_suite(tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads((tmp_path / "results" / "tiny.json").read_text())
     ran = {(b["extra_info"]["dataset"]["key"], b["extra_info"]["peer"], b["extra_info"]["variant"])
@@ -197,6 +206,21 @@ def test_benchmark_suite_runs_end_to_end_and_reports_every_target(tmp_path):
     table = (tmp_path / "results" / "tiny.md").read_text()
     assert table.count("| PASS |") + table.count("| FAIL |") + table.count("| n/a |") == 7
     assert "cores" in table and "pyarrow" in table
+
+
+@pytest.mark.slow
+def test_benchmark_suite_without_the_shared_data_reports_its_targets_n_a(tmp_path):
+    """A user's clone has no ../shared: the suite still runs, and says why the fishers targets are n/a."""
+    empty = tmp_path / "no-shared"
+    empty.mkdir()
+    done = run_benchmark_suite(tmp_path, env={**os.environ, "CSV2LP_SHARED_DATA": str(empty)})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((tmp_path / "results" / "tiny.json").read_text())
+    keys = {b["extra_info"]["dataset"]["key"] for b in results["benchmarks"]}
+    assert "large" in keys and "fishers" not in keys
+    table = (tmp_path / "results" / "tiny.md").read_text()
+    assert table.count("| PASS |") + table.count("| FAIL |") + table.count("| n/a |") == 7
+    assert re.search(r"\| csv2lp wall time vs pyarrow.csv.read_csv \(fishers\) \| not measured \| .* \| n/a \|", table)
 
 
 def test_report_verdicts_follow_the_numbers(tmp_path):

@@ -32,7 +32,7 @@ from converter.books.rowerrors import CUT_OFF_ROW
 
 SAMPLE_ROWS = 1200
 PYTHON = sys.executable
-EXIT_TIMEOUT_S = 10.0
+EXIT_TIMEOUT_S = 30.0
 
 
 def convert_reference(source: Path, *args: str) -> list[bytes]:

@@ -207,7 +207,7 @@ def test_buffer_overflow_log_line_when_output_is_down(start_telegraf, tmp_path):
         ]
     )
     telegraf = start_telegraf(config)
-    telegraf.wait_for_log(BUFFER_OVERFLOW_PATTERN, timeout=10)
+    telegraf.wait_for_log(BUFFER_OVERFLOW_PATTERN, timeout=60)
     # The count is logged at each write attempt (one per flush while the output is
     # down): let two more flushes pass, then add up every report.
     since = telegraf.log_size()
@@ -349,7 +349,7 @@ def test_a_half_line_left_in_the_pipe_by_a_killed_child_becomes_a_wrong_point(st
         "\n".join([agent_section(), execd_section(script, restart_delay="1h"), file_output_section(sink)])
     )
     telegraf.wait_for_log(r"\[inputs\.execd\] Process \S+ exited: signal: killed")
-    wait_until(lambda: sink.exists() and len(sink.read_text().splitlines()) == 2, 10, "2 lines in the file output")
+    wait_until(lambda: sink.exists() and len(sink.read_text().splitlines()) == 2, 60, "2 lines in the file output")
     telegraf.stop()
     assert sink.read_text().splitlines() == [
         "half,src=execd v=1i 1700000000000000000",
