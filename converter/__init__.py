@@ -16,7 +16,7 @@ _PUBLIC = {
     "BadRowError": "errors", "ConverterError": "errors", "InputError": "errors", "MappingError": "errors",
     "FieldSpec": "mapping", "FieldType": "mapping", "MappingSpec": "mapping", "Precision": "mapping",
     "TagSpec": "mapping", "TimeSpec": "mapping", "load_mapping_file": "mapping", "load_preset": "mapping",
-    "ConvertOptions": "pipeline", "OnError": "pipeline", "convert": "pipeline",
+    "ConvertOptions": "plan.options", "OnError": "plan.options", "convert": "pipeline",
     "open_output": "sinks", "RunSummary": "books.summary",
 }
 
@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from .errors import BadRowError, ConverterError, InputError, MappingError
     from .mapping import (FieldSpec, FieldType, MappingSpec, Precision, TagSpec, TimeSpec, load_mapping_file,
                           load_preset)
-    from .pipeline import ConvertOptions, OnError, convert
+    from .pipeline import convert
+    from .plan.options import ConvertOptions, OnError
     from .sinks import open_output
     from .books.summary import RunSummary
 

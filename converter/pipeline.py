@@ -7,215 +7,33 @@ rows and are counted apart. `RunSummary.balanced` checks the books at the end.
 
 from __future__ import annotations
 
-import os
 import time
-from dataclasses import dataclass, field, replace
-from enum import Enum
+from dataclasses import dataclass, field
 from functools import cached_property, partial
-from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, Sequence
+from typing import BinaryIO, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .formats import annotated
 from .books import rowerrors
-from .books.duplicates import DEFAULT_WINDOW, DuplicateMode, DuplicateTracker
-from .encode.encoder import DEFAULT_MAX_STRING_BYTES, EncodeOptions, Encoded, Encoder
-from .errors import BadRowError, ConverterError, InputError, MappingError, OutputError
-from .mapping import FieldType, MappingSpec, Plan, Precision, TagSpec, resolve
-from .parallel import ordered_map
-from .read.settings import PLAIN, ReadSettings, blank_rows
-from .read.source import (DEFAULT_BLOCK_SIZE, STDIN, Block, CsvSource, expand_inputs, file_size, is_descriptor_path,
-                     is_stream, open_source)
+from .books.duplicates import DuplicateMode, DuplicateTracker
+from .books.progress import Progress, ProgressCallback
 from .books.rejects import RejectsWriter
 from .books.rowerrors import RowErrors
+from .books.summary import RunSummary
+from .encode.encoder import Encoded, EncodeOptions, Encoder
+from .errors import BadRowError, ConverterError, OutputError
+from .mapping import FieldType, MappingSpec, Plan
+from .parallel import ordered_map
+from .plan.file_plan import parts_and_plans
+from .plan.options import ConvertOptions, OnError
+from .plan.prepare import Prepared, prepare
+from .read.settings import blank_rows
+from .read.source import Block, CsvSource
+from .read.inputs import file_size, open_source
 from .sinks import LineSink
 from .sinks.file import WriteFailed
-from .books.summary import RunSummary
-from .plan.outputs import WriteGuard
-
-
-class OnError(str, Enum):
-    """What a bad row does: saved and counted, only counted, or the end of the run."""
-
-    QUARANTINE = "quarantine"
-    SKIP = "skip"
-    FAIL = "fail"
-
-
-@dataclass(frozen=True)
-class ConvertOptions:
-    precision: Precision = Precision.NS
-    on_error: OnError = OnError.QUARANTINE
-    rejects_path: str = "csv2lp-rejects.csv"
-    replace_control_chars: bool = False
-    s2_level: int | None = None
-    max_string_bytes: int | None = DEFAULT_MAX_STRING_BYTES  # longer string fields reject their row; None: no limit
-    delimiter: str = ","
-    block_size: int = DEFAULT_BLOCK_SIZE
-    # Encoder threads: Arrow's kernels release the GIL, so two encode while the caller reads.
-    workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
-    duplicates: DuplicateMode = DuplicateMode.WARN
-    duplicates_window: int = DEFAULT_WINDOW
-    input_format: annotated.InputFormat = annotated.InputFormat.AUTO  # plain or annotated CSV (annotated.py)
-    read: ReadSettings = PLAIN  # where header and data are (Telegraf's CSV options, see telegraf_csv.py)
-
-
-@dataclass(frozen=True)
-class Progress:
-    bytes_done: int
-    bytes_total: int | None
-    rows: int
-
-
-ProgressCallback = Callable[[Progress], None]
-
-
-def default_measurement(item: str) -> str | None:
-    """The file's name without its extensions (`gps.csv.gz` -> `gps`; a named FIFO's too); `stdin` for
-    '-' and /dev/stdin; None for /dev/fd/N and /proc/PID/fd/N (`<(zcat x.gz)`), whose name (`63`)
-    says nothing about the data: those need -m or a measurement column."""
-    if item in (STDIN, "/dev/stdin"):
-        return "stdin"
-    if is_descriptor_path(item):
-        return None
-    name = Path(item).name
-    return name.split(".", 1)[0] or name
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A run's inputs expanded and checked, and the paths it writes claimed: what convert() needs to
-    start reading. `prepare` makes it; the CLI opens its output only after that."""
-
-    items: list[str]
-    writes: WriteGuard
-
-
-def prepare(inputs: Sequence[str], *, mapping: MappingSpec, options: ConvertOptions,
-            outputs: Sequence[tuple[str, str | None]] = (), lines_to_stdout: bool = False) -> Prepared:
-    """Everything that can be known before the first row is read, checked in this order: the inputs
-    (globs expanded, none given twice), every path the run writes (`outputs`, as (option, path), then
-    the rejects file; plan/outputs.py), then each file's header against the mapping (check_headers).
-
-    A ConverterError raised after the paths were checked carries an empty `.summary`: the caller
-    may write its --summary-json then, not before (that path could be an input)."""
-    items = expand_inputs(inputs)
-    refuse_repeated_inputs(items)
-    writes = WriteGuard([item for item in items if item != STDIN])
-    if lines_to_stdout:
-        writes.claim_stdout()
-    for option, path in outputs:
-        if path is not None and path != "-":
-            writes.claim(option, path)
-        elif path == "-":
-            writes.claim_stdout()
-    if options.on_error is OnError.QUARANTINE:
-        writes.claim("--rejects", options.rejects_path,
-                     fix="give --rejects FILE in another place, or --on-error skip to only count bad rows")
-    try:
-        check_headers(items, mapping, options)
-    except ConverterError as exc:
-        exc.summary = RunSummary()  # type: ignore[attr-defined]
-        raise
-    return Prepared(items, writes)
-
-
-def refuse_repeated_inputs(items: Sequence[str]) -> None:
-    """One input given twice (`x.csv x.csv`, `x.csv ./x.csv`, a glob and a name that match the same
-    file) would convert its rows twice: every point a duplicate. Refused, by what the file is."""
-    if items.count(STDIN) > 1:
-        raise ConverterError("'-' (stdin) can be given only once.")
-    seen: dict[tuple[int, int], str] = {}
-    for item in items:
-        if item == STDIN:
-            continue
-        try:
-            info = os.stat(item)
-        except OSError:
-            continue  # opening it says what is wrong
-        key = (info.st_dev, info.st_ino)
-        if key in seen:
-            also = "" if seen[key] == item else f" (also as {seen[key]})"
-            raise InputError(f"{item}: given twice{also}; each input is converted once per run, twice would write "
-                             f"every row twice: give it once.")
-        seen[key] = item
-
-
-def check_inputs(inputs: Sequence[str], mapping: MappingSpec, options: ConvertOptions) -> list[str]:
-    """Expand globs, refuse an input given twice, and check the mapping against every file's header
-    before any row is read (check_headers)."""
-    items = expand_inputs(inputs)
-    refuse_repeated_inputs(items)
-    check_headers(items, mapping, options)
-    return items
-
-
-def check_headers(items: Sequence[str], mapping: MappingSpec, options: ConvertOptions) -> None:
-    """The mapping against the header of every input (each file is opened, its header read, closed).
-
-    Inputs that can be read only once (stdin, a FIFO, `<(zcat x.gz)`) are left out here: reading
-    their header now would take it away from the conversion. Theirs is checked when they are
-    opened for it, before their first row."""
-    for item in items:
-        if is_stream(item):
-            continue
-        source = open_source(item, delimiter=options.delimiter, block_size=options.block_size, settings=options.read)
-        try:
-            if annotated.is_annotated(source, options.input_format):  # its first table's annotations and header
-                annotated.check(source, mapping=mapping, delimiter=options.delimiter, block_size=options.block_size)
-            else:
-                plan_for(source, item, mapping, options)
-        finally:
-            source.close()
-
-
-def plan_for(source: CsvSource, item: str, mapping: MappingSpec, options: ConvertOptions) -> Plan:
-    mapping = with_source_columns(mapping, source)
-    measurement = default_measurement(item)
-    if measurement is None and mapping.measurement is None and mapping.measurement_column is None:
-        raise MappingError(f"{source.name}: the measurement cannot be named after this input: it is an open file "
-                           f"descriptor (a process substitution such as <(zcat x.csv.gz)), not a file name; "
-                           f"give -m NAME or --measurement-column COLUMN.")
-    plan = resolve(mapping, source.header, source=source.name, default_measurement=measurement or "")
-    if options.s2_level is not None:
-        for key in ("lat", "lon"):
-            fld = plan.field_by_key(key)
-            if fld is None or fld.type is not FieldType.FLOAT:
-                raise MappingError(
-                    f"{source.name}: --s2-level needs float fields named 'lat' and 'lon' "
-                    f"(e.g. --field lat=LATCOLUMN:float --field lon=LONCOLUMN:float, or --preset movebank)."
-                )
-    return plan
-
-
-def parts_and_plans(source: CsvSource, item: str, mapping: MappingSpec,
-                    options: ConvertOptions) -> Iterator[tuple[CsvSource, Plan]]:
-    """The input's rows as they are read, with the plan for them: plain CSV is one part, annotated
-    CSV a part per table (read lazily, so take each part's blocks before asking for the next part)."""
-    if annotated.is_annotated(source, options.input_format):
-        yield from annotated.sections(source, mapping=mapping, delimiter=options.delimiter,
-                                      block_size=options.block_size)
-    else:
-        yield source, plan_for(source, item, mapping, options)
-
-
-def with_source_columns(mapping: MappingSpec, source: CsvSource) -> MappingSpec:
-    """What the file itself says about its columns: metadata lines are tags, types given by position
-    are types by name (flags and the mapping's own types win)."""
-    if source.column_types:
-        mapping = replace(mapping, column_types={**source.column_types, **mapping.column_types})
-    tag_columns = {tag.column for tag in mapping.tags}
-    for key in source.metadata:
-        if key in tag_columns:
-            continue  # a tag column of that name: the reader gave it the metadata value, or not
-        if key not in source.metadata_columns:
-            raise MappingError(f"{source.name}: the metadata tag {key!r} has the name of a column that is not a "
-                               f"tag column; make that column a tag, or rename one of them.")
-        mapping = replace(mapping, tags=mapping.tags + (TagSpec(column=key),))
-    return mapping
 
 
 def convert(inputs: Sequence[str] | Prepared, *, mapping: MappingSpec, options: ConvertOptions, sink: LineSink,

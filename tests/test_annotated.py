@@ -42,7 +42,8 @@ from converter.formats.annotated import InputFormat, looks_annotated
 from converter.formats.annotated_types import go_layout_to_strptime
 from converter.books.duplicates import DuplicateMode
 from converter.errors import MappingError
-from converter.pipeline import DUPLICATE_POINT, OnError
+from converter.pipeline import DUPLICATE_POINT
+from converter.plan.options import OnError
 
 DEFAULT_BIN_DIR = Path.home() / ".cache" / "csv2lp-bin"
 INSTALL_SCRIPT = ".ci/install-annotated-ref"
@@ -787,7 +788,8 @@ def test_rejects_file_names_the_columns_by_label(tmp_path):
 def test_telegraf_read_settings_keep_a_file_plain(tmp_path):
     """Telegraf's CSV options describe a plain file: auto does not switch to annotated under them."""
     from converter.formats.annotated import is_annotated
-    from converter.read.source import ReadSettings, open_source
+    from converter.read.source import ReadSettings
+    from converter.read.inputs import open_source
 
     source_path = tmp_path / "in.csv"
     source_path.write_text("junk line\nm|measurement,v|long\nx,1\n")

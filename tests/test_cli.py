@@ -181,7 +181,7 @@ def test_file_shorthand_is_convert(tmp_path: Path) -> None:
     long = csv2lp_process("convert", "weather.csv", *WEATHER_ARGS, "-q", cwd=tmp_path)
 
     assert (short.returncode, short.stdout, short.stderr) == (long.returncode, long.stdout, long.stderr)
-    assert (short.returncode, short.stdout.decode().splitlines()) == (3, WEATHER_LINES)
+    assert (short.returncode, short.stdout.decode().splitlines()) == (3, WEATHER_LINES), short.stderr.decode()
 
 
 def test_python_dash_m_converter_is_the_same_command(tmp_path: Path) -> None:

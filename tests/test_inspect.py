@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import converter.inspect as inspect_module
+import converter.inspect.report as inspect_module
 from converter import ConvertOptions, MappingError, convert, load_preset, open_output
 from converter.cli import main
 from converter.inspect import Role, inspect_inputs, render

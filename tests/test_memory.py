@@ -1,4 +1,4 @@
-"""converter.memory: the CLI's processes allocate through jemalloc unless the user chose a pool."""
+"""converter.cli.memory: the CLI's processes allocate through jemalloc unless the user chose a pool."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-PRINT_POOL = "from converter.memory import prefer_jemalloc; print(prefer_jemalloc())"
+PRINT_POOL = "from converter.cli.memory import prefer_jemalloc; print(prefer_jemalloc())"
 
 
 def _pool_in_child(**env: str) -> str:

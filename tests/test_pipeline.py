@@ -32,7 +32,8 @@ from converter import (
     open_output,
 )
 from converter.mapping import OtherColumns
-from converter.pipeline import Progress, default_measurement
+from converter.plan.file_plan import default_measurement
+from converter.books.progress import Progress
 from support.data import SAMPLE
 
 SMALL_BLOCK = 65536

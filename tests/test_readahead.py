@@ -12,7 +12,7 @@ import pytest
 
 import converter.read.source
 from converter.read.readahead import STALL_SECONDS, ReadAheadLimit
-from converter.read.source import open_source
+from converter.read.inputs import open_source
 from support.data import REPO
 
 

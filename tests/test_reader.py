@@ -20,7 +20,7 @@ import pytest
 
 from converter.read import streams
 from converter.errors import InputError
-from converter.read.source import expand_inputs, open_source
+from converter.read.inputs import expand_inputs, open_source
 
 SMALL_BLOCK = 65536  # the smallest --block-size: many blocks from a few hundred KiB
 

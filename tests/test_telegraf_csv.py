@@ -15,7 +15,8 @@ import pytest
 
 from converter.errors import InputError, MappingError
 from converter.mapping import NO_TIME, FieldType, MappingSpec, TagSpec, TimeSpec
-from converter.read.source import ReadSettings, open_source
+from converter.read.source import ReadSettings
+from converter.read.inputs import open_source
 from converter.formats.telegraf_csv import (
     TelegrafCsvConfig,
     go_layout_elements,

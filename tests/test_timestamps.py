@@ -6,7 +6,8 @@ import pyarrow as pa
 import pytest
 
 from converter.mapping import Precision
-from converter.encode.timestamps import LP_MAX_NS, LP_MIN_NS, parse_times
+from converter.encode.timestamps import parse_times
+from converter.encode.time_text import LP_MAX_NS, LP_MIN_NS
 
 
 def _parse(texts, fmt="iso8601", timezone="UTC", precision=Precision.NS):
@@ -158,16 +159,17 @@ def test_batches_with_a_bad_cell_parse_every_good_cell_exactly(rows):
 def test_only_the_cells_the_fast_cast_refuses_take_the_slow_parser(monkeypatch, bad_cells):
     """Counted, not timed: bad times in a large batch cost that many slow-path cells (the slow
     parser costs ~1 µs a cell against ~30 ns), however many there are."""
-    from converter.encode import timestamps
+    from converter.encode import time_text, timestamps
 
     seen = []
-    original = timestamps._seconds_plus_fraction
+    original = time_text._seconds_plus_fraction
 
     def counting(text, tz):
         seen.append(len(text))
         return original(text, tz)
 
     monkeypatch.setattr(timestamps, "_seconds_plus_fraction", counting)
+    monkeypatch.setattr(time_text, "_seconds_plus_fraction", counting)
     texts = [f"2011-02-11 17:{i % 60:02d}:00.000" for i in range(30_000)] + ["yesterday"] * bad_cells
     values, problems = _parse(texts)
     assert seen == [bad_cells]
@@ -201,7 +203,7 @@ def _mutated_times(count: int, seed: int) -> list[str | None]:
 
 @pytest.mark.parametrize("one_length", [False, True], ids=["mixed lengths", "one length (strided path)"])
 def test_cells_the_plain_iso_scan_reads_are_read_as_arrow_casts_them(one_length):
-    from converter.encode.timestamps import _plain_iso
+    from converter.encode.time_text import _plain_iso
 
     cells = _mutated_times(20_000, seed=5)
     if one_length:
@@ -237,7 +239,7 @@ def test_cells_the_plain_iso_scan_reads_are_read_as_arrow_casts_them(one_length)
        st.integers(0, 9))
 def test_plain_iso_scan_reads_any_day_and_clock_as_arrow_does(moments, digits):
     """Every day of the safe years (leap days, centuries, 1678 and 2261), with 0-9 fraction digits."""
-    from converter.encode.timestamps import _plain_iso
+    from converter.encode.time_text import _plain_iso
 
     texts = [m.strftime(f"%Y-%m-%d{sep}%H:%M:%S") + (f".{m.microsecond:06d}000"[:digits + 1] if digits else "")
              for m, sep in moments]
@@ -250,17 +252,17 @@ def test_plain_iso_scan_reads_any_day_and_clock_as_arrow_does(moments, digits):
 @pytest.mark.parametrize("tz", [None, "UTC"])
 def test_few_cells_are_read_by_python_exactly_as_by_arrow(monkeypatch, tz):
     # A batch with a few bad times parses them with Python's re; a big one with Arrow's regex.
-    from converter.encode import timestamps
+    from converter.encode import time_text
 
     zoned = ["2011-02-11T17:30:00Z", "2011-02-11T19:30:00+02:00", "2011-02-11T12:30:00-0500", "2011-02-11T12:30-05:00",
              "2011-02-11 17:30:00.5+25:00", "0000-02-29 00:00:00", "9999-12-31T23:59:59.999999999-23:59",
              "2011-02-11", "2011-02-11T17:30", "2011-02-11 17:30:00\n", "２011-02-11 17:30:00", "1677-09-21 00:12:43.145"]
     cells = _mutated_times(3000, seed=11) + zoned + [z[:-1] + "x" for z in zoned]
     text = pa.array(cells, pa.string())
-    monkeypatch.setattr(timestamps, "FEW_CELLS", 0)
-    by_arrow = timestamps._seconds_plus_fraction(text, tz)
-    monkeypatch.setattr(timestamps, "FEW_CELLS", len(cells) + 1)
-    by_python = timestamps._seconds_plus_fraction(text, tz)
+    monkeypatch.setattr(time_text, "FEW_CELLS", 0)
+    by_arrow = time_text._seconds_plus_fraction(text, tz)
+    monkeypatch.setattr(time_text, "FEW_CELLS", len(cells) + 1)
+    by_python = time_text._seconds_plus_fraction(text, tz)
     assert by_python[1].to_pylist() == by_arrow[1].to_pylist()
     assert by_python[0].to_pylist() == by_arrow[0].to_pylist()
     assert 300 < sum(by_arrow[1].to_pylist()) < len(cells) - 300  # parsed and refused cells both occur

@@ -15,7 +15,7 @@ from ..plan.outputs import same_file
 from .flow import FlowSettings
 from .pacing import Pace, derive_pace
 from .spool import matches
-from ..pipeline import ConvertOptions
+from ..plan.options import ConvertOptions
 
 try:
     import tomllib

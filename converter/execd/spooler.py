@@ -25,8 +25,10 @@ from .. import __version__
 from ..encode.encoder import EncodeOptions, Encoder
 from ..errors import ConverterError, OutputError
 from ..mapping import Plan
-from ..pipeline import EncodedBlock, iter_blocks, parts_and_plans
-from ..read.source import CsvSource, open_source
+from ..pipeline import EncodedBlock, iter_blocks
+from ..plan.file_plan import parts_and_plans
+from ..read.source import CsvSource
+from ..read.inputs import open_source
 from ..books.rejects import RejectsWriter
 from ..books.summary import RunSummary, shown_reasons
 from ..plan.outputs import check_folder

@@ -20,30 +20,24 @@ sees them, and cells are trimmed column by column after. Line numbers stay physi
 
 from __future__ import annotations
 
-import glob
 import io
-import os
-import re
-import stat
-import sys
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import BinaryIO, Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from ..arrow_buffers import holds_any
+from ..books.rowerrors import CUT_OFF_ROW, Reason, ragged_row
 from ..errors import InputError, MappingError
-from .header import read_header
 from ..mapping import FieldType
-from .settings import (PLAIN, SKIPPED_COLUMN, CommentFilter, ReadSettings, blank_rows, constant_column,
-                            read_header_rows, read_metadata, take_lines, trimmed)
+from .header import read_header
 from .quotes import Runaway, RunawayRows, line_breaks_per_column, runaway_in_text, runaway_rows
 from .readahead import ReadAheadLimit
-from ..books.rowerrors import CUT_OFF_ROW, Reason, ragged_row
-from .streams import COMPRESSION_BY_SUFFIX, GZIP_MAGIC, CountingReader, PrefixedReader, WholeLines, decompressing
+from .settings import (PLAIN, SKIPPED_COLUMN, CommentFilter, ReadSettings, blank_rows, constant_column,
+                       read_header_rows, read_metadata, take_lines, trimmed)
+from .streams import CountingReader, PrefixedReader, WholeLines
 from .utf8guard import FROM_STAND_IN_TEXT, Utf8Guard, restore_cells
 
 # 2 MiB: every block costs ~1-2 ms of kernel calls whatever its size, so larger blocks are
@@ -52,21 +46,6 @@ from .utf8guard import FROM_STAND_IN_TEXT, Utf8Guard, restore_cells
 # waiting for and in the encoders, pipeline.py): the 2 GB benchmark file peaks at ~264 MB
 # in 2 MiB blocks; 4 MiB blocks would pass the 300 MB goal.
 DEFAULT_BLOCK_SIZE = 2 << 20
-STDIN = "-"
-
-
-def expand_inputs(inputs: Sequence[str]) -> list[str]:
-    """Paths and globs (sorted within each pattern) in the order given; '-' is stdin."""
-    expanded: list[str] = []
-    for item in inputs:
-        if item == STDIN or not glob.has_magic(item):
-            expanded.append(item)
-            continue
-        matches = sorted(glob.glob(item, recursive=True))
-        if not matches:
-            raise InputError(f"{item}: the pattern matches no file.")
-        expanded.extend(matches)
-    return expanded
 
 
 @dataclass(frozen=True)
@@ -408,83 +387,3 @@ def _place(name: str, batch: pa.RecordBatch, pending: list[_Pending], first_reco
                   runaway=runaway_rows(batch.columns, breaks, row_lines, delimiter))
     return block, end, first_line + int(span.sum())
 
-
-def is_stream(item: str) -> bool:
-    """True for inputs that can be read only once: stdin, FIFOs, pipes (`<(zcat x.gz)` is /dev/fd/N),
-    sockets and character devices. They are opened once, and their header checked then, as stdin's."""
-    if item == STDIN:
-        return True
-    try:
-        mode = os.stat(item).st_mode
-    except OSError:
-        return False  # opening it says what is wrong
-    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
-
-
-def is_descriptor_path(item: str) -> bool:
-    """True for /dev/fd/N, /proc/PID/fd/N and /dev/stdin: names of an open file, not of the data."""
-    if item == "/dev/stdin":
-        return True
-    folder = os.path.realpath(os.path.dirname(os.path.abspath(item)))
-    return re.fullmatch(r"/dev/fd|/proc/(self|\d+)/fd", folder) is not None
-
-
-def open_source(item: str, *, delimiter: str = ",", block_size: int = DEFAULT_BLOCK_SIZE,
-                stdin: BinaryIO | None = None, settings: ReadSettings = PLAIN) -> CsvSource:
-    """Open one input ('-' for stdin) and read its header (where `settings` say it is).
-
-    Compression comes from the name (`.gz`, `.bz2`, `.zst`); an input read once (stdin, a FIFO,
-    `<(...)`) without such a name is also looked at for gzip's magic bytes, as it cannot be renamed."""
-    if item == STDIN:
-        stdin = stdin if stdin is not None else sys.stdin.buffer if sys.stdin is not None else None
-        if stdin is None:  # `csv2lp - <&-`
-            raise InputError("-: stdin is closed; pipe the CSV into csv2lp, or give its file name.")
-        counter = CountingReader(stdin)
-        name, codec = "<stdin>", None
-    else:
-        path = Path(item)
-        try:
-            counter = CountingReader(open(path, "rb"))
-        except FileNotFoundError:
-            raise InputError(f"{item}: no such file.") from None
-        except IsADirectoryError:
-            raise InputError(f"{item}: is a directory; give the files in it (for example {item}/*.csv).") from None
-        except OSError as exc:
-            raise InputError(f"{item}: cannot open: {exc.strerror or exc}.") from None
-        name, codec = str(item), COMPRESSION_BY_SUFFIX.get(path.suffix.lower())
-    raw: io.RawIOBase = counter
-    if codec is None and is_stream(item):
-        head = _first_bytes(counter, len(GZIP_MAGIC), name)
-        raw, codec = PrefixedReader(head, counter), "gzip" if head == GZIP_MAGIC else None
-    decompressed = decompressing(raw, codec) if codec is not None else None
-    stream: io.RawIOBase = decompressed if decompressed is not None else raw
-    try:
-        return CsvSource(name, stream, counter, delimiter=delimiter, block_size=block_size, settings=settings,
-                         decompressed=decompressed)
-    except (OSError, pa.ArrowInvalid) as exc:
-        counter.close()
-        check = "what is piped in" if is_stream(item) else "the file and its extension"
-        raise InputError(f"{name}: cannot read ({codec or 'uncompressed'}): {exc}. Check {check}.") from exc
-    except BaseException:
-        counter.close()
-        raise
-
-
-def _first_bytes(stream: CountingReader, size: int, name: str) -> bytes:
-    """The first `size` bytes (fewer at the end): a pipe may hand them out one read at a time."""
-    head = b""
-    try:
-        while len(head) < size and (chunk := stream.read(size - len(head))):
-            head += chunk
-    except OSError as exc:
-        stream.close()
-        raise InputError(f"{name}: cannot read: {exc.strerror or exc}.") from None
-    return head
-
-
-def file_size(item: str) -> int | None:
-    """Bytes in a regular file; None for what has no size known beforehand (stdin, pipes, FIFOs)."""
-    try:
-        return None if is_stream(item) else os.path.getsize(item)
-    except OSError:
-        return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-from .pipeline import Progress, ProgressCallback
+from ..books.progress import Progress, ProgressCallback
 
 
 @contextmanager

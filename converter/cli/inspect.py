@@ -1,0 +1,45 @@
+"""csv2lp inspect: how a file would be mapped, before converting it."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import ConverterError
+from ..formats.annotated import InputFormat
+from .common import _error
+from .mapping_options import _format_option, _mapping_options, build_mapping, telegraf_config
+
+
+@click.command("inspect")
+@click.argument("inputs", nargs=-1, required=True, metavar="FILE...")
+@_mapping_options
+@click.option("-d", "--delimiter", default=",", show_default=True, help="Cell delimiter (one character; 'tab' for tabs).")
+@click.option("-n", "--lines", "sample_lines", type=click.IntRange(0), default=5, show_default=True,
+              help="How many output lines to show.")
+@_format_option
+def inspect_command(inputs: tuple[str, ...], delimiter: str, sample_lines: int, input_format: str,
+                    **mapping_flags) -> None:
+    """Show each column's role, type and share of empty cells, tag cardinality, and sample lines.
+
+    Reads the whole input (it counts distinct tag values), writes nothing.
+
+    \b
+    Example:
+      csv2lp inspect gps.csv.gz --preset movebank
+    """
+    from ..inspect import inspect_inputs, render
+
+    try:
+        mapping = build_mapping(**mapping_flags)
+        telegraf = telegraf_config(mapping_flags["config_path"])
+        if telegraf is not None and (not telegraf.read.plain or telegraf.delimiter != ","):
+            raise ConverterError("inspect does not apply the header, line and delimiter options of a Telegraf "
+                                 "config yet; use `csv2lp convert` (its summary and rejects file tell the same).")
+        report = inspect_inputs(list(inputs), mapping=mapping, delimiter="\t" if delimiter == "tab" else delimiter,
+                                sample_lines=sample_lines, input_format=InputFormat(input_format))
+    except ConverterError as exc:
+        _error(str(exc))
+        sys.exit(exc.exit_code)
+    click.echo(render(report))
