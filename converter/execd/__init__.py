@@ -3,22 +3,27 @@
 Telegraf starts this process once and reads line protocol from its stdout; the process
 stays alive, remembers what it has sent, and exits 0 when Telegraf closes its stdin.
 
-    spool/*.csv ──> spool.scan ──> Spooler (spooler.py) ──> pipeline: read, encode
-                                     │                             │ lines in batches
-                                     │ checkpoint after each batch │
-                                     v                             v
-                               checkpoint.py             gate: pacing.TokenBucket
-                               (state file)                        │
-                                                                   v
-                               protocol.LineWriter ──> stdout pipe ──> Telegraf
-                               protocol.Log ─────────> stderr (E!/W!/I!/D!)
+    spool/*.csv ──> spool.scan ─┬─> Spooler (spooler.py) ──> pipeline: read, encode
+      arrivals.py (inotify) ────┘     │                             │ lines in batches
+      wakes the loop at once          │ checkpoint after each batch │
+                                      v                             v
+                                checkpoint.py              gate (choose_gate below):
+                                (state file)                 flow.FlowControl   <── telegraf_stats.py:
+                                                             │  or FixedPace         each output's buffer_size,
+                                                             │  (pacing.py)          limit, written, dropped
+                                                             v                       from Telegraf's metrics page
+                                protocol.LineWriter ──> stdout pipe ──> Telegraf
+                                protocol.Log ─────────> stderr (E!/W!/I!/D!)
 
-- settings.py   the csv2lp.toml file and the command-line overrides, checked once
-- spool.py      which files are ready, their identity and content hash, moving them on
-- checkpoint.py the state file: the file being sent and every file sent, atomically
-- pacing.py     the fixed pace that keeps Telegraf's buffer from overflowing
-- protocol.py   Telegraf's side: the private stdout, the log, stop requests, the exit
-- spooler.py    the loop that ties them together
+- settings.py       the csv2lp.toml file and the command-line overrides, checked once
+- spool.py          which files are ready, their identity and content hash, moving them on
+- arrivals.py       inotify: a file renamed into the spool is complete at once; else polling
+- checkpoint.py     the state file: the file being sent and every file sent, atomically
+- telegraf_stats.py Telegraf's own numbers about its output buffers, read from its metrics page
+- flow.py           the gate from those numbers: a batch goes only while every watched buffer has room
+- pacing.py         the fixed pace used without the numbers (a token bucket sized for an outage)
+- protocol.py       Telegraf's side: the private stdout, the log, stop requests, the exit
+- spooler.py        the loop that ties them together
 """
 
 from __future__ import annotations
