@@ -128,7 +128,7 @@ def test_end_wakes_a_held_back_read_and_every_later_read_is_the_end_of_the_input
 
 ABANDONING = """
 import sys
-from converter.read.source import open_source
+from converter.read.inputs import open_source
 blocks = open_source(sys.argv[1], block_size=1 << 16).blocks()
 next(blocks)  # one block taken, the reader left open: Arrow's thread is still reading ahead
 """
