@@ -1,21 +1,7 @@
-"""Line-protocol escaping: values by the column (vectorized); names once (scalar) in mapping/names.py.
-
-The rules (docs-v2 line-protocol reference; grammar in influxdata/line-protocol):
-- measurement: backslash before `,` and space;
-- tag keys, tag values, field keys: backslash before `,`, `=` and space;
-- string field values: backslash before `"` and `\\`, the whole value in double quotes.
-Nothing else is escaped, so a backslash in a name stays as it is. That makes two shapes
-ambiguous between parsers: a backslash at the very end of a name (it would escape the
-separator that follows) and a backslash right before a character we escape (InfluxDB 1.x
-reads `\\,` as an escaped backslash followed by a separator, the v2 parser as a literal
-backslash and an escaped comma). Such names are refused, never guessed at.
-Control characters are not allowed in names and tag values at all: the C0 set (0x00-0x1F),
-DEL, the C1 set (U+0080-U+009F) and the line and paragraph separators U+2028/U+2029 (Unicode
-line breaks: consumers that split text into lines with Unicode's rules, Python's
-`str.splitlines` among them, cut a line there). A line break (CR, LF) would end the line
-inside a string field; every other character, control characters included, is stored in a
-string field as it is (InfluxDB 1.6.7 stores tab, NUL, DEL, U+0085 and U+2028 in a string
-field exactly: tests/test_hostile_values.py).
+"""Line-protocol escaping of values, by the column (vectorized); names are checked and escaped
+once per mapping, in mapping/names.py, whose docstring states the rules both follow: which
+characters take a backslash where, which names are refused as ambiguous, and why control
+characters are kept out of names and tag values but stored in string fields as they are.
 """
 
 from __future__ import annotations
