@@ -38,7 +38,7 @@ def test_save_then_load_gives_back_every_field(tmp_path):
     checkpoint.save(path, sample_state())
     assert checkpoint.load(path) == sample_state()
     document = json.loads(path.read_text())
-    assert document["version"] == 1
+    assert document["version"] == 2
     assert document["current"]["emitted_through_line"] == 120_001
     assert document["current"]["identity"]["ino"] == 1234
 
@@ -51,6 +51,27 @@ def test_save_leaves_no_temp_file_and_replaces_the_old_state(tmp_path):
     assert checkpoint.load(path) == State()
 
 
+def test_files_awaiting_confirmation_round_trip_and_come_before_the_current_one(tmp_path):
+    state = sample_state()
+    waiting = FileProgress(FileIdentity("a.csv", 1, 2, 3, 4, "ef" * 32), sha256="aa" * 32, started_at="2026-01-02T03:00:00Z",
+                           emitted_through_line=9, replay_from_line=4, lines_emitted=8, emitted_all=True)
+    state.unconfirmed.append(waiting)
+    checkpoint.save(tmp_path / "state.json", state)
+    loaded = checkpoint.load(tmp_path / "state.json")
+    assert loaded == state
+    assert [p.identity.name for p in loaded.open_files()] == ["a.csv", "gps.csv"]
+    loaded.close(loaded.unconfirmed[0])
+    assert [p.identity.name for p in loaded.open_files()] == ["gps.csv"]
+
+
+def test_a_version_1_state_file_is_read_as_it_is(tmp_path):
+    document = sample_state().to_json()
+    document["version"] = 1
+    del document["unconfirmed"]
+    (tmp_path / "state.json").write_text(json.dumps(document))
+    assert checkpoint.load(tmp_path / "state.json") == sample_state()
+
+
 def test_sent_before_knows_only_files_that_were_sent_completely():
     state = sample_state()
     assert state.sent_before("ef" * 32).name == "old.csv"
@@ -61,7 +82,7 @@ def test_sent_before_knows_only_files_that_were_sent_completely():
 @pytest.mark.parametrize("text, problem", [
     ("", "Expecting value"),
     ("{\"version\": 1, \"current\": {\"identity\": {}}", "Expecting"),
-    ("{\"version\": 2, \"finished\": {}}", "version 2, expected 1"),
+    ("{\"version\": 3, \"finished\": {}}", "version 3, expected 2"),
     ("{\"version\": 1, \"current\": null, \"finished\": {\"x\": {\"name\": \"a\"}}}", "missing"),
     ("[1, 2]", "'list' object has no attribute"),
 ])  # fmt: skip

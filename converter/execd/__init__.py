@@ -4,37 +4,46 @@ Telegraf starts this process once and reads line protocol from its stdout; the p
 stays alive, remembers what it has sent, and exits 0 when Telegraf closes its stdin.
 
     spool/*.csv ──> spool.scan ─┬─> Spooler (spooler.py) ──> pipeline: read, encode
-      arrivals.py (inotify) ────┘     │                             │ lines in batches
-      wakes the loop at once          │ checkpoint after each batch │
+      arrivals.py (inotify) ────┘     │                             │ lines in batches, each
+      wakes the loop at once          │ checkpoint after each batch │ ended by a delivery mark
                                       v                             v
                                 checkpoint.py              gate (choose_gate below):
-                                (state file)                 flow.FlowControl   <── telegraf_stats.py:
-                                                             │  or FixedPace         each output's buffer_size,
-                                                             │  (pacing.py)          limit, written, dropped
-                                                             v                       from Telegraf's metrics page
-                                protocol.LineWriter ──> stdout pipe ──> Telegraf
-                                protocol.Log ─────────> stderr (E!/W!/I!/D!)
+                                (state file)                 flow.FlowControl (from Telegraf's numbers)
+                                                             │  or FixedPace (pacing.py)
+                                                             v
+                                protocol.LineWriter ──> stdout pipe ──> Telegraf ──> outputs
+                                protocol.Log ─────────> stderr (E!/W!/I!/D!)   │
+                                                                               │ its numbers, our marks
+         done/ <── spooler: a file is done once delivery.py has seen every     v
+                   line of it written to every watched output    <──  telegraf_stats.py ──> flow.py
 
 - settings.py       the csv2lp.toml file and the command-line overrides, checked once
 - spool.py          which files are ready, their identity and content hash, moving them on
 - arrivals.py       inotify: a file renamed into the spool is complete at once; else polling
-- checkpoint.py     the state file: the file being sent and every file sent, atomically
-- telegraf_stats.py Telegraf's own numbers about its output buffers, read from its metrics page
-- flow.py           the gate from those numbers: a batch goes only while every watched buffer has room
+- checkpoint.py     the state file: the file being sent, the files awaiting confirmation, every
+                    file done, atomically
+- telegraf_stats.py Telegraf's /metrics page, checked value by value; poller.py fetches it
+- flow.py           the gate: a batch goes only while every watched buffer has room in the window
+- gates.py, stall.py the gate's parts: the room left, and how long a stall has lasted
+- delivery.py       which batches Telegraf has written to every output (its FIFO counters)
+- coordination.py   several csv2lp under one Telegraf: the window shared through a folder
 - pacing.py         the fixed pace used without the numbers (a token bucket sized for an outage)
-- protocol.py       Telegraf's side: the private stdout, the log, stop requests, the exit
+- protocol.py       Telegraf's side: the private stdout (whole lines), the log, stop requests
 - spooler.py        the loop that ties them together
 """
 
 from __future__ import annotations
 
-import time
-
 import os
+import secrets
 import stat
+import time
+from pathlib import Path
 
 from ..errors import ConverterError
-from .flow import FixedPace, FlowControl, Gate, Unthrottled
+from .coordination import Coordination
+from .flow import FlowControl
+from .gates import FixedPace, Gate, Unthrottled
 from .pacing import TokenBucket
 from .protocol import LineWriter, Log, StopRequest, claim_stdout, hang_up, install_stop_handlers, wait_until_read
 from .settings import ExecdSettings, SettingsOverrides, load_settings
@@ -56,8 +65,17 @@ def run(config_path: str | None, overrides: SettingsOverrides = SettingsOverride
     writer = LineWriter(claim_stdout())
     stop = StopRequest()
     install_stop_handlers(stop)
-    spooler = Spooler(settings, writer, choose_gate(settings, writer.fd, stop, log), log, stop)
-    status = spooler.run()
+    try:
+        gate = choose_gate(settings, writer.fd, stop, log)
+    except OSError as exc:
+        log.error(f"csv2lp execd: cannot use the [flow] coordination_dir {settings.flow.coordination_dir}: "
+                  f"{exc.strerror or exc}; give it to the user Telegraf runs as, or set another one.")
+        return 1
+    spooler = Spooler(settings, writer, gate, log, stop)
+    try:
+        status = spooler.run()
+    finally:
+        gate.close()
     unread = writer.drain(DRAIN_TIMEOUT_S)
     after = f" {time.monotonic() - stop.at:.2f} s after {stop.reason}" if stop.at is not None else ""
     left = f"; {unread:,} bytes were still unread in the pipe" if unread else ""
@@ -73,10 +91,18 @@ def choose_gate(settings: ExecdSettings, lines_fd: int, stop: StopRequest, log: 
     if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
         log.info("stdout is not a pipe (a file or a terminal, not Telegraf): lines are not throttled")
         return Unthrottled(stop.event)
-    fixed = FixedPace(TokenBucket(settings.pace.lines_per_second, stop.event))
     if not settings.flow.url:
         log.info(f"pacing: {settings.pace.describe()} (no [flow] telegraf_metrics_url: the fixed pace of [pacing])")
-        return fixed
+        return FixedPace(TokenBucket(settings.pace.lines_per_second, stop.event))
+    writer = f"p{os.getpid()}-{secrets.token_hex(4)}"  # this process's marks and coordination file
+    coordination = None
+    if settings.flow.coordination_dir:
+        coordination = Coordination(Path(settings.flow.coordination_dir), writer)
+        coordination.open()
+    fixed = FixedPace(TokenBucket(settings.pace.lines_per_second, stop.event), coordination)
+    shared = f"; the window shared through {settings.flow.coordination_dir}" if coordination else ""
     log.info(f"flow control: from Telegraf's buffer numbers at {settings.flow.url}, batches of "
-             f"{settings.flow.batch_lines:,}; without them, the fixed pace of [pacing]: {settings.pace.describe()}")
-    return FlowControl(settings.flow, fixed, replay_lines=settings.replay_lines, stop=stop.event, log=log)
+             f"{settings.flow.batch_lines:,}; without them, the fixed pace of [pacing]: {settings.pace.describe()}"
+             f"{shared}")
+    return FlowControl(settings.flow, fixed, replay_lines=settings.replay_lines, stop=stop.event, log=log,
+                       writer=writer, coordination=coordination)

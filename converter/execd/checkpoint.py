@@ -1,4 +1,5 @@
-"""The execd state file: which file is being sent and how far, and every file already sent.
+"""The execd state file: which file is being sent and how far, the files sent but not yet
+confirmed, and every file done.
 
 Progress is kept in CSV *source line numbers*, not row counts: they survive blank lines,
 ragged rows and rejects, and a resumed run that reads the file from its start can tell
@@ -9,12 +10,18 @@ folder), so after a crash or `kill -9` it holds either the old state or the new 
 never half of each. This module only reads and writes the state; what to do with it is
 execd's business.
 
-    {"version": 1,
+    {"version": 2,
      "current": {"identity": {...}, "sha256": "...", "started_at": "...",
                  "emitted_through_line": 123456, "replay_from_line": 118000,
-                 "lines_emitted": 98765, "runs": 2, "rejects_path": "..."},
+                 "lines_emitted": 98765, "runs": 2, "rejects_path": "...", "emitted_all": false},
+     "unconfirmed": [{...the same, "emitted_all": true...}, ...],
      "finished": {"<sha256>": {"name": "...", "status": "done", "moved_to": "...",
                                "lines": 47347, "rejected": 0, "finished_at": "..."}}}
+
+`unconfirmed` holds, oldest first, the files whose every line went out but that Telegraf
+has not yet been seen writing to every output (delivery.py); they stay in the spool. A
+start sends each of them again after its `replay_from_line` (the last line confirmed),
+then resumes `current`. Version 1 files (no `unconfirmed`) are read as they are.
 """
 
 from __future__ import annotations
@@ -32,7 +39,8 @@ from typing import Any
 
 from ..errors import ConverterError
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 class CorruptStateError(ConverterError):
@@ -63,12 +71,14 @@ class FileProgress:
     sha256: str  # of the whole file as stored (compressed bytes for .gz): the "sent once" key
     started_at: str
     emitted_through_line: int = 0
-    # Where a resumed run starts sending again: a little before emitted_through_line, so
-    # that what was still in the pipe when the process died is sent again (see execd).
+    # Where a resumed run starts sending again: the last line Telegraf was seen writing to
+    # every output (delivery.py), or without its numbers a little before
+    # emitted_through_line, so that what was still in the pipe is sent again (spooler.py).
     replay_from_line: int = 0
     lines_emitted: int = 0  # lines written by every run so far, re-sent ones included
     runs: int = 1
     rejects_path: str | None = None  # chosen once, so a resumed run rewrites the same file
+    emitted_all: bool = False  # every line went out at least once (then it waits in `unconfirmed`)
 
 
 @dataclass
@@ -86,16 +96,32 @@ class FinishedFile:
 class State:
     current: FileProgress | None = None
     finished: dict[str, FinishedFile] = field(default_factory=dict)
+    unconfirmed: list[FileProgress] = field(default_factory=list)
 
     def sent_before(self, sha256: str) -> FinishedFile | None:
         """The record of a file with this content that was sent completely, if any."""
         record = self.finished.get(sha256)
         return record if record is not None and record.status == "done" else None
 
+    def open_files(self) -> list[FileProgress]:
+        """Every file with lines not yet confirmed, in the order they were started."""
+        return [*self.unconfirmed, *([self.current] if self.current is not None else [])]
+
+    def being_sent(self, sha256: str) -> FileProgress | None:
+        """An open file with this content, if any."""
+        return next((p for p in self.open_files() if p.sha256 == sha256), None)
+
+    def close(self, progress: FileProgress) -> None:
+        """Take a file out of `current` or `unconfirmed` (it is done, failed, or gone)."""
+        if self.current is progress:
+            self.current = None
+        self.unconfirmed = [p for p in self.unconfirmed if p is not progress]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "version": STATE_VERSION,
             "current": asdict(self.current) if self.current is not None else None,
+            "unconfirmed": [asdict(p) for p in self.unconfirmed],
             "finished": {key: asdict(value) for key, value in self.finished.items()},
         }
 
@@ -116,17 +142,21 @@ def load(path: str | Path) -> State:
         raise ConverterError(f"{path}: cannot read the state file: {exc.strerror or exc}.") from None
     try:
         document = json.loads(text)
-        if document.get("version") != STATE_VERSION:
+        if document.get("version") not in READABLE_VERSIONS:
             raise ValueError(f"version {document.get('version')!r}, expected {STATE_VERSION}")
         current = document.get("current")
-        progress = None
-        if current is not None:
-            identity = FileIdentity(**current.pop("identity"))
-            progress = FileProgress(identity=identity, **current)
+        progress = _progress(current) if current is not None else None
+        unconfirmed = [_progress(item) for item in document.get("unconfirmed", [])]
         finished = {key: FinishedFile(**value) for key, value in document.get("finished", {}).items()}
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         raise CorruptStateError(f"{path}: not a csv2lp state file ({exc}).") from None
-    return State(progress, finished)
+    return State(progress, finished, unconfirmed)
+
+
+def _progress(document: dict[str, Any]) -> FileProgress:
+    document = dict(document)
+    identity = FileIdentity(**document.pop("identity"))
+    return FileProgress(identity=identity, **document)
 
 
 def save(path: str | Path, state: State) -> None:

@@ -5,9 +5,16 @@ The contract (telegraf plugins/inputs/execd, v1.39.3) and how it is kept here:
 - stdout carries line protocol only. fd 1 is taken over at start: lines go through a
   private copy of it, and fd 1 and sys.stdout then point at stderr, so a stray print
   (a library, a warning) is logged by Telegraf instead of parsed as a metric.
-- Lines are written in whole lines, at most PIPE_BUF bytes per write(): such a write is
-  atomic, so a `kill -9` never leaves half a line in the pipe. Telegraf would parse that
-  half line as a point (`m v=2i 17000` from `m v=2i 1700000000000000000`).
+- Lines are written whole: a `kill -9` never leaves half a line in the pipe, which
+  Telegraf would parse as a point (`m v=2i 17000` from `m v=2i 1700000000000000000`).
+  Lines go out in writes of whole lines of at most PIPE_BUF (4 KiB) bytes, which a pipe
+  takes all or nothing. A longer line (string fields may hold 64 KiB) is written in one
+  write() only once the pipe has room for all of it (FIONREAD, F_GETPIPE_SZ; the pipe is
+  enlarged for it when it could never hold it): Linux then copies it without waiting, and
+  a signal, SIGKILL included, takes effect only after the copy. A line longer than the
+  largest pipe (/proc/sys/fs/pipe-max-size, 1 MiB by default) cannot be written so: the
+  spooler does not send it and says so in an E! line. Only where the kernel refuses to
+  enlarge the pipe (the user's pipe pages used up) is a long line written in parts.
 - Logs go to stderr, one line each, prefixed `E! `/`W! `/`I! `/`D! `, at most 2 KiB:
   Telegraf stops reading stderr for good after a line over 64 KiB.
 - stdin EOF (Telegraf stopping) or SIGTERM: the current batch is finished, the checkpoint
@@ -19,14 +26,18 @@ The contract (telegraf plugins/inputs/execd, v1.39.3) and how it is kept here:
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import select
 import signal
+import stat
 import struct
 import sys
 import termios
 import threading
 import time
+from pathlib import Path
 from select import PIPE_BUF
 
 import numpy as np
@@ -37,6 +48,8 @@ from ..sinks.file import lines_buffer
 
 LOG_LINE_LIMIT = 2048
 HANG_UP_GRACE_S = 0.05
+F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)  # Linux; Python < 3.10 lacks the names
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
 class Log:
@@ -84,12 +97,29 @@ def line_aligned_chunks(ends: np.ndarray, limit: int = PIPE_BUF) -> list[tuple[i
     return chunks
 
 
+PAGE = 4096
+ROOM_POLL_S = 0.002
+
+
+def pipe_max_size() -> int:
+    """The largest pipe an unprivileged process may ask for (Linux), 1 MiB by default."""
+    try:
+        return int(Path("/proc/sys/fs/pipe-max-size").read_text())
+    except (OSError, ValueError):
+        return 1 << 20
+
+
 class LineWriter:
-    """The private stdout: whole lines only, in atomic writes (see the module docstring)."""
+    """The private stdout: whole lines only, in writes a kill cannot cut (see the module docstring)."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.bytes_written = 0
+        self.is_pipe = stat.S_ISFIFO(os.fstat(fd).st_mode)
+
+    def longest_line(self) -> int | None:
+        """The longest line that can be written whole (None: any, stdout is not a pipe)."""
+        return pipe_max_size() - 2 * PAGE if self.is_pipe else None
 
     def write_lines(self, lines: pa.Array) -> None:
         if not len(lines):
@@ -97,13 +127,50 @@ class LineWriter:
         data = memoryview(lines_buffer(lines))
         offsets = offsets_of(lines)
         for start, end in line_aligned_chunks(offsets[1:] - offsets[0]):
-            while start < end:  # only a line longer than PIPE_BUF can be written in parts
+            if end - start > PIPE_BUF and self.is_pipe:
+                self._wait_for_room(end - start)  # a long line goes alone, once it fits
+            while start < end:  # more than one write only for a line the pipe could not hold
                 start += os.write(self.fd, data[start:end])
         self.bytes_written += len(data)
+
+    def write_text(self, text: bytes) -> None:
+        """One short line of our own (a delivery mark), in one write."""
+        assert len(text) <= PIPE_BUF and text.endswith(b"\n")
+        os.write(self.fd, text)
+        self.bytes_written += len(text)
+
+    def _wait_for_room(self, size: int) -> None:
+        """Until the pipe has room for `size` bytes at once; BrokenPipeError when its reader is gone.
+
+        The room is counted in whole pages, less one for the page being read and one for the
+        page being written, so that the kernel copies the whole write without waiting."""
+        capacity = fcntl.fcntl(self.fd, F_GETPIPE_SZ)
+        if size > capacity - 2 * PAGE:
+            wanted = min(pipe_max_size(), 1 << (size + 3 * PAGE - 1).bit_length())
+            try:
+                capacity = fcntl.fcntl(self.fd, F_SETPIPE_SZ, wanted)
+            except OSError:
+                pass  # refused (the user's pipe pages are used up): as below
+            if size > capacity - 2 * PAGE:
+                return  # it can never hold the line at once: written in parts (see the module docstring)
+        poller = select.poll()
+        poller.register(self.fd, select.POLLOUT)
+        while True:
+            unread = _unread(self.fd)
+            if capacity - (unread + PAGE - 1) // PAGE * PAGE - 2 * PAGE >= size:
+                return
+            for _, events in poller.poll(int(ROOM_POLL_S * 1000) or 1):
+                if events & (select.POLLERR | select.POLLHUP):
+                    raise BrokenPipeError(errno.EPIPE, "the reader closed the pipe")
+            time.sleep(ROOM_POLL_S)
 
     def drain(self, timeout: float) -> int:
         """Wait until the reader has taken every byte we wrote; return what is still unread."""
         return wait_until_read(self.fd, timeout)
+
+
+def _unread(fd: int) -> int:
+    return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
 
 
 def wait_until_read(fd: int, timeout: float) -> int:
@@ -111,7 +178,7 @@ def wait_until_read(fd: int, timeout: float) -> int:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            unread = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+            unread = _unread(fd)
         except OSError:
             return 0  # not a pipe (a file, a terminal): nothing to wait for
         if unread == 0 or time.monotonic() >= deadline:

@@ -3,6 +3,9 @@ and the command-line overrides. Every error names the file and the key."""
 
 from __future__ import annotations
 
+import re
+import tempfile
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +15,7 @@ from ..encode.encoder import DEFAULT_MAX_STRING_BYTES
 from ..errors import ConverterError
 from ..mapping import MappingSpec, Precision, load_mapping_file, load_preset
 from ..plan.outputs import same_file
-from .flow import FlowSettings
+from .gates import FlowSettings
 from .pacing import Pace, derive_pace
 from .spool import matches
 from ..plan.options import ConvertOptions
@@ -74,7 +77,7 @@ _KEYS: dict[str, dict[str, Any]] = {
     # No url by default: flow control needs the route in telegraf.conf ([[inputs.internal]] ->
     # [[outputs.prometheus_client]]); telegraf/csv2lp.toml sets it.
     "flow": {"telegraf_metrics_url": "", "max_buffer_fill": 0.5, "outputs": [], "batch_lines": 5000,
-             "reserve_lines": 5000, "poll_seconds": 0.1, "wait_seconds": 10.0},
+             "reserve_lines": 5000, "poll_seconds": 0.1, "wait_seconds": 10.0, "coordination_dir": None},
 }
 DEFAULT_REPLAY_LINES = 5000  # on the fixed pace, when replay_lines is not set
 _NUMBER = (int, float)
@@ -171,10 +174,18 @@ def load_settings(config_path: str | None, overrides: SettingsOverrides = Settin
     if replay_lines is not None and replay_lines < 0:
         raise ConverterError(f"{where}: [pacing] replay_lines must be >= 0.")
     name = f"preset {preset}" if preset else f"mapping {mapping_file}"
-    return ExecdSettings(spool_settings, mapping, name, options, pace, _flow_settings(get, where), replay_lines)
+    return ExecdSettings(spool_settings, mapping, name, options, pace, _flow_settings(get, where, base),
+                         replay_lines)
 
 
-def _flow_settings(get: Any, where: str) -> FlowSettings:
+def default_coordination_dir(url: str) -> Path:
+    """One folder per Telegraf page, in the temp folder every [[inputs.execd]] of one Telegraf shares."""
+    parts = urllib.parse.urlsplit(url)
+    name = re.sub(r"[^A-Za-z0-9.]+", "-", f"{parts.hostname or 'telegraf'}-{parts.port or 80}")
+    return Path(tempfile.gettempdir()) / f"csv2lp-flow-{name}"
+
+
+def _flow_settings(get: Any, where: str, base: Path) -> FlowSettings:
     url = get("flow", "telegraf_metrics_url", str)
     if url and not url.startswith("http://"):
         raise ConverterError(f"{where}: [flow] telegraf_metrics_url = {url!r}: give the http:// address of the "
@@ -194,9 +205,14 @@ def _flow_settings(get: Any, where: str) -> FlowSettings:
     seconds = {key: float(get("flow", key, _NUMBER)) for key in ("poll_seconds", "wait_seconds")}
     if seconds["poll_seconds"] <= 0 or seconds["wait_seconds"] < 0:
         raise ConverterError(f"{where}: [flow] poll_seconds must be > 0 and wait_seconds >= 0.")
+    folder = get("flow", "coordination_dir", str)
+    if folder is None:
+        folder = str(default_coordination_dir(url)) if url else ""
+    elif folder and not Path(folder).is_absolute():
+        folder = str(base / folder)
     return FlowSettings(url=url, max_fill=max_fill, outputs=tuple(outputs), batch_lines=numbers["batch_lines"],
                         reserve_lines=numbers["reserve_lines"], poll_seconds=seconds["poll_seconds"],
-                        wait_seconds=seconds["wait_seconds"])
+                        wait_seconds=seconds["wait_seconds"], coordination_dir=folder)
 
 
 def _check_spool_paths(spool: SpoolSettings, where: str) -> None:

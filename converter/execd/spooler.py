@@ -1,14 +1,19 @@
 """The loop of `csv2lp execd`: pick a settled file from the spool, convert it, emit its lines
-in batches under the emission gate, checkpoint after every batch, move the file on.
+in batches under the emission gate, checkpoint after every batch, move the file on once
+its lines are delivered.
 
-Progress is checkpointed after every batch (see checkpoint.py). A resumed run reads the
-file from its start again (nothing can seek in a .gz) and sends the lines after
-`replay_from_line`: the last `replay_lines` or so lines before the checkpoint go out a
-second time, covering what sat in the pipe when the process was killed. They are the
-same points (same series and timestamp), so InfluxDB stores them once.
+A batch is delivered when the gate says so (gates.py, flow.py): under flow control, once
+Telegraf's own numbers show it written to every watched output (delivery.py); without
+them, once it is in the pipe. Until its last batch is delivered a file stays in the spool
+and in the state (`current`, then `unconfirmed`), and the next file may start meanwhile.
 
-It stays alive when the spool is empty: Telegraf restarts a child that exits, even with
-status 0, and a restarted child must not send anything twice.
+Progress is checkpointed after every batch (checkpoint.py). A resumed run reads the file
+from its start (nothing can seek in a .gz) and sends the lines after `replay_from_line`:
+the last line confirmed written by Telegraf, or without its numbers `replay_lines` or so
+before the checkpoint (what sat in the pipe). A start sends every open file again so,
+oldest first, as does a running csv2lp when Telegraf reports a drop while its lines were
+buffered. Re-sent lines are the same points, which InfluxDB stores once. It stays alive
+when the spool is empty: Telegraf restarts a child that exits, even with status 0.
 """
 
 from __future__ import annotations
@@ -35,15 +40,20 @@ from ..plan.outputs import check_folder
 from . import checkpoint, spool
 from .arrivals import Arrivals
 from .checkpoint import FileProgress, FinishedFile, State
-from .flow import Gate
+from .gates import Gate
 from .protocol import LineWriter, Log, StopRequest
 from .settings import DEFAULT_REPLAY_LINES, ExecdSettings
 
 PROGRESS_EVERY_S = 10.0
+DELIVERY_WAIT_S = 0.25  # idle with lines in Telegraf's buffer: how often to look for their delivery
 
 
 class _Fatal(Exception):
     """Nothing can go on (the state file cannot be written): exit 1, Telegraf restarts us."""
+
+
+class _Resend(Exception):
+    """Telegraf dropped metrics while lines of ours were in its buffer: send every open file again."""
 
 
 class Spooler:
@@ -57,17 +67,26 @@ class Spooler:
         self.state = State()
         self.arrivals: Arrivals | None = None  # made once the spool folder exists
         self.unmovable: set[str] = set()  # names we failed to move out of the spool: skip, do not loop
+        self.outstanding: dict[str, int] = {}  # sha256 -> batches written and not yet delivered
+        self.ended: dict[str, tuple[RunSummary, list[str], float]] = {}  # sha256 -> all lines out: its counts
 
     def run(self) -> int:
         try:
             self._prepare()
             while not self.stop.is_set():
-                candidate = self._next_file()
-                if candidate is None:
-                    assert self.arrivals is not None
-                    self.arrivals.wait(self.spool.poll_seconds)
+                try:
+                    self._collect()
+                    candidate = self._next_file()
+                    if candidate is None:
+                        assert self.arrivals is not None
+                        if self.gate.pending():
+                            self.gate.wait_for_delivery(DELIVERY_WAIT_S)
+                        else:
+                            self.arrivals.wait(self.spool.poll_seconds)
+                        continue
+                    self._send(candidate.path)
+                except _Resend:
                     continue
-                self._send(candidate.path)
         except _Fatal as exc:
             self.log.error(str(exc))
             return 1
@@ -116,6 +135,10 @@ class Spooler:
         except ConverterError as exc:
             raise _Fatal(str(exc)) from None
         self._save()  # fail now, not after the first batch, when the state file cannot be written
+        for progress in self.state.unconfirmed:  # its lines may have died with Telegraf's buffer
+            progress.emitted_all = False
+            self.log.info(f"{progress.identity.name}: was sent, but not confirmed written by Telegraf after line "
+                          f"{progress.replay_from_line:,}; sending those lines again first")
         current = self.state.current
         if current is not None:
             self.log.info(f"{current.identity.name}: was being sent, through line {current.emitted_through_line:,}; "
@@ -137,19 +160,21 @@ class Spooler:
         except OSError as exc:
             raise _Fatal(f"cannot list the spool folder {self.spool.dir}: {exc.strerror or exc}.") from None
         ready = [c for c in ready if c.path.name not in self.unmovable]
-        current = self.state.current
-        if current is None:
-            return ready[0] if ready else None
-        for candidate in ready:
-            if candidate.path.name == current.identity.name:
-                return candidate
-        if (self.spool.dir / current.identity.name).exists():
-            return None  # being replaced or touched: it goes first once it has settled
-        self.log.warn(f"{current.identity.name}: was being sent (through line {current.emitted_through_line:,}) "
-                      f"but is no longer in the spool; forgetting it")
-        self.state.current = None
-        self._save()
-        return ready[0] if ready else None
+        by_name = {c.path.name: c for c in ready}
+        for progress in self.state.open_files():  # open files first, oldest first
+            if progress.emitted_all:
+                continue  # all out, waiting for Telegraf's word
+            name = progress.identity.name
+            if name in by_name:
+                return by_name[name]
+            if (self.spool.dir / name).exists():
+                return None  # being replaced or touched: it goes first once it has settled
+            self.log.warn(f"{name}: was being sent (through line {progress.emitted_through_line:,}) "
+                          f"but is no longer in the spool; forgetting it")
+            self.state.close(progress)
+            self._save()
+        waiting = {p.identity.name for p in self.state.open_files()}
+        return next((c for c in ready if c.path.name not in waiting), None)
 
     # -- one file --------------------------------------------------------------------
 
@@ -159,12 +184,12 @@ class Spooler:
         except OSError as exc:
             self._fail(path, None, f"{path}: cannot read: {exc.strerror or exc}.")
             return
-        current = self.state.current
-        progress = current if current is not None and current.identity == identity else None
-        if current is not None and progress is None:
+        progress = next((p for p in self.state.open_files() if p.identity.name == path.name), None)
+        if progress is not None and progress.identity != identity:
             self.log.warn(f"{path.name}: changed since it was started (through line "
-                          f"{current.emitted_through_line:,}); sending it from the start")
-            self.state.current = None
+                          f"{progress.emitted_through_line:,}); sending it from the start")
+            self.state.close(progress)
+            progress = None
         if progress is None:
             try:
                 sha256 = spool.content_sha256(path, self.stop.event)
@@ -203,7 +228,7 @@ class Spooler:
         try:
             parts = parts_and_plans(source, str(path), self.settings.mapping, self.settings.options)
             finished = self._emit(path, parts, progress, summary, rejects)
-        except (BrokenPipeError, _Fatal):
+        except (BrokenPipeError, _Fatal, _Resend):
             raise
         except (ConverterError, OSError) as exc:  # unreadable from here on: a damaged .gz, a vanished disk
             rejects.close()  # the rows rejected before (a damaged file's cut row among them) are in it
@@ -218,7 +243,7 @@ class Spooler:
             source.close()
             rejects.close()
         if finished:
-            self._finish(path, progress, summary, rejects, time.monotonic() - began)
+            self._emitted_all(progress, summary, rejects, time.monotonic() - began)
 
     @staticmethod
     def _sent_text(progress: FileProgress, sent_before: int) -> str:
@@ -250,9 +275,14 @@ class Spooler:
                     if not self.gate.acquire(count):
                         return False
                     self.writer.write_lines(lines.slice(start, count))
-                    self.gate.sent(count)
-                    self._advance(progress, boundaries, int(numbers[start + count - 1]), done_lines + start + count,
-                                  count)
+                    last_line = int(numbers[start + count - 1])
+                    mark, confirming = self.gate.sent(count, (progress, last_line))
+                    if mark is not None:
+                        self.writer.write_text(mark)  # follows the batch through Telegraf (delivery.py)
+                    self.outstanding[progress.sha256] = self.outstanding.get(progress.sha256, 0) + 1
+                    self._advance(progress, boundaries, last_line, done_lines + start + count, count,
+                                  weak=not confirming)
+                    self._collect()
                     if time.monotonic() - last_report >= PROGRESS_EVERY_S:
                         last_report = time.monotonic()
                         self.log.debug(f"{path.name}: sent through line {progress.emitted_through_line:,} "
@@ -265,7 +295,7 @@ class Spooler:
         return True
 
     def _advance(self, progress: FileProgress, boundaries: deque[tuple[int, int]] | None, last_line: int,
-                 through: int, count: int) -> None:
+                 through: int, count: int, *, weak: bool) -> None:
         assert boundaries is not None
         progress.emitted_through_line = last_line
         progress.lines_emitted += count
@@ -273,8 +303,48 @@ class Spooler:
         # Keep the newest boundary that lies at least replay_lines lines back.
         while len(boundaries) > 1 and boundaries[1][1] <= through - self._replay_lines():
             boundaries.popleft()
-        progress.replay_from_line = boundaries[0][0]
+        if weak:  # nobody will confirm it: the replay window is the guess (a confirmed batch moves it in _collect)
+            progress.replay_from_line = max(progress.replay_from_line, boundaries[0][0])
         self._save()
+
+    def _collect(self) -> None:
+        """Take the gate's deliveries: move each file whose lines are all delivered to done/."""
+        delivered = self.gate.delivered()
+        for (progress, last_line), confirmed in delivered:
+            if confirmed:
+                progress.replay_from_line = max(progress.replay_from_line, last_line)
+            left = self.outstanding.get(progress.sha256, 0) - 1
+            self.outstanding[progress.sha256] = max(left, 0)
+        lost = self.gate.lost()
+        if lost is not None:
+            self.gate.forget_pending()
+            self.outstanding.clear()
+            opened = self.state.open_files()
+            for progress in opened:
+                progress.emitted_all = False
+            self._save()
+            names = ", ".join(p.identity.name for p in opened)
+            self.log.error(f"{lost}; sending again every line not confirmed written, of {names or 'no file'}")
+            raise _Resend()
+        for progress in list(self.state.unconfirmed):
+            if progress.emitted_all and not self.outstanding.get(progress.sha256):
+                self._finish(progress)
+        if delivered:
+            self._save()
+
+    def _emitted_all(self, progress: FileProgress, summary: RunSummary, rejects: RejectsWriter,
+                     seconds: float) -> None:
+        """Every line of the file is out: it waits in `unconfirmed` until the gate has delivered them all."""
+        progress.emitted_all = True
+        self.ended[progress.sha256] = (summary, list(rejects.paths), seconds)
+        if self.state.current is progress:
+            self.state.current = None
+            self.state.unconfirmed.append(progress)
+        self._save()
+        if self.outstanding.get(progress.sha256):
+            self.log.info(f"{progress.identity.name}: all {summary.lines_written:,} lines are with Telegraf; the "
+                          f"file moves to done/ once Telegraf has written them to every output")
+        self._collect()
 
     def _replay_lines(self) -> int:
         """Set in [pacing], or what the gate lets Telegraf's buffer hold: all a kill of Telegraf can take."""
@@ -282,14 +352,16 @@ class Spooler:
             return self.settings.replay_lines
         return self.gate.window_lines() or DEFAULT_REPLAY_LINES
 
-    def _finish(self, path: Path, progress: FileProgress, summary: RunSummary, rejects: RejectsWriter,
-                seconds: float) -> None:
+    def _finish(self, progress: FileProgress) -> None:
+        path = self.spool.dir / progress.identity.name
+        summary, rejects_paths, seconds = self.ended.pop(progress.sha256)
+        self.outstanding.pop(progress.sha256, None)
         record = FinishedFile(path.name, "done", None, summary.lines_written, summary.rows_rejected,
                               checkpoint.now_text())
         # Recorded before the move: a crash in between leaves a file whose content is known as
         # sent, and the next scan moves it to done/ without sending it again.
         self.state.finished[progress.sha256] = record
-        self.state.current = None
+        self.state.close(progress)
         self._save()
         target = self._move(path, self.spool.done_dir)
         record.moved_to = str(target) if target is not None else None
@@ -300,7 +372,7 @@ class Spooler:
         if summary.rows_rejected:
             shown, others = shown_reasons(summary.rejects_by_reason)
             reasons = ", ".join([f"{n:,} x {reason}" for reason, n in shown] + ([f"and {others}"] if others else []))
-            self.log.warn(f"{counts}; rejected rows ({reasons}) saved to {', '.join(rejects.paths)}")
+            self.log.warn(f"{counts}; rejected rows ({reasons}) saved to {', '.join(rejects_paths)}")
         else:
             self.log.info(counts)
         for warning in summary.warnings:  # a value at risk, a column left out: each one W! line
@@ -313,7 +385,8 @@ class Spooler:
         if progress is not None:
             self.state.finished[progress.sha256] = FinishedFile(path.name, "error", str(target) if target else None,
                                                                 progress.lines_emitted, 0, checkpoint.now_text(), message)
-        self.state.current = None
+            self.state.close(progress)
+            self.outstanding.pop(progress.sha256, None)
         self._save()
         self.log.error(f"{message.rstrip('.')}; {where}")
 
