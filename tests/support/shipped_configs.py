@@ -86,6 +86,22 @@ class ConfigText:
         self.edits.append(why)
         return self
 
+    def repeat_table(self, header: str, variants: list[dict[str, object]], why: str) -> ConfigText:
+        """Table `header` once per variant, each copy with that variant's settings (as `set` makes them):
+        e.g. one [[inputs.execd]] per spool, as users run several csv2lp under one Telegraf."""
+        lines = self.text.split("\n")
+        start, end = _section(lines, header, name=self.name)
+        copies: list[str] = []
+        for variant in variants:
+            copy = ConfigText(self.name, "\n".join(lines[start:end]))
+            for key, value in variant.items():
+                copy.set(header, key, value)
+            copies.extend(copy.text.split("\n"))
+        lines[start:end] = copies
+        self.text = "\n".join(lines)
+        self.edits.append(why)
+        return self
+
     def use_influxdb_v1_output(self) -> ConfigText:
         """The commented [[outputs.influxdb]] block instead of [[outputs.influxdb_v2]], as its comment says."""
         lines = self.text.split("\n")

@@ -21,6 +21,7 @@ import re
 import shutil
 import time
 import urllib.request
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,24 +36,28 @@ class ShippedStack:
     def __init__(self, telegraf_bin: Path, server: InfluxDB2Server, root: Path, *,
                  agent: dict[str, Any] | None = None, flow: dict[str, Any] | None = None,
                  pacing: dict[str, Any] | None = None, restart_delay: str | None = None,
-                 max_lifetime: float = 900.0) -> None:
+                 max_lifetime: float = 900.0, writers: int = 1) -> None:
         self.server = server
         self.root = root
-        self.spool = root / "spool"
-        self.spool.mkdir(parents=True, exist_ok=True)
-        self.state_file = root / "state" / "state.json"
         self.port = free_loopback_port()
         self.metrics_url = shipped_configs.metrics_url(self.port)
-        self.config = root / "csv2lp.toml"
-        self.config.write_text(self._csv2lp_toml(flow or {}, pacing or {}))
+        # One spool, state file and csv2lp.toml per writer: with several, one [[inputs.execd]] each.
+        suffixes = [""] if writers == 1 else [str(n) for n in range(writers)]
+        self.spools = [root / f"spool{n}" for n in suffixes]
+        self.state_files = [root / f"state{n}" / "state.json" for n in suffixes]
+        self.configs = [root / f"csv2lp{n}.toml" for n in suffixes]
+        self.spool, self.state_file, self.config = self.spools[0], self.state_files[0], self.configs[0]
+        for spool, state_file, config in zip(self.spools, self.state_files, self.configs):
+            spool.mkdir(parents=True, exist_ok=True)
+            config.write_text(self._csv2lp_toml(spool, state_file, flow or {}, pacing or {}))
         conf = self._telegraf_conf(agent or {}, restart_delay)
         self.telegraf = TelegrafProcess(telegraf_bin, conf, root / "telegraf",
                                         env=server.compose_env(), max_lifetime=max_lifetime)
 
     # -- the two files -----------------------------------------------------------------
 
-    def _csv2lp_toml(self, flow: dict[str, Any], pacing: dict[str, Any]) -> str:
-        config = shipped_configs.csv2lp_toml(spool=self.spool, state_file=self.state_file, metrics_port=self.port)
+    def _csv2lp_toml(self, spool: Path, state_file: Path, flow: dict[str, Any], pacing: dict[str, Any]) -> str:
+        config = shipped_configs.csv2lp_toml(spool=spool, state_file=state_file, metrics_port=self.port)
         for table, settings in (("[flow]", flow), ("[pacing]", pacing)):
             for key, value in settings.items():
                 config.set(table, key, value)
@@ -65,23 +70,29 @@ class ShippedStack:
             config.set("[[inputs.execd]]", "restart_delay", restart_delay)
         for key, value in {"debug": True, "quiet": False, **agent}.items():
             config.set("[agent]", key, value)
+        if len(self.configs) > 1:
+            config.repeat_table("[[inputs.execd]]",
+                                [{"command": shipped_configs.execd_command(c)} for c in self.configs],
+                                f"[[inputs.execd]] once per spool ({len(self.configs)} csv2lp under one Telegraf)")
         return config.text
 
     # -- running it --------------------------------------------------------------------
 
     def start(self) -> ShippedStack:
         self.telegraf.start()
-        self.telegraf.wait_for_log(r"csv2lp execd .*: watching", timeout=60)
+        for spool in self.spools:
+            self.telegraf.wait_for_log(rf"csv2lp execd .*: watching {re.escape(str(spool))} ", timeout=60)
         return self
 
     def close(self) -> None:
         self.telegraf.close()
 
-    def drop(self, source: Path, name: str) -> Path:
-        """The documented drop: copy under a hidden name, then rename into place."""
-        hidden = self.spool / f".{name}.part"
+    def drop(self, source: Path, name: str, writer: int = 0) -> Path:
+        """The documented drop: copy under a hidden name, then rename into place (in writer's spool)."""
+        spool = self.spools[writer]
+        hidden = spool / f".{name}.part"
         shutil.copyfile(source, hidden)
-        return hidden.rename(self.spool / name)
+        return hidden.rename(spool / name)
 
     def execd_pids(self) -> list[int]:
         return [pid for pid in self.telegraf.group_pids() if pid != self.telegraf.pid]
@@ -122,21 +133,39 @@ def wait_for_count(server: InfluxDB2Server, bucket: str, total: int, timeout: fl
     return time.monotonic() - began
 
 
-def expected_per_series(csv_path: Path) -> dict[tuple, int]:
-    """Rows per Movebank tag set, read from the CSV with Python's csv module (independent of csv2lp)."""
+MOVEBANK_TAGS = {"individual-local-identifier": "individual", "sensor-type": "sensor", "study-name": "study",
+                 "tag-local-identifier": "tag", "individual-taxon-canonical-name": "taxon"}
+
+
+def _rows_by_series(csv_path: Path) -> Iterator[tuple[tuple, str]]:
+    """(Movebank tag set, timestamp text) of every row, read with Python's csv module (independent of csv2lp)."""
     import csv
 
-    tags = {"individual-local-identifier": "individual", "sensor-type": "sensor", "study-name": "study",
-            "tag-local-identifier": "tag", "individual-taxon-canonical-name": "taxon"}
-    counts: dict[tuple, int] = {}
     with open(csv_path, newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
         header = next(reader)
-        index = [(tags[c], header.index(c)) for c in tags if c in header]
+        index = [(MOVEBANK_TAGS[c], header.index(c)) for c in MOVEBANK_TAGS if c in header]
+        stamp = header.index("timestamp")
         for row in reader:
-            key = tuple(sorted((name, row[i]) for name, i in index if row[i]))
-            counts[key] = counts.get(key, 0) + 1
+            yield tuple(sorted((name, row[i]) for name, i in index if row[i])), row[stamp]
+
+
+def expected_per_series(csv_path: Path) -> dict[tuple, int]:
+    """Rows per Movebank tag set of one file."""
+    counts: dict[tuple, int] = {}
+    for key, _ in _rows_by_series(csv_path):
+        counts[key] = counts.get(key, 0) + 1
     return counts
+
+
+def expected_points_per_series(csv_paths: Sequence[Path]) -> dict[tuple, int]:
+    """Points per tag set InfluxDB keeps from several files: one per series and timestamp, as two
+    files can hold the same animal at the same millisecond (the later write overwrites the earlier)."""
+    stamps: dict[tuple, set[str]] = {}
+    for path in csv_paths:
+        for key, stamp in _rows_by_series(path):
+            stamps.setdefault(key, set()).add(stamp)
+    return {key: len(times) for key, times in stamps.items()}
 
 
 def environ_seconds(name: str, default: float) -> float:
