@@ -656,3 +656,41 @@ def test_a_file_renamed_into_the_spool_is_taken_at_once_not_after_settling(tmp_p
     hidden.rename(spool / "fresh.csv")
     child.wait_for_log(r"^I! fresh\.csv: done", timeout=20)
     assert child.stop() == 0
+
+
+def test_kill_9_while_lines_longer_than_pipe_buf_wait_for_the_pipe_leaves_no_half_line(tmp_path):
+    """Lines over 4 KiB (string fields may be 64 KiB) are not atomic on a pipe; each is written only
+    once the pipe has room for all of it. The reader here is slow, so the child keeps a long line
+    waiting; a SIGKILL at any of several moments must leave only whole lines in the pipe (before the
+    fix the pipe held the first part of a line, which Telegraf parses as a wrong point)."""
+    spool = tmp_path / "spool"
+    header, *rows = SAMPLE.read_text().splitlines()[:201]
+    long_rows = []
+    for n, row in enumerate(rows):
+        cells = row.split(",")
+        cells[5] = "x" * (5_000 + 997 * n % 40_000)  # behavioural-classification: a string field
+        long_rows.append(",".join(cells))
+    drop(spool, ("\n".join([header, *long_rows]) + "\n").encode(), "long.csv")
+    config = write_config(tmp_path, spool, lines_per_second=0)
+    whole_lines = 0
+    for delay in (0.3, 0.55, 0.8, 1.1, 1.4):
+        process = subprocess.Popen([PYTHON, "-m", "converter", "execd", "--config", str(config)],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO)
+        try:
+            began, out = time.monotonic(), bytearray()
+            while time.monotonic() - began < delay:  # a slow reader: the pipe stays nearly full
+                out += os.read(process.stdout.fileno(), 3_000)
+                time.sleep(0.01)
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=EXIT_TIMEOUT_S)
+            out += process.stdout.read()  # what the kill left in the pipe
+        finally:
+            process.kill()
+            process.wait()
+        assert out, f"nothing written in {delay} s"
+        assert out.endswith(b"\n"), f"a half line after a kill at {delay} s: ...{bytes(out[-80:])!r}"
+        lines = out.splitlines()
+        assert all(line.startswith(b"movebank,") for line in lines)
+        assert max(len(line) for line in lines) > 4096
+        whole_lines += len(lines)
+    assert whole_lines > 0
