@@ -199,7 +199,7 @@ class TelegrafNumbers:
 
     def _read(self) -> OutputBuffer | None:
         try:
-            buffer = self.client.fetch().get(self.output)
+            buffer = self.client.fetch().outputs.get(self.output)
         except StatsUnavailable:
             return None
         if buffer is None:
