@@ -10,12 +10,14 @@ from typing import Any
 
 from ..encode.encoder import DEFAULT_MAX_STRING_BYTES
 from ..errors import ConverterError
-from ..mapping import MappingSpec, Precision, load_mapping_file, load_preset
+from ..mapping import MappingSpec, Precision, load_mapping_file, load_preset, read_settings_text
 from ..plan.outputs import same_file
 from .flow import FlowSettings
 from .pacing import Pace, derive_pace
 from .spool import matches
 from ..plan.options import ConvertOptions
+from ..read.settings import DELIMITER_RULE, delimiter_problem
+from ..read.source import DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE
 
 try:
     import tomllib
@@ -68,7 +70,7 @@ _KEYS: dict[str, dict[str, Any]] = {
     "spool": {"dir": None, "patterns": list(DEFAULT_PATTERNS), "poll_seconds": 2.0, "done_dir": None,
               "rejects_dir": None, "error_dir": None, "state_file": None},
     "convert": {"preset": None, "mapping": None, "precision": "ns", "s2_level": None, "delimiter": ",",
-                "max_string_bytes": DEFAULT_MAX_STRING_BYTES},
+                "max_string_bytes": DEFAULT_MAX_STRING_BYTES, "block_size": DEFAULT_BLOCK_SIZE},
     "pacing": {"metric_batch_size": 1000, "metric_buffer_limit": 10000, "flush_interval_seconds": 10.0,
                "outage_seconds": 30.0, "lines_per_second": None, "batch_lines": None, "replay_lines": None},
     # No url by default: flow control needs the route in telegraf.conf ([[inputs.internal]] ->
@@ -87,7 +89,7 @@ def load_settings(config_path: str | None, overrides: SettingsOverrides = Settin
     base = Path.cwd()
     if config_path is not None:
         try:
-            document = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
+            document = tomllib.loads(read_settings_text(config_path))
         except OSError as exc:
             raise ConverterError(f"{config_path}: cannot read the execd config: {exc.strerror or exc}.") from None
         except tomllib.TOMLDecodeError as exc:
@@ -147,13 +149,20 @@ def load_settings(config_path: str | None, overrides: SettingsOverrides = Settin
     if s2_level is not None and not 0 <= s2_level <= 30:
         raise ConverterError(f"{where}: [convert] s2_level must be between 0 and 30.")
     delimiter = get("convert", "delimiter", str)
-    if len(delimiter) != 1:
-        raise ConverterError(f"{where}: [convert] delimiter must be one character.")
+    if delimiter == "tab":
+        delimiter = "\t"
+    if delimiter_problem(delimiter):
+        raise ConverterError(f"{where}: [convert] delimiter = {delimiter!r}: give {DELIMITER_RULE}.")
+    block_size = get("convert", "block_size", int)
+    if not MIN_BLOCK_SIZE <= block_size <= MAX_BLOCK_SIZE:
+        raise ConverterError(f"{where}: [convert] block_size = {block_size!r}: give bytes from {MIN_BLOCK_SIZE:,} "
+                             f"(64 KiB) to {MAX_BLOCK_SIZE:,} (1 GiB); the longest row must fit in a block "
+                             f"(default {DEFAULT_BLOCK_SIZE:,}, 2 MiB).")
     max_string_bytes = get("convert", "max_string_bytes", int)
     if max_string_bytes < 0:
         raise ConverterError(f"{where}: [convert] max_string_bytes must be >= 0 (0: no limit).")
     options = ConvertOptions(precision=Precision(precision), s2_level=s2_level, delimiter=delimiter,
-                             max_string_bytes=max_string_bytes or None)
+                             max_string_bytes=max_string_bytes or None, block_size=block_size)
 
     lines_per_second = get("pacing", "lines_per_second", _NUMBER)
     try:
