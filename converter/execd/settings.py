@@ -4,6 +4,7 @@ and the command-line overrides. Every error names the file and the key."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from .pacing import Pace, derive_pace
 from .spool import matches
 from ..plan.options import ConvertOptions
 from ..read.settings import DELIMITER_RULE, delimiter_problem
+from ..read.expansion import DEFAULT_MAX_EXPANSION
 from ..read.source import DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE
 
 try:
@@ -47,6 +49,7 @@ class ExecdSettings:
     pace: Pace
     flow: FlowSettings
     replay_lines: int | None  # None: cover what the gate lets Telegraf's buffer hold (flow.py)
+    config_path: str | None = None  # named in the log where a message points at a setting
 
     @property
     def batch_lines(self) -> int:
@@ -70,7 +73,8 @@ _KEYS: dict[str, dict[str, Any]] = {
     "spool": {"dir": None, "patterns": list(DEFAULT_PATTERNS), "poll_seconds": 2.0, "done_dir": None,
               "rejects_dir": None, "error_dir": None, "state_file": None},
     "convert": {"preset": None, "mapping": None, "precision": "ns", "s2_level": None, "delimiter": ",",
-                "max_string_bytes": DEFAULT_MAX_STRING_BYTES, "block_size": DEFAULT_BLOCK_SIZE},
+                "max_string_bytes": DEFAULT_MAX_STRING_BYTES, "block_size": DEFAULT_BLOCK_SIZE,
+                "max_expansion": DEFAULT_MAX_EXPANSION},
     "pacing": {"metric_batch_size": 1000, "metric_buffer_limit": 10000, "flush_interval_seconds": 10.0,
                "outage_seconds": 30.0, "lines_per_second": None, "batch_lines": None, "replay_lines": None},
     # No url by default: flow control needs the route in telegraf.conf ([[inputs.internal]] ->
@@ -161,8 +165,12 @@ def load_settings(config_path: str | None, overrides: SettingsOverrides = Settin
     max_string_bytes = get("convert", "max_string_bytes", int)
     if max_string_bytes < 0:
         raise ConverterError(f"{where}: [convert] max_string_bytes must be >= 0 (0: no limit).")
+    max_expansion = get("convert", "max_expansion", int)
+    if max_expansion < 0:
+        raise ConverterError(f"{where}: [convert] max_expansion must be >= 0 (0: no limit).")
     options = ConvertOptions(precision=Precision(precision), s2_level=s2_level, delimiter=delimiter,
-                             max_string_bytes=max_string_bytes or None, block_size=block_size)
+                             max_string_bytes=max_string_bytes or None, block_size=block_size,
+                             max_expansion=max_expansion)
 
     lines_per_second = get("pacing", "lines_per_second", _NUMBER)
     try:
@@ -180,7 +188,8 @@ def load_settings(config_path: str | None, overrides: SettingsOverrides = Settin
     if replay_lines is not None and replay_lines < 0:
         raise ConverterError(f"{where}: [pacing] replay_lines must be >= 0.")
     name = f"preset {preset}" if preset else f"mapping {mapping_file}"
-    return ExecdSettings(spool_settings, mapping, name, options, pace, _flow_settings(get, where), replay_lines)
+    return ExecdSettings(spool_settings, mapping, name, options, pace, _flow_settings(get, where), replay_lines,
+                         config_path)
 
 
 def _flow_settings(get: Any, where: str) -> FlowSettings:
@@ -240,3 +249,17 @@ def _check_keys(document: Mapping[str, Any], where: str) -> dict[str, dict[str, 
     for table in _KEYS:
         tables.setdefault(table, {})
     return tables
+
+
+# The convert options the reader's messages name, as csv2lp.toml spells them: execd has no
+# command-line options for them, so its log names the setting a user can change.
+_CONVERT_KEYS = {"--block-size": "block_size", "--max-expansion": "max_expansion", "--delimiter": "delimiter",
+                 "--max-string-bytes": "max_string_bytes"}
+
+
+def in_config_terms(message: str, config_path: str | None) -> str:
+    """`message` with the convert options it names spelt as csv2lp.toml's [convert] keys."""
+    where = f" of {config_path}" if config_path else " of the execd config"
+    for option, key in _CONVERT_KEYS.items():
+        message = re.sub(rf"{option}\b(?:\s*\(execd: [^)]*\))?", f"{key} in [convert]{where}", message)
+    return message

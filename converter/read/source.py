@@ -37,7 +37,7 @@ from .quotes import Runaway
 from .readahead import ReadAheadLimit
 from .settings import (PLAIN, SKIPPED_COLUMN, CommentFilter, ReadSettings, blank_rows, constant_column,
                        read_header_rows, read_metadata, take_lines, trimmed)
-from .streams import CountingReader, PrefixedReader, WholeLines
+from .streams import CountingReader, PrefixedReader, StoppedByLimit, WholeLines
 from .utf8guard import FROM_STAND_IN_TEXT, Utf8Guard, restore_cells
 
 # 2 MiB: every block costs ~1-2 ms of kernel calls whatever its size, so larger blocks are
@@ -213,7 +213,8 @@ class CsvSource:
             if self._decompressed is not None:
                 self._decompressed.hold_failure = False
         damage = self._decompressed
-        cut_row = damage is not None and damage.failure is not None and bool(damage.cut_off)
+        cut_row = (damage is not None and damage.failure is not None and bool(damage.cut_off)
+                   and not isinstance(damage.failure, StoppedByLimit))  # a limit cuts no row: it stops before it
         if cut_row:  # the row the damage cut: the file's last, where rows without a record number go
             text = damage.cut_off.decode("utf-8", "surrogateescape").rstrip("\r")
             pending.append(Pending(-1, text, len(reader.schema), text.count(self.delimiter) + 1, cut_off=True))
@@ -244,6 +245,9 @@ class CsvSource:
         if damage is None or damage.failure is None:
             return
         line = self._physical_line(last_line)
+        if isinstance(damage.failure, StoppedByLimit):
+            raise InputError(f"{self.name}: stopped after line {line:,}: {damage.failure}; every row through line "
+                             f"{line:,} was read, the rest of the file was not.") from None
         if cut_row:
             what = f"every row before line {line} was read, line {line} is cut off (rejected)"
         else:
