@@ -16,11 +16,11 @@ from ..pipeline import convert
 from ..plan.options import ConvertOptions, OnError
 from ..plan.prepare import prepare
 from ..read.expansion import DEFAULT_MAX_EXPANSION
-from ..read.settings import delimiter_problem
 from ..read.source import DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE
 from ..sinks import open_output
 from ..sinks.file import WriteFailed
-from .common import EXIT_CODES_HELP, EXIT_ERROR, EXIT_OK, EXIT_REJECTS, _close_after_failure, _error, _fail_usage, _note
+from .common import (EXIT_CODES_HELP, EXIT_ERROR, EXIT_OK, EXIT_REJECTS, _close_after_failure, _delimiter, _error,
+                     _fail_usage, _influx_url, _note)
 from .mapping_options import _format_option, _mapping_options, _with_telegraf_settings, build_mapping
 
 
@@ -30,7 +30,7 @@ from .mapping_options import _format_option, _mapping_options, _with_telegraf_se
 @click.option("-o", "--output", metavar="FILE",
               help="Write lines here instead of stdout; a .gz name compresses. Checked before any row is read: "
                    "its folder must exist and take files, and it must be no input and no other output.")
-@click.option("--influx-url", metavar="URL",
+@click.option("--influx-url", metavar="URL", callback=_influx_url,
               help="Write straight to InfluxDB at URL (e.g. http://localhost:8086) instead of stdout: InfluxDB 2/3 "
                    "through /api/v2/write with the token from $INFLUX_TOKEN or --token-file; InfluxDB 1.x through "
                    "/write with $INFLUX_USERNAME/$INFLUX_PASSWORD (or a --token-file holding user:password), or "
@@ -71,7 +71,7 @@ from .mapping_options import _format_option, _mapping_options, _with_telegraf_se
                    "move later ones by one time unit (nudge), or skip the check.")
 @click.option("--s2-level", type=click.IntRange(0, 30), metavar="N",
               help="Add an s2_cell_id tag: the S2 cell token of (lat, lon) at level N (0-30; 11 is about 5 km).")
-@click.option("-d", "--delimiter", default=",", show_default=True, help="Cell delimiter (one character; 'tab' for tabs).")
+@click.option("-d", "--delimiter", default=",", show_default=True, callback=_delimiter, help="Cell delimiter (one character; 'tab' for tabs).")
 @click.option("--block-size", type=click.IntRange(MIN_BLOCK_SIZE, MAX_BLOCK_SIZE), default=DEFAULT_BLOCK_SIZE,
               show_default=True, help="Bytes per read block (64 KiB to 1 GiB); the header and each row must fit in "
                                       "one: a longer row is rejected, a longer header refuses the file.")
@@ -114,10 +114,6 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
         _fail_usage("-o/--output and --influx-url cannot be combined: lines go to a file or to InfluxDB, not both.")
     if influx_url is not None and not bucket:
         _fail_usage("--influx-url needs --bucket (the bucket, or the database on InfluxDB 1.x/3.x).")
-    if delimiter == "tab":
-        delimiter = "\t"
-    if (problem := delimiter_problem(delimiter)) is not None:
-        _fail_usage(f"--delimiter: {problem}.")
     options = ConvertOptions(
         precision=Precision(precision),
         on_error=OnError(on_error),

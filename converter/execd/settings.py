@@ -231,8 +231,27 @@ def _check_spool_paths(spool: SpoolSettings, where: str) -> None:
     if same_file(str(state.parent), str(spool.dir)) and matches(state.name, spool.patterns):
         raise ConverterError(f"{where}: [spool] state_file = {state} is a name the spool's patterns match: it would "
                              f"be read as a CSV file; give it a name starting with '.' or put it elsewhere.")
+    for key in ("dir", "done_dir", "rejects_dir", "error_dir", "state_file"):
+        path = getattr(spool, key)
+        try:
+            path.exists()  # a name too long for the system, a loop of links: said here, not as a traceback
+        except OSError as exc:
+            raise ConverterError(f"{where}: [spool] {key} = {str(path)[:200]}: {exc.strerror or exc}.") from None
+        blocker = file_in_the_way(path if key == "state_file" else path / "x")
+        if blocker is not None:
+            raise ConverterError(f"{where}: [spool] {key} = {path}: {blocker} is a file, not a folder, so nothing "
+                                 f"can be created under it; give a path in a folder.")
     if state.is_dir():
         raise ConverterError(f"{where}: [spool] state_file = {state} is a folder; give a file name.")
+
+
+def file_in_the_way(path: Path) -> Path | None:
+    """The first folder on `path`'s way that exists and is not a folder (a regular file), if any:
+    mkdir would fail there with a bare "File exists" or "Not a directory"."""
+    for folder in reversed(path.parents):
+        if folder.exists() and not folder.is_dir():
+            return folder
+    return None
 
 
 def _check_keys(document: Mapping[str, Any], where: str) -> dict[str, dict[str, Any]]:
