@@ -622,18 +622,38 @@ def test_damaged_gzip_on_stdin_is_reported_as_unreadable_not_a_traceback(data, t
                             "Check what is piped in.\n"
 
 
-def test_unbalanced_quote_longer_than_a_block_stops_with_the_line_it_starts_on(csv2lp) -> None:
+def test_an_unbalanced_quote_that_runs_past_a_block_is_one_rejected_row_to_the_end(csv2lp) -> None:
+    """Regression (issue 24): the rest of the file was lost with "a quoted value does not end within
+    64 KiB" (exit 1). A quote that never closes makes, by CSV's rules, one value of every line after
+    it: one rejected row that runs to the end of the input, read at a memory of a few blocks."""
     good = "".join(f"s{i},{i}.5,{i},true,n,2020-01-01T00:00:00Z\n" for i in range(100))
     rest = "".join(f"t{i},{i}.5,{i},true,n,2020-01-01T00:00:00Z\n" for i in range(5000))
     data = f'{HEADER}\n{good}b,2.5,2,true,"y,2020-01-01T00:00:01Z\n{rest}'.encode()
 
     run = csv2lp(data, *BASE, "--block-size", "65536", "--quiet")
 
-    assert run.exit_code == EXIT_ERROR
-    assert run.stderr == (
-        "csv2lp: error: in.csv: near line 102: a quoted value does not end within 64 KiB, most likely an "
-        "unbalanced quote; the rest of the file could not be read. Fix the quote, or raise --block-size if "
-        "a value really is that long.\n"
-    )
+    reason = ("row longer than the block size (64 KiB): a quoted value in it runs over 5,001 lines, to the end of "
+              "the input (its quote never closes)")
+    assert run.exit_code == EXIT_REJECTS
     assert len(run.lines) == 100
+    assert run.reject_lines_and_reasons == [(102, reason)]
+    # The rejects file keeps the row's first KiB: its cells as far as they go.
+    assert run.rejects[0][4:8] == ["b", "2.5", "2", "true"]
+    assert run.rejects[0][8].startswith("y,2020-01-01T00:00:01Z\nt0,0.5,0,true,n,") and len(run.rejects[0][8]) < 1024
+    assert_books_balance(run)
+
+
+def test_a_quoted_value_longer_than_a_block_is_one_rejected_row_and_the_rows_after_it_go_on(csv2lp) -> None:
+    good = "".join(f"s{i},{i}.5,{i},true,n,2020-01-01T00:00:00Z\n" for i in range(100))
+    long_text = "line of a long note\n" * 10_000  # 200 KB, three blocks of 64 KiB
+    after = "".join(f"t{i},{i}.5,{i},true,n,2020-01-01T00:{i // 60 % 60:02d}:{i % 60:02d}Z\n" for i in range(50))
+    data = f'{HEADER}\n{good}b,2.5,2,true,"{long_text}",2020-01-01T00:00:01Z\n{after}'.encode()
+
+    run = csv2lp(data, *BASE, "--block-size", "65536", "--quiet")
+
+    assert run.exit_code == EXIT_REJECTS
+    assert run.reject_lines_and_reasons == [
+        (102, "row longer than the block size (64 KiB): a quoted value in it runs over 10,001 lines")]
+    assert len(run.lines) == 150 and run.lines[-1].startswith("w,station=t49 ")
+    assert (run.summary["rows_read"], run.summary["rows_rejected"]) == (151, 1)
     assert_books_balance(run)

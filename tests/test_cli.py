@@ -106,7 +106,8 @@ def test_exit_1_error_is_one_line_naming_the_problem(in_tmp: Path, args: tuple[s
          "Invalid value for '-p' / '--precision': 'm' is not one of 'ns', 'us', 'ms', 's'."),
         (("weather.csv", "--on-error", "ignore"),
          "Invalid value for '--on-error': 'ignore' is not one of 'quarantine', 'skip', 'fail'."),
-        (("weather.csv", "-d", ";;"), "--delimiter must be one character, got ';;'."),
+        (("weather.csv", "-d", ";;"), "--delimiter: ';;' cannot be the delimiter: give one ASCII character "
+                                          "other than a quote, a line break or NUL (e.g. ',', ';', '|', or 'tab')."),
         (("weather.csv", "--s2-level", "31"), "Invalid value for '--s2-level': 31 is not in the range 0<=x<=30."),
         (("convert",), "Missing argument 'FILE...'."),
         (("weather.csv", "--time-format", "dd.mm.yyyy"),

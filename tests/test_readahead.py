@@ -87,8 +87,8 @@ def recorded_limits(monkeypatch):
     limits: list[ReadAheadLimit] = []
 
     class Recorded(ReadAheadLimit):
-        def __init__(self, raw) -> None:
-            super().__init__(raw)
+        def __init__(self, raw, **kwargs) -> None:
+            super().__init__(raw, **kwargs)
             limits.append(self)
 
     monkeypatch.setattr(converter.read.source, "ReadAheadLimit", Recorded)

@@ -123,6 +123,17 @@ def ragged_row(expected: int, actual: int) -> Reason:
     )
 
 
+def row_too_long(block_size: str, lines: int, quoted_lines: bool, ended: bool) -> Reason:
+    """A row that does not fit in the blocks the reader reads (`block_size`, as the option gives it)."""
+    text = f"row longer than the block size ({block_size})"
+    if quoted_lines:
+        text += (f": a quoted value in it runs over {lines:,} lines" +
+                 ("" if ended else ", to the end of the input (its quote never closes)"))
+    return Reason(text, "raise --block-size (execd: block_size in [convert] of csv2lp.toml) above the row's length "
+                        "if it is meant to be that long, or fix the row: a stray quote makes one value of the "
+                        "lines after it")
+
+
 CUT_OFF_ROW = Reason(
     "cut off: the compressed file is damaged or incomplete inside this row",
     "the rows after it are lost too: get a whole copy of the file",

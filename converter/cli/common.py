@@ -7,6 +7,8 @@ from typing import NoReturn
 import click
 
 from ..errors import ConverterError, MappingError
+from ..read.settings import delimiter_problem
+from ..sinks.influxdb.server import check_url
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -37,6 +39,25 @@ def _checked(check):
         return value
 
     return callback
+
+
+def _delimiter(context: click.Context, parameter: click.Parameter, value: str) -> str:
+    """-d/--delimiter: 'tab' is a tab; a quote, a line break or more than one character can never split
+    a row, and is a usage error here instead of "column ... is not in the header" later."""
+    value = "\t" if value == "tab" else value
+    if (problem := delimiter_problem(value)) is not None:
+        raise click.UsageError(f"--delimiter: {problem}.", context)
+    return value
+
+
+def _influx_url(context: click.Context, parameter: click.Parameter, value: str | None) -> str | None:
+    """--influx-url checked for shape (scheme, host, port 1-65535) before anything is read or sent."""
+    if value is not None:
+        try:
+            check_url(value)
+        except ConverterError as exc:
+            raise click.UsageError(str(exc), context) from None
+    return value
 
 
 def _close_after_failure(sink) -> None:

@@ -15,10 +15,12 @@ from ..mapping import Precision
 from ..pipeline import convert
 from ..plan.options import ConvertOptions, OnError
 from ..plan.prepare import prepare
-from ..read.source import DEFAULT_BLOCK_SIZE
+from ..read.expansion import DEFAULT_MAX_EXPANSION
+from ..read.source import DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE
 from ..sinks import open_output
 from ..sinks.file import WriteFailed
-from .common import EXIT_CODES_HELP, EXIT_ERROR, EXIT_OK, EXIT_REJECTS, _close_after_failure, _error, _fail_usage, _note
+from .common import (EXIT_CODES_HELP, EXIT_ERROR, EXIT_OK, EXIT_REJECTS, _close_after_failure, _delimiter, _error,
+                     _fail_usage, _influx_url, _note)
 from .mapping_options import _format_option, _mapping_options, _with_telegraf_settings, build_mapping
 
 
@@ -28,7 +30,7 @@ from .mapping_options import _format_option, _mapping_options, _with_telegraf_se
 @click.option("-o", "--output", metavar="FILE",
               help="Write lines here instead of stdout; a .gz name compresses. Checked before any row is read: "
                    "its folder must exist and take files, and it must be no input and no other output.")
-@click.option("--influx-url", metavar="URL",
+@click.option("--influx-url", metavar="URL", callback=_influx_url,
               help="Write straight to InfluxDB at URL (e.g. http://localhost:8086) instead of stdout: InfluxDB 2/3 "
                    "through /api/v2/write with the token from $INFLUX_TOKEN or --token-file; InfluxDB 1.x through "
                    "/write with $INFLUX_USERNAME/$INFLUX_PASSWORD (or a --token-file holding user:password), or "
@@ -69,9 +71,13 @@ from .mapping_options import _format_option, _mapping_options, _with_telegraf_se
                    "move later ones by one time unit (nudge), or skip the check.")
 @click.option("--s2-level", type=click.IntRange(0, 30), metavar="N",
               help="Add an s2_cell_id tag: the S2 cell token of (lat, lon) at level N (0-30; 11 is about 5 km).")
-@click.option("-d", "--delimiter", default=",", show_default=True, help="Cell delimiter (one character; 'tab' for tabs).")
-@click.option("--block-size", type=click.IntRange(1 << 16), default=DEFAULT_BLOCK_SIZE, show_default=True,
-              help="Bytes per read block; the longest row must fit in one.")
+@click.option("-d", "--delimiter", default=",", show_default=True, callback=_delimiter, help="Cell delimiter (one character; 'tab' for tabs).")
+@click.option("--block-size", type=click.IntRange(MIN_BLOCK_SIZE, MAX_BLOCK_SIZE), default=DEFAULT_BLOCK_SIZE,
+              show_default=True, help="Bytes per read block (64 KiB to 1 GiB); the header and each row must fit in "
+                                      "one: a longer row is rejected, a longer header refuses the file.")
+@click.option("--max-expansion", type=click.IntRange(0), default=DEFAULT_MAX_EXPANSION, show_default=True,
+              metavar="N", help="A compressed input that decompresses to more than N times its size (CSV: about "
+                                "10) stops there, as a decompression bomb. 0: no limit.")
 @_format_option
 @click.option("--summary-json", metavar="FILE",
               help="Also write the end-of-run numbers as JSON (checked before any row is read, as -o is).")
@@ -80,6 +86,7 @@ from .mapping_options import _format_option, _mapping_options, _with_telegraf_se
               help="Progress bar on stderr (default: only when stderr is a terminal).")
 def convert_command(inputs: tuple[str, ...], output: str | None, precision: str, on_error: str, rejects_path: str,
                     control_chars: str, max_string_bytes: int, duplicates: str, s2_level: int | None, delimiter: str, block_size: int,
+                    max_expansion: int,
                     input_format: str,
                     summary_json: str | None, quiet: bool, progress: bool | None, influx_url: str | None,
                     bucket: str | None, org: str | None, token_file: str | None, create_bucket: bool,
@@ -107,10 +114,6 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
         _fail_usage("-o/--output and --influx-url cannot be combined: lines go to a file or to InfluxDB, not both.")
     if influx_url is not None and not bucket:
         _fail_usage("--influx-url needs --bucket (the bucket, or the database on InfluxDB 1.x/3.x).")
-    if delimiter == "tab":
-        delimiter = "\t"
-    if len(delimiter) != 1:
-        _fail_usage(f"--delimiter must be one character, got {delimiter!r}.")
     options = ConvertOptions(
         precision=Precision(precision),
         on_error=OnError(on_error),
@@ -121,6 +124,7 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
         duplicates=DuplicateMode(duplicates),
         delimiter=delimiter,
         block_size=block_size,
+        max_expansion=max_expansion,
         input_format=InputFormat(input_format),
     )
     show_progress = (not quiet) and (progress if progress is not None else sys.stderr.isatty())

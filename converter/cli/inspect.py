@@ -8,15 +8,17 @@ import click
 
 from ..errors import ConverterError
 from ..formats.annotated import InputFormat
-from .common import _error
+from .common import _delimiter, _error
+
+MAX_SAMPLE_LINES = 100_000  # lines shown; each is kept in memory until printed
 from .mapping_options import _format_option, _mapping_options, build_mapping, telegraf_config
 
 
 @click.command("inspect")
 @click.argument("inputs", nargs=-1, required=True, metavar="FILE...")
 @_mapping_options
-@click.option("-d", "--delimiter", default=",", show_default=True, help="Cell delimiter (one character; 'tab' for tabs).")
-@click.option("-n", "--lines", "sample_lines", type=click.IntRange(0), default=5, show_default=True,
+@click.option("-d", "--delimiter", default=",", show_default=True, callback=_delimiter, help="Cell delimiter (one character; 'tab' for tabs).")
+@click.option("-n", "--lines", "sample_lines", type=click.IntRange(0, MAX_SAMPLE_LINES), default=5, show_default=True,
               help="How many output lines to show.")
 @_format_option
 def inspect_command(inputs: tuple[str, ...], delimiter: str, sample_lines: int, input_format: str,
@@ -37,7 +39,7 @@ def inspect_command(inputs: tuple[str, ...], delimiter: str, sample_lines: int, 
         if telegraf is not None and (not telegraf.read.plain or telegraf.delimiter != ","):
             raise ConverterError("inspect does not apply the header, line and delimiter options of a Telegraf "
                                  "config yet; use `csv2lp convert` (its summary and rejects file tell the same).")
-        report = inspect_inputs(list(inputs), mapping=mapping, delimiter="\t" if delimiter == "tab" else delimiter,
+        report = inspect_inputs(list(inputs), mapping=mapping, delimiter=delimiter,
                                 sample_lines=sample_lines, input_format=InputFormat(input_format))
     except ConverterError as exc:
         _error(str(exc))

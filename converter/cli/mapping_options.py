@@ -14,7 +14,7 @@ from ..formats.annotated import InputFormat
 from ..formats.telegraf_csv import TelegrafCsvConfig, is_telegraf_csv_config, load_telegraf_csv_options
 from ..mapping import (NO_TIME, KeyStyle, MappingOverrides, MappingSpec, OtherColumns, check_time_format,
                        check_timezone, load_mapping_file, load_preset, parse_field_flag, parse_tag_flag,
-                       parse_type_flag)
+                       parse_type_flag, read_settings_text)
 from ..plan.options import ConvertOptions, OnError
 from .common import _checked
 
@@ -84,8 +84,8 @@ def build_mapping(preset: str | None, config_path: str | None, measurement: str 
 def telegraf_config(config_path: str | None) -> TelegrafCsvConfig | None:
     """The --config file in Telegraf's terms (csv_* keys or [[inputs.file]]); None for a csv2lp mapping file."""
     try:
-        text = Path(config_path).read_text(encoding="utf-8") if config_path else ""
-    except (OSError, UnicodeDecodeError):
+        text = read_settings_text(config_path) if config_path else ""
+    except OSError:
         return None  # load_mapping_file says what is wrong with it
     return load_telegraf_csv_options(Path(config_path)) if config_path and is_telegraf_csv_config(text) else None
 

@@ -13,12 +13,15 @@ from typing import Any
 
 from ..encode.encoder import DEFAULT_MAX_STRING_BYTES
 from ..errors import ConverterError
-from ..mapping import MappingSpec, Precision, load_mapping_file, load_preset
+from ..mapping import MappingSpec, Precision, load_mapping_file, load_preset, read_settings_text
 from ..plan.outputs import same_file
 from .gates import FlowSettings
 from .pacing import Pace, derive_pace
 from .spool import matches
 from ..plan.options import ConvertOptions
+from ..read.settings import DELIMITER_RULE, delimiter_problem
+from ..read.expansion import DEFAULT_MAX_EXPANSION
+from ..read.source import DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE
 
 try:
     import tomllib
@@ -48,6 +51,7 @@ class ExecdSettings:
     pace: Pace
     flow: FlowSettings
     replay_lines: int | None  # None: cover what the gate lets Telegraf's buffer hold (flow.py)
+    config_path: str | None = None  # named in the log where a message points at a setting
 
     @property
     def batch_lines(self) -> int:
@@ -71,7 +75,8 @@ _KEYS: dict[str, dict[str, Any]] = {
     "spool": {"dir": None, "patterns": list(DEFAULT_PATTERNS), "poll_seconds": 2.0, "done_dir": None,
               "rejects_dir": None, "error_dir": None, "state_file": None},
     "convert": {"preset": None, "mapping": None, "precision": "ns", "s2_level": None, "delimiter": ",",
-                "max_string_bytes": DEFAULT_MAX_STRING_BYTES},
+                "max_string_bytes": DEFAULT_MAX_STRING_BYTES, "block_size": DEFAULT_BLOCK_SIZE,
+                "max_expansion": DEFAULT_MAX_EXPANSION},
     "pacing": {"metric_batch_size": 1000, "metric_buffer_limit": 10000, "flush_interval_seconds": 10.0,
                "outage_seconds": 30.0, "lines_per_second": None, "batch_lines": None, "replay_lines": None},
     # No url by default: flow control needs the route in telegraf.conf ([[inputs.internal]] ->
@@ -90,7 +95,7 @@ def load_settings(config_path: str | None, overrides: SettingsOverrides = Settin
     base = Path.cwd()
     if config_path is not None:
         try:
-            document = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
+            document = tomllib.loads(read_settings_text(config_path))
         except OSError as exc:
             raise ConverterError(f"{config_path}: cannot read the execd config: {exc.strerror or exc}.") from None
         except tomllib.TOMLDecodeError as exc:
@@ -150,13 +155,24 @@ def load_settings(config_path: str | None, overrides: SettingsOverrides = Settin
     if s2_level is not None and not 0 <= s2_level <= 30:
         raise ConverterError(f"{where}: [convert] s2_level must be between 0 and 30.")
     delimiter = get("convert", "delimiter", str)
-    if len(delimiter) != 1:
-        raise ConverterError(f"{where}: [convert] delimiter must be one character.")
+    if delimiter == "tab":
+        delimiter = "\t"
+    if delimiter_problem(delimiter):
+        raise ConverterError(f"{where}: [convert] delimiter = {delimiter!r}: give {DELIMITER_RULE}.")
+    block_size = get("convert", "block_size", int)
+    if not MIN_BLOCK_SIZE <= block_size <= MAX_BLOCK_SIZE:
+        raise ConverterError(f"{where}: [convert] block_size = {block_size!r}: give bytes from {MIN_BLOCK_SIZE:,} "
+                             f"(64 KiB) to {MAX_BLOCK_SIZE:,} (1 GiB); the longest row must fit in a block "
+                             f"(default {DEFAULT_BLOCK_SIZE:,}, 2 MiB).")
     max_string_bytes = get("convert", "max_string_bytes", int)
     if max_string_bytes < 0:
         raise ConverterError(f"{where}: [convert] max_string_bytes must be >= 0 (0: no limit).")
+    max_expansion = get("convert", "max_expansion", int)
+    if max_expansion < 0:
+        raise ConverterError(f"{where}: [convert] max_expansion must be >= 0 (0: no limit).")
     options = ConvertOptions(precision=Precision(precision), s2_level=s2_level, delimiter=delimiter,
-                             max_string_bytes=max_string_bytes or None)
+                             max_string_bytes=max_string_bytes or None, block_size=block_size,
+                             max_expansion=max_expansion)
 
     lines_per_second = get("pacing", "lines_per_second", _NUMBER)
     try:
@@ -175,7 +191,7 @@ def load_settings(config_path: str | None, overrides: SettingsOverrides = Settin
         raise ConverterError(f"{where}: [pacing] replay_lines must be >= 0.")
     name = f"preset {preset}" if preset else f"mapping {mapping_file}"
     return ExecdSettings(spool_settings, mapping, name, options, pace, _flow_settings(get, where, base),
-                         replay_lines)
+                         replay_lines, config_path)
 
 
 def default_coordination_dir(url: str) -> Path:
@@ -229,8 +245,27 @@ def _check_spool_paths(spool: SpoolSettings, where: str) -> None:
     if same_file(str(state.parent), str(spool.dir)) and matches(state.name, spool.patterns):
         raise ConverterError(f"{where}: [spool] state_file = {state} is a name the spool's patterns match: it would "
                              f"be read as a CSV file; give it a name starting with '.' or put it elsewhere.")
+    for key in ("dir", "done_dir", "rejects_dir", "error_dir", "state_file"):
+        path = getattr(spool, key)
+        try:
+            path.exists()  # a name too long for the system, a loop of links: said here, not as a traceback
+        except OSError as exc:
+            raise ConverterError(f"{where}: [spool] {key} = {str(path)[:200]}: {exc.strerror or exc}.") from None
+        blocker = file_in_the_way(path if key == "state_file" else path / "x")
+        if blocker is not None:
+            raise ConverterError(f"{where}: [spool] {key} = {path}: {blocker} is a file, not a folder, so nothing "
+                                 f"can be created under it; give a path in a folder.")
     if state.is_dir():
         raise ConverterError(f"{where}: [spool] state_file = {state} is a folder; give a file name.")
+
+
+def file_in_the_way(path: Path) -> Path | None:
+    """The first folder on `path`'s way that exists and is not a folder (a regular file), if any:
+    mkdir would fail there with a bare "File exists" or "Not a directory"."""
+    for folder in reversed(path.parents):
+        if folder.exists() and not folder.is_dir():
+            return folder
+    return None
 
 
 def _check_keys(document: Mapping[str, Any], where: str) -> dict[str, dict[str, Any]]:
@@ -247,3 +282,17 @@ def _check_keys(document: Mapping[str, Any], where: str) -> dict[str, dict[str, 
     for table in _KEYS:
         tables.setdefault(table, {})
     return tables
+
+
+# The convert options the reader's messages name, as csv2lp.toml spells them: execd has no
+# command-line options for them, so its log names the setting a user can change.
+_CONVERT_KEYS = {"--block-size": "block_size", "--max-expansion": "max_expansion", "--delimiter": "delimiter",
+                 "--max-string-bytes": "max_string_bytes"}
+
+
+def in_config_terms(message: str, config_path: str | None) -> str:
+    """`message` with the convert options it names spelt as csv2lp.toml's [convert] keys."""
+    where = f" of {config_path}" if config_path else " of the execd config"
+    for option, key in _CONVERT_KEYS.items():
+        message = re.sub(rf"{option}\b(?:\s*\(execd: [^)]*\))?", f"{key} in [convert]{where}", message)
+    return message

@@ -42,7 +42,7 @@ from .arrivals import Arrivals
 from .checkpoint import FileProgress, FinishedFile, State
 from .gates import Gate
 from .protocol import LineWriter, Log, StopRequest
-from .settings import DEFAULT_REPLAY_LINES, ExecdSettings
+from .settings import DEFAULT_REPLAY_LINES, ExecdSettings, in_config_terms
 
 PROGRESS_EVERY_S = 10.0
 DELIVERY_WAIT_S = 0.25  # idle with lines in Telegraf's buffer: how often to look for their delivery
@@ -221,7 +221,9 @@ class Spooler:
         rejects = RejectsWriter(progress.rejects_path or spool.free_name(self.spool.rejects_dir, f"{path.name}.rejects.csv"))
         sent_before = progress.lines_emitted
         try:
-            source = open_source(str(path), delimiter=self.settings.options.delimiter)
+            options = self.settings.options
+            source = open_source(str(path), delimiter=options.delimiter, block_size=options.block_size,
+                                 max_expansion=options.max_expansion)
         except ConverterError as exc:
             self._fail(path, progress, str(exc))
             return
@@ -363,12 +365,16 @@ class Spooler:
         self.state.finished[progress.sha256] = record
         self.state.close(progress)
         self._save()
-        target = self._move(path, self.spool.done_dir)
+        gone = not path.exists()  # deleted (or moved away) while it was being sent: nothing to move
+        target = None if gone else self._move(path, self.spool.done_dir)
         record.moved_to = str(target) if target is not None else None
         self._save()
+        where = (f"moved to {target}" if target is not None else
+                 "it was deleted from the spool while being sent, so it is not in done/" if gone else
+                 "it could not be moved to done/ (said above)")
         counts = (f"{path.name}: done in {seconds:.1f} s: {summary.rows_read:,} rows, {summary.lines_written:,} lines, "
                   f"{summary.rows_rejected:,} rejected; {progress.lines_emitted:,} lines sent in {progress.runs} run(s); "
-                  f"moved to {target}")
+                  f"{where}")
         if summary.rows_rejected:
             shown, others = shown_reasons(summary.rejects_by_reason)
             reasons = ", ".join([f"{n:,} x {reason}" for reason, n in shown] + ([f"and {others}"] if others else []))
@@ -376,19 +382,21 @@ class Spooler:
         else:
             self.log.info(counts)
         for warning in summary.warnings:  # a value at risk, a column left out: each one W! line
-            self.log.warn(warning)
+            self.log.warn(in_config_terms(warning, self.settings.config_path))
 
     def _fail(self, path: Path, progress: FileProgress | None, message: str) -> None:
         """Move an unusable file to error/, remember it, and say so in exactly one E! line."""
-        target = self._move(path, self.spool.error_dir, quiet=True)
-        where = f"moved to {target}" if target is not None else "could not be moved out of the spool; skipped until restart"
+        gone = not path.exists()  # deleted while it was read: nothing to move
+        target = None if gone else self._move(path, self.spool.error_dir, quiet=True)
+        where = (f"moved to {target}" if target is not None else "it was deleted from the spool" if gone else
+                 "could not be moved out of the spool; skipped until restart")
         if progress is not None:
             self.state.finished[progress.sha256] = FinishedFile(path.name, "error", str(target) if target else None,
                                                                 progress.lines_emitted, 0, checkpoint.now_text(), message)
             self.state.close(progress)
             self.outstanding.pop(progress.sha256, None)
         self._save()
-        self.log.error(f"{message.rstrip('.')}; {where}")
+        self.log.error(f"{in_config_terms(message, self.settings.config_path).rstrip('.')}; {where}")
 
     def _move(self, path: Path, folder: Path, *, quiet: bool = False) -> Path | None:
         if self.arrivals is not None:

@@ -37,9 +37,11 @@ import io
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from enum import Enum
+from typing import NoReturn
 
-from ..errors import MappingError
+from ..errors import InputError, MappingError
 from ..mapping import MappingSpec, Plan
+from ..read.header import size_text
 from ..read.quotes import Runaway, RunawayRows
 from ..read.source import Block, CsvSource
 from ..read.streams import PrefixedReader
@@ -124,8 +126,10 @@ def _shorthand_type(cell: str) -> bool:
 class _Lines:
     """The input's bytes, taken line by line (annotation and header lines) or run by run (rows)."""
 
-    def __init__(self, raw) -> None:
+    def __init__(self, raw, *, name: str, limit: int) -> None:
         self._raw = raw
+        self._name = name
+        self._limit = limit  # the longest annotation or header record: the block size
         self._buffer = b""
         self._eof = False
         self.line = 1  # number of the next line
@@ -149,10 +153,18 @@ class _Lines:
 
     def record(self) -> bytes:
         """One CSV record's lines: a quoted cell may span lines (an odd count of quotes goes on)."""
+        first = self.line
         text = self._line()
         while text.count(b'"') % 2 and not self.at_end():
             text += self._line()
+            if len(text) > self._limit:
+                self._too_long(first, "holds a quote that opens a value which does not end there")
         return text
+
+    def _too_long(self, line: int, what: str) -> NoReturn:
+        raise InputError(f"{self._name}:{line}: the annotation or header line does not end within "
+                         f"{size_text(self._limit)} (the block size): it {what}. Fix the line, or raise --block-size "
+                         f"if it really is that long.")
 
     def _line(self) -> bytes:
         start = 0
@@ -163,6 +175,8 @@ class _Lines:
                 self.line += 1
                 return line
             start = len(self._buffer)
+            if start > self._limit:
+                self._too_long(self.line, "has no line break")
             if not self._fill_to(start + 1):
                 line, self._buffer = self._buffer, b""
                 return line
@@ -283,7 +297,7 @@ def sections(source: CsvSource, *, mapping: MappingSpec, delimiter: str,
     own mapping) except --measurement, used for tables that name no measurement.
     """
     fallback_measurement = _check_mapping(mapping, source.name)
-    lines = _Lines(_original_bytes(source))
+    lines = _Lines(_original_bytes(source), name=source.name, limit=block_size)
     table = Table()
     timezone = "UTC"
     compiled: tuple[int, int, Section] | None = None  # (table version, width, section)

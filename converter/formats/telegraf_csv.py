@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import MappingError
-from ..mapping import NO_TIME, FieldType, MappingSpec, TagSpec, TimeSpec
-from ..read.settings import ReadSettings
+from ..mapping import NO_TIME, FieldType, MappingSpec, TagSpec, TimeSpec, read_settings_text
+from ..read.settings import DELIMITER_RULE, ReadSettings, delimiter_problem
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -214,7 +214,7 @@ def load_telegraf_csv_options(source: str | Path) -> TelegrafCsvConfig:
     """
     if isinstance(source, Path):
         try:
-            text = source.read_text(encoding="utf-8")
+            text = read_settings_text(source)
         except OSError as exc:
             raise MappingError(f"cannot read Telegraf config {source}: {exc.strerror or exc}.") from exc
         where = str(source)
@@ -332,6 +332,8 @@ def _one_character(value: str, key: str, where: str, *, default: str) -> str:
         return default
     if len(value) != 1 or value in ('"', "\r", "\n", "\x00", "\ufffd"):
         raise MappingError(f"{where}: {key} = {value!r} must be one character other than a quote or a line break.")
+    if key == "csv_delimiter" and delimiter_problem(value):
+        raise MappingError(f"{where}: {key} = {value!r}: csv2lp reads {DELIMITER_RULE}.")
     return value
 
 

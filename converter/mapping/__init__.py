@@ -15,6 +15,7 @@ from .names import RESERVED_FIELD_KEYS, RESERVED_TAG_KEYS, key_name, measurement
 from .parse import (load_mapping_file, load_preset, parse_field_flag, parse_mapping_toml, parse_tag_flag,
                     parse_type_flag)
 from .resolve import resolve, snake_case
+from .settings_file import SETTINGS_FILE_LIMIT, read_settings_text
 from .spec import (EPOCH_UNITS, ISO_FORMATS, NO_TIME, TIME_COLUMN_GUESSES, FieldSpec, FieldType, KeyStyle,
                    MappingOverrides, MappingSpec, OtherColumns, Plan, Precision, ResolvedField, ResolvedTag,
                    ResolvedTime, TagSpec, TimeSpec)
@@ -25,5 +26,6 @@ __all__ = [
     "TIME_FORMAT_FIX", "TIMEZONE_FIX", "FieldSpec", "FieldType", "KeyStyle", "MappingOverrides", "MappingSpec",
     "OtherColumns", "Plan", "Precision", "ResolvedField", "ResolvedTag", "ResolvedTime", "TagSpec", "TimeSpec",
     "check_time_format", "check_timezone", "key_name", "load_mapping_file", "load_preset", "measurement_name",
-    "parse_field_flag", "parse_mapping_toml", "parse_tag_flag", "parse_type_flag", "resolve", "snake_case",
+    "parse_field_flag", "parse_mapping_toml", "parse_tag_flag", "parse_type_flag", "read_settings_text", "resolve",
+    "snake_case", "SETTINGS_FILE_LIMIT",
 ]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import MappingError
+from .settings_file import read_settings_text
 from .spec import FieldSpec, FieldType, KeyStyle, MappingSpec, OtherColumns, TagSpec, TimeSpec
 from .time_settings import check_time_format, check_timezone
 
@@ -28,7 +29,7 @@ def load_preset(name: str) -> MappingSpec:
 
 def load_mapping_file(path: str | Path) -> MappingSpec:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_settings_text(path)
     except OSError as exc:
         raise MappingError(f"cannot read mapping file {path}: {exc.strerror or exc}.") from exc
     return parse_mapping_toml(text, source=str(path))

@@ -11,6 +11,7 @@ from ..encode.encoder import DEFAULT_MAX_STRING_BYTES
 from ..formats import annotated
 from ..mapping import Precision
 from ..read.settings import PLAIN, ReadSettings
+from ..read.expansion import DEFAULT_MAX_EXPANSION
 from ..read.source import DEFAULT_BLOCK_SIZE
 
 
@@ -32,6 +33,7 @@ class ConvertOptions:
     max_string_bytes: int | None = DEFAULT_MAX_STRING_BYTES  # longer string fields reject their row; None: no limit
     delimiter: str = ","
     block_size: int = DEFAULT_BLOCK_SIZE
+    max_expansion: int = DEFAULT_MAX_EXPANSION  # a compressed input that expands more stops (read/expansion.py)
     # Encoder threads: Arrow's kernels release the GIL, so two encode while the caller reads.
     workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
     duplicates: DuplicateMode = DuplicateMode.WARN

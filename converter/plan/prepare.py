@@ -93,7 +93,8 @@ def check_headers(items: Sequence[str], mapping: MappingSpec, options: ConvertOp
     for item in items:
         if is_stream(item):
             continue
-        source = open_source(item, delimiter=options.delimiter, block_size=options.block_size, settings=options.read)
+        source = open_source(item, delimiter=options.delimiter, block_size=options.block_size, settings=options.read,
+                             max_expansion=options.max_expansion)
         try:
             if annotated.is_annotated(source, options.input_format):  # its first table's annotations and header
                 annotated.check(source, mapping=mapping, delimiter=options.delimiter, block_size=options.block_size)

@@ -15,8 +15,9 @@ import pyarrow as pa
 
 from ..errors import InputError
 from .settings import PLAIN, ReadSettings
+from .expansion import DEFAULT_MAX_EXPANSION, ExpansionLimit
 from .source import DEFAULT_BLOCK_SIZE, CsvSource
-from .streams import COMPRESSION_BY_SUFFIX, GZIP_MAGIC, CountingReader, PrefixedReader, decompressing
+from .streams import COMPRESSION_BY_SUFFIX, GZIP_MAGIC, CountingReader, PrefixedReader, StoppedByLimit, decompressing
 
 STDIN = "-"
 
@@ -56,11 +57,13 @@ def is_descriptor_path(item: str) -> bool:
 
 
 def open_source(item: str, *, delimiter: str = ",", block_size: int = DEFAULT_BLOCK_SIZE,
-                stdin: BinaryIO | None = None, settings: ReadSettings = PLAIN) -> CsvSource:
+                stdin: BinaryIO | None = None, settings: ReadSettings = PLAIN,
+                max_expansion: int = DEFAULT_MAX_EXPANSION) -> CsvSource:
     """Open one input ('-' for stdin) and read its header (where `settings` say it is).
 
     Compression comes from the name (`.gz`, `.bz2`, `.zst`); an input read once (stdin, a FIFO,
-    `<(...)`) without such a name is also looked at for gzip's magic bytes, as it cannot be renamed."""
+    `<(...)`) without such a name is also looked at for gzip's magic bytes, as it cannot be renamed.
+    A compressed input that expands past `max_expansion` times its size stops there (expansion.py)."""
     if item == STDIN:
         stdin = stdin if stdin is not None else sys.stdin.buffer if sys.stdin is not None else None
         if stdin is None:  # `csv2lp - <&-`
@@ -82,11 +85,16 @@ def open_source(item: str, *, delimiter: str = ",", block_size: int = DEFAULT_BL
     if codec is None and is_stream(item):
         head = _first_bytes(counter, len(GZIP_MAGIC), name)
         raw, codec = PrefixedReader(head, counter), "gzip" if head == GZIP_MAGIC else None
-    decompressed = decompressing(raw, codec) if codec is not None else None
+    decompressed = None
+    if codec is not None:
+        decompressed = decompressing(raw, codec, lambda stream: ExpansionLimit(stream, counter, max_expansion))
     stream: io.RawIOBase = decompressed if decompressed is not None else raw
     try:
         return CsvSource(name, stream, counter, delimiter=delimiter, block_size=block_size, settings=settings,
                          decompressed=decompressed)
+    except StoppedByLimit as exc:  # in the header already
+        counter.close()
+        raise InputError(f"{name}: {exc}.") from None
     except (OSError, pa.ArrowInvalid) as exc:
         counter.close()
         check = "what is piped in" if is_stream(item) else "the file and its extension"

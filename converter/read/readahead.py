@@ -20,6 +20,11 @@ A reader left half-way and never closed (a library user who takes a few blocks a
 would leave Arrow's thread calling into Python while the interpreter shuts down, which
 aborts the process (PyGILState_Release, "must be current"). Every limit still open is
 therefore ended at exit, and the exit waits for the read in progress, if any.
+
+With `keep_pieces`, the limit also keeps what each read handed out, from the read of the last
+batch taken on (the reads ahead of it Arrow holds anyway): Arrow's serial reader makes batch k
+of read k, so when it fails on a row too long for a block, the reader finds that row's start
+in the piece of the last batch and reads on from there (reader.py, `CsvSource._skip_long_row`).
 """
 
 from __future__ import annotations
@@ -43,8 +48,10 @@ _OPEN: weakref.WeakSet[ReadAheadLimit] = weakref.WeakSet()
 class ReadAheadLimit(ReadByRead):
     """The stream Arrow reads from: at most `limit` reads ahead of the batches taken (above)."""
 
-    def __init__(self, raw, limit: int = DEFAULT_LIMIT) -> None:
+    def __init__(self, raw, limit: int = DEFAULT_LIMIT, *, keep_pieces: bool = False) -> None:
         self._raw = raw
+        self._keep_pieces = keep_pieces
+        self.pieces: dict[int, bytes] = {}  # read number (1 = the first) -> what it handed out
         self._limit = limit
         self._reads = 0
         self._taken = 0
@@ -66,6 +73,7 @@ class ReadAheadLimit(ReadByRead):
                 return b""
             self._reads += 1
             self._reading += 1
+            number = self._reads
         data = b""
         try:
             data = self._raw.read(size)
@@ -74,6 +82,8 @@ class ReadAheadLimit(ReadByRead):
             with self._changed:
                 self._reading -= 1
                 self._end_given |= not data
+                if self._keep_pieces and data:
+                    self.pieces[number] = data
                 self._changed.notify_all()
 
     def _may_read(self) -> bool:
@@ -85,22 +95,28 @@ class ReadAheadLimit(ReadByRead):
         `for_batch=False` around opening the reader (Arrow reads the first block to start)."""
         with self._changed:
             self._asking = True
+        taken = False
         try:
             yield
+            taken = for_batch
         finally:
             with self._changed:
                 self._asking = False
                 self._taken += for_batch
+                if taken:  # the pieces before the last batch's are done with (a failed call keeps them)
+                    for number in [n for n in self.pieces if n < self._taken]:
+                        del self.pieces[number]
                 self._changed.notify_all()
 
-    def end(self, *, wait: float = 0.0) -> None:
+    def end(self, *, wait: float = 0.0, for_reads_only: bool = False) -> None:
         """Every read from now on is the end of the input. With `wait`: wait up to that long for
-        Arrow to have been handed that end (after a read in progress, it asks once more)."""
+        Arrow to have been handed that end (after a read in progress, it asks once more), or with
+        `for_reads_only` for the read in progress only (a failed reader may never ask again)."""
         deadline = time.monotonic() + wait
         with self._changed:
             self._ended = True
             self._changed.notify_all()
-            while (self._reading or not self._end_given) and time.monotonic() < deadline:
+            while (self._reading or not (self._end_given or for_reads_only)) and time.monotonic() < deadline:
                 self._changed.wait(STALL_SECONDS)
         _OPEN.discard(self)
 

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import InputError
-from .header import check_header_text, read_until_parsed
+from .header import HeaderTooLong, check_header_text, read_until_parsed, refuse_long_header, size_text
 from ..mapping import FieldType
 
 
@@ -40,6 +40,15 @@ class ReadSettings:
 
 
 PLAIN = ReadSettings()
+DELIMITER_RULE = "one ASCII character other than a quote, a line break or NUL (e.g. ',', ';', '|', or 'tab')"
+
+
+def delimiter_problem(value: str) -> str | None:
+    """Why `value` cannot split cells (None when it can). Arrow takes one ASCII byte; a quote or a line
+    break would be read as the delimiter nowhere, and every row would be one cell."""
+    if len(value) != 1 or value in ('"', "\r", "\n", "\x00") or not value.isascii():
+        return f"{value!r} cannot be the delimiter: give {DELIMITER_RULE}"
+    return None
 BOM = b"\xef\xbb\xbf"
 SKIPPED_COLUMN = "\x00skipped column {}"  # Arrow's name for a skipped column: no header has NUL
 
@@ -52,13 +61,16 @@ class CommentFilter(io.RawIOBase):
     Telegraf's Go reader would keep it. Comment lines inside quoted cells are unheard of.)
     """
 
-    def __init__(self, raw, comment: str) -> None:
+    def __init__(self, raw, comment: str, *, limit: int) -> None:
         self._raw = raw
         self._comment = comment.encode("utf-8")
         self._marker = b"\n" + self._comment
+        self._limit = limit  # a line longer than this goes out in pieces (the reader rejects its row)
         self._carry = b""  # the start of a line that goes on in the next chunk
         self._out = b""
         self._kept_lines = 0
+        self._in_line = False  # the last piece ended inside a line longer than `limit`
+        self._dropping = False  # ... and that line is a comment
         self.dropped_before: list[int] = []  # for each dropped line: how many kept lines came before it
 
     def readable(self) -> bool:
@@ -74,12 +86,30 @@ class CommentFilter(io.RawIOBase):
             else:
                 data = self._carry + chunk
                 cut = data.rfind(b"\n") + 1  # whole lines only: a comment marker never straddles chunks
+                if cut == 0 and len(data) > self._limit:
+                    cut = len(data)  # a line longer than a block: passed on as it comes, never held whole
                 data, self._carry = data[:cut], data[cut:]
-            self._out = self._drop_comments(data)
+            self._out = self._filtered(data)
         n = min(len(buffer), len(self._out))
         buffer[:n] = self._out[:n]
         self._out = self._out[n:]
         return n
+
+    def _filtered(self, data: bytes) -> bytes:
+        head = b""
+        if self._in_line:  # the rest of a long line: kept or dropped as its start was
+            end = data.find(b"\n")
+            stop = len(data) if end < 0 else end + 1
+            head, data = (b"" if self._dropping else data[:stop]), data[stop:]
+            self._kept_lines += head.count(b"\n")
+            if end < 0:
+                return head
+            self._in_line = False
+        kept = self._drop_comments(data)
+        if data and not data.endswith(b"\n"):
+            start = data.rfind(b"\n") + 1
+            self._in_line, self._dropping = True, data.startswith(self._comment, start)
+        return head + kept
 
     def _drop_comments(self, data: bytes) -> bytes:
         kept: list[bytes] = []
@@ -98,12 +128,17 @@ class CommentFilter(io.RawIOBase):
         return b"".join(kept)
 
 
-def take_lines(name: str, stream, count: int) -> tuple[list[bytes], bytes]:
-    """The first `count` physical lines of `stream` (a leading BOM dropped), and the bytes read past them."""
+def take_lines(name: str, stream, count: int, *, limit: int) -> tuple[list[bytes], bytes]:
+    """The first `count` physical lines of `stream` (a leading BOM dropped), and the bytes read past
+    them. A line longer than `limit` (the block size) is refused, not read on without end."""
     data = stream.read(64 << 10) or b""
     if data.startswith(BOM):
         data = data[len(BOM):]
-    while data.count(b"\n") < count:
+    while (found := data.count(b"\n")) < count:
+        if len(data) - (data.rfind(b"\n") + 1) > limit:
+            raise InputError(f"{name}: line {found + 1:,}, one of the {count} to skip and read as metadata before "
+                             f"the header, does not end within {size_text(limit)} (the block size); check "
+                             f"skip_rows and metadata_rows, or raise --block-size if the line is that long.")
         chunk = stream.read(64 << 10)
         if not chunk:
             break
@@ -139,11 +174,15 @@ def read_metadata(name: str, lines: Sequence[bytes], first_line: int, settings: 
     return found
 
 
-def read_header_rows(name: str, stream, delimiter: str, settings: ReadSettings) -> tuple[bytes, list[str], int]:
+def read_header_rows(name: str, stream, delimiter: str, settings: ReadSettings, *,
+                     limit: int) -> tuple[bytes, list[str], int]:
     """Read `settings.header_rows` records (blank lines between them are skipped), join their cells per
     column, and return the bytes after them, the names and the lines they took."""
-    prefix, parsed = read_until_parsed(
-        stream, lambda taken, at_eof: parse_header_rows(taken, delimiter, settings, at_eof))
+    try:
+        prefix, parsed, _ = read_until_parsed(
+            stream, lambda taken, at_eof: parse_header_rows(taken, delimiter, settings, at_eof), limit=limit)
+    except HeaderTooLong as exc:
+        refuse_long_header(name, exc.prefix, limit)
     if parsed is None:
         raise InputError(f"{name}: the file ends before its {settings.header_rows} header line(s); "
                          f"a CSV file with a header is expected.")

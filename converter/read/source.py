@@ -21,23 +21,23 @@ sees them, and cells are trimmed column by column after. Line numbers stay physi
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from ..arrow_buffers import holds_any
-from ..books.rowerrors import CUT_OFF_ROW, Reason, ragged_row
 from ..errors import InputError, MappingError
 from ..mapping import FieldType
+from .blocks import Block, InvalidRow, Pending, place
 from .header import read_header
-from .quotes import Runaway, RunawayRows, line_breaks_per_column, runaway_in_text, runaway_rows
+from .long_rows import LongRow, TooLong, find_long_row, first_record_is_one_line, is_too_long, unplaceable_row
+from .quotes import Runaway
 from .readahead import ReadAheadLimit
 from .settings import (PLAIN, SKIPPED_COLUMN, CommentFilter, ReadSettings, blank_rows, constant_column,
                        read_header_rows, read_metadata, take_lines, trimmed)
-from .streams import CountingReader, PrefixedReader, WholeLines
+from .streams import CountingReader, PrefixedReader, StoppedByLimit, WholeLines
 from .utf8guard import FROM_STAND_IN_TEXT, Utf8Guard, restore_cells
 
 # 2 MiB: every block costs ~1-2 ms of kernel calls whatever its size, so larger blocks are
@@ -46,58 +46,10 @@ from .utf8guard import FROM_STAND_IN_TEXT, Utf8Guard, restore_cells
 # waiting for and in the encoders, pipeline.py): the 2 GB benchmark file peaks at ~264 MB
 # in 2 MiB blocks; 4 MiB blocks would pass the 300 MB goal.
 DEFAULT_BLOCK_SIZE = 2 << 20
-
-
-@dataclass(frozen=True)
-class InvalidRow:
-    """A row Arrow could not split into the header's cells."""
-
-    line: int
-    text: str
-    expected: int
-    actual: int
-    cut_off: bool = False  # the incomplete last row of a damaged compressed file, not a ragged one
-    runaway: Runaway | None = None  # an unbalanced quote ran over the rows after it (quotes.py)
-
-    @property
-    def reason(self) -> Reason:
-        if self.cut_off:
-            return CUT_OFF_ROW
-        return self.runaway.reason if self.runaway is not None else ragged_row(self.expected, self.actual)
-
-
-@dataclass
-class Block:
-    """One Arrow record batch of raw cells, and where its rows sit in the file."""
-
-    source: str
-    cells: pa.RecordBatch
-    first_line: int
-    invalid: list[InvalidRow]
-    _row_lines: np.ndarray | None = field(default=None, repr=False)
-    runaway: RunawayRows | None = None  # rows of `cells` an unbalanced quote ran through (quotes.py)
-    notes: list[str] = field(default_factory=list)  # warnings about the input, for the summary
-
-    @property
-    def runaways(self) -> list[Runaway]:
-        """Every unbalanced quote of the block: in rows Arrow split and in rows it could not."""
-        spans = list(self.runaway.spans) if self.runaway is not None else []
-        return spans + [row.runaway for row in self.invalid if row.runaway is not None]
-
-    def row_lines(self) -> np.ndarray:
-        """Physical line number of each row of `cells` (computed only when asked for)."""
-        if self._row_lines is None:
-            raise RuntimeError("row_lines was not prepared")  # pragma: no cover
-        return self._row_lines
-
-
-@dataclass
-class _Pending:
-    number: int  # Arrow's record number (1 = header); -1: none (placed after every other row)
-    text: str
-    expected: int
-    actual: int
-    cut_off: bool = False
+# A row must fit in a block (longer ones are rejected, see CsvSource._skip_long_row); a few blocks
+# are in memory at once, so 1 GiB blocks would take gigabytes, and Arrow counts them in 32 bits.
+MIN_BLOCK_SIZE = 1 << 16
+MAX_BLOCK_SIZE = 1 << 30
 
 
 class CsvSource:
@@ -123,8 +75,10 @@ class CsvSource:
         self._comments: CommentFilter | None = None
         self._line_offset = 0  # physical lines before the stream Arrow's lines are counted in
         self._arrow_names: list[str] | None = None  # None: Arrow reads the header line itself
+        self._header_only = False  # the header is the whole input
         if settings.plain:
-            prefix, self.header, self.header_lines = read_header(name, stream, delimiter)
+            prefix, self.header, self.header_lines, self._header_only = read_header(name, stream, delimiter,
+                                                                                    limit=block_size)
             self._data_line = 1 + self.header_lines
             rest: io.RawIOBase = PrefixedReader(prefix, stream)
         else:
@@ -136,16 +90,18 @@ class CsvSource:
     def _read_preamble(self, stream) -> io.RawIOBase:
         """Skipped lines, metadata lines and header rows, none of which Arrow sees: it gets the names."""
         settings = self.settings
-        taken, after = take_lines(self.name, stream, settings.skip_rows + settings.metadata_rows)
+        taken, after = take_lines(self.name, stream, settings.skip_rows + settings.metadata_rows,
+                                  limit=self.block_size)
         self.metadata = read_metadata(self.name, taken[settings.skip_rows:], settings.skip_rows + 1, settings)
         self._line_offset = len(taken)
         rest: io.RawIOBase = PrefixedReader(after, stream)
         if settings.comment:
-            rest = self._comments = CommentFilter(rest, settings.comment)
+            rest = self._comments = CommentFilter(rest, settings.comment, limit=self.block_size)
         names: list[str] = []
         lines = 0
         if settings.header_rows:
-            after_header, names, lines = read_header_rows(self.name, rest, self.delimiter, settings)
+            after_header, names, lines = read_header_rows(self.name, rest, self.delimiter, settings,
+                                                          limit=self.block_size)
             rest = PrefixedReader(after_header, rest)
         skipped = [SKIPPED_COLUMN.format(i) for i in range(settings.skip_columns)]
         if settings.column_names:
@@ -175,52 +131,98 @@ class CsvSource:
         return self._counter.count
 
     def blocks(self) -> Iterator[Block]:
-        pending: list[_Pending] = []
+        pending: list[Pending] = []
 
         def on_invalid(row: pa_csv.InvalidRow) -> str:
             text = row.text.translate(FROM_STAND_IN_TEXT) if self._guard.swapped else row.text
-            pending.append(_Pending(row.number if row.number is not None else -1, text,
+            pending.append(Pending(row.number if row.number is not None else -1, text,
                                     row.expected_columns, row.actual_columns))
             return "skip"
 
-        if self._arrow_names is not None and self._guard.at_end():
+        if self._header_only or (self._arrow_names is not None and self._guard.at_end()):
             return  # nothing after the header; Arrow would call that an empty CSV file
-        limit = ReadAheadLimit(self._guard)
+        stream: io.RawIOBase = self._guard
+        names = self._arrow_names
         # Arrow numbers records from 1: the header, unless it was given the column names.
-        next_record = 1 if self._arrow_names is not None else 2
+        next_record = 1 if names is not None else 2
         next_line = self._data_line
+        first_line = 1 if names is None else next_line  # the line the stream's first byte is on
+        input_ended_in_row = False
+        limit: ReadAheadLimit | None = None
         if self._decompressed is not None:
             self._decompressed.hold_failure = True  # damage ends the input for Arrow; checked below
         try:
-            reader = self._open_arrow(limit, on_invalid)
-            while True:
-                try:
-                    with limit.asking():
-                        batch = reader.read_next_batch()
-                except StopIteration:
+            while True:  # an Arrow reader for each stretch of rows between rows too long for a block
+                limit = ReadAheadLimit(stream, keep_pieces=True)
+                reader = self._open_arrow(limit, on_invalid, names)
+                taken = 0  # batches this reader gave
+                piece_line: int | None = first_line  # the line the last batch's piece starts on (None: unknown)
+                long_row: LongRow | None = None
+                while True:
+                    batch_line = next_line
+                    try:
+                        with limit.asking():
+                            batch = reader.read_next_batch()
+                    except StopIteration:
+                        break
+                    except (pa.ArrowInvalid, OSError) as exc:
+                        if is_too_long(exc):
+                            long_row = find_long_row(limit, taken, piece_line, next_line,
+                                                     lambda: self._guard.read(self.block_size), self.delimiter)
+                        if long_row is None:
+                            self._fail_if_damaged(next_line - 1, cut_row=False)  # damage can cut a row, failing the parse
+                            raise InputError(_read_failure(self.name, self._physical_line(next_line), exc,
+                                                           self.block_size)) from exc
+                        break
+                    taken += 1
+                    if self._guard.swapped:
+                        batch = restore_cells(batch)
+                    block, next_record, next_line = place(self.name, batch, pending, next_record, next_line,
+                                                           self.delimiter)
+                    if taken > 1:
+                        starts = [int(line) for line in block.row_lines()[:2]] + [row.line for row in block.invalid[:2]]
+                        piece_line = batch_line if first_record_is_one_line(starts, next_line) else None
+                    yield self._finish(block)
+                if long_row is None:
                     break
-                except (pa.ArrowInvalid, OSError) as exc:
-                    self._fail_if_damaged(next_line - 1, cut_row=False)  # a row cut by damage can fail Arrow's parse
-                    raise InputError(_read_failure(self.name, self._physical_line(next_line), exc,
-                                                   self.block_size)) from exc
-                if self._guard.swapped:
-                    batch = restore_cells(batch)
-                block, next_record, next_line = _place(self.name, batch, pending, next_record, next_line,
-                                                       self.delimiter)
-                yield self._finish(block)
+                # The row too long for a block: one rejected row, and a new reader for the rows after it.
+                empty = pa.RecordBatch.from_pylist([], schema=reader.schema)
+                if pending:  # rows Arrow could not split before it (none are expected: they come with their batch)
+                    block, next_record, next_line = place(self.name, empty, pending, next_record, next_line,
+                                                           self.delimiter, take_all=True)
+                    yield self._finish(block)
+                text = long_row.head.decode("utf-8", "surrogateescape")
+                text = text.translate(FROM_STAND_IN_TEXT) if self._guard.swapped else text
+                row = InvalidRow(next_line, text, len(reader.schema), len(reader.schema),
+                                 too_long=TooLong(long_row.size, long_row.lines, long_row.quoted_lines,
+                                                  long_row.ended, self.block_size))
+                yield self._finish(Block(self.name, empty, next_line, [row], np.zeros(0, dtype=np.int64)))
+                next_line += long_row.lines
+                limit.end()
+                if not long_row.ended:
+                    input_ended_in_row = True
+                    break
+                if not long_row.rest and self._guard.at_end():
+                    break
+                stream = PrefixedReader(long_row.rest, self._guard)
+                names = list(reader.schema.names)
+                next_record, first_line = 1, next_line
         finally:
-            limit.end()  # done with Arrow's reader (at its end, or early): it need not read on
+            if limit is not None:
+                limit.end()  # done with Arrow's reader (at its end, or early): it need not read on
             if self._decompressed is not None:
                 self._decompressed.hold_failure = False
         damage = self._decompressed
-        cut_row = damage is not None and damage.failure is not None and bool(damage.cut_off)
+        cut_row = (damage is not None and damage.failure is not None and bool(damage.cut_off)
+                   and not isinstance(damage.failure, StoppedByLimit))  # a limit cuts no row: it stops before it
         if cut_row:  # the row the damage cut: the file's last, where rows without a record number go
             text = damage.cut_off.decode("utf-8", "surrogateescape").rstrip("\r")
-            pending.append(_Pending(-1, text, len(reader.schema), text.count(self.delimiter) + 1, cut_off=True))
-        notes = [] if damage is not None and damage.failure is not None else self._unterminated(next_line - 1)
+            pending.append(Pending(-1, text, len(reader.schema), text.count(self.delimiter) + 1, cut_off=True))
+        ended_clean = (damage is None or damage.failure is None) and not input_ended_in_row
+        notes = self._unterminated(next_line - 1) if ended_clean else []
         if pending or notes:  # invalid rows after the last good row; what the end of the input says
             empty = pa.RecordBatch.from_pylist([], schema=reader.schema)
-            block, _, next_line = _place(self.name, empty, pending, next_record, next_line, self.delimiter,
+            block, _, next_line = place(self.name, empty, pending, next_record, next_line, self.delimiter,
                                          take_all=True)
             block.notes = notes
             yield self._finish(block)
@@ -243,6 +245,9 @@ class CsvSource:
         if damage is None or damage.failure is None:
             return
         line = self._physical_line(last_line)
+        if isinstance(damage.failure, StoppedByLimit):
+            raise InputError(f"{self.name}: stopped after line {line:,}: {damage.failure}; every row through line "
+                             f"{line:,} was read, the rest of the file was not.") from None
         if cut_row:
             what = f"every row before line {line} was read, line {line} is cut off (rejected)"
         else:
@@ -250,8 +255,7 @@ class CsvSource:
         raise InputError(f"{self.name}: cannot decompress past line {line}: {damage.failure}. The file is damaged "
                          f"or incomplete: {what}, and the rest of the file is lost.") from damage.failure
 
-    def _open_arrow(self, stream: ReadAheadLimit, on_invalid) -> pa_csv.CSVStreamingReader:
-        names = self._arrow_names
+    def _open_arrow(self, stream: ReadAheadLimit, on_invalid, names: list[str] | None) -> pa_csv.CSVStreamingReader:
         read_options = pa_csv.ReadOptions(use_threads=False, block_size=self.block_size)
         if names is not None:
             read_options.column_names = names
@@ -326,64 +330,10 @@ class CsvSource:
 
 def _read_failure(name: str, line: int, exc: Exception, block_size: int) -> str:
     text = str(exc)
-    if "straddling" in text or "block" in text.lower() and "size" in text.lower():
-        return (f"{name}: near line {line}: a quoted value does not end within {_size_text(block_size)}, "
-                f"most likely an unbalanced quote; the rest of the file could not be read. Fix the quote, "
-                f"or raise --block-size if a value really is that long.")
+    if is_too_long(exc):
+        return unplaceable_row(name, line, block_size)
     if "compress" in text.lower() or "gzip" in text.lower() or "zstd" in text.lower() or "bz2" in text.lower():
         # No line number: Arrow reads ahead, so the damage lies somewhere after the rows converted so far.
         return (f"{name}: cannot decompress: {text}. The file is damaged or incomplete; "
                 f"the lines written before this are whole.")
     return f"{name}: cannot read near line {line}: {text}."
-
-
-def _size_text(size: int) -> str:
-    return f"{size >> 20} MiB" if size >= 1 << 20 else f"{size >> 10} KiB"
-
-
-def _columns_with_line_breaks(batch: pa.RecordBatch) -> list[int]:
-    """The columns with a line break in some cell (a memchr per column; most batches have none)."""
-    return [i for i, column in enumerate(batch.columns) if holds_any(column, b"\n")]
-
-
-def _place(name: str, batch: pa.RecordBatch, pending: list[_Pending], first_record: int, first_line: int,
-           delimiter: str, take_all: bool = False) -> tuple[Block, int, int]:
-    """Interleave the batch's good rows with the invalid rows Arrow skipped, number the lines, and
-    find the unbalanced quotes (quotes.py) among the rows whose cells hold line breaks."""
-    n = batch.num_rows
-    # Rows without a record number last: they take the last places (below), and rows pair with places in order.
-    pending.sort(key=lambda p: (p.number < 0, p.number))
-    end = first_record + n
-    mine: list[_Pending] = []
-    while pending and (take_all or 0 <= pending[0].number < end):
-        mine.append(pending.pop(0))
-        end += 1
-    holding = _columns_with_line_breaks(batch)
-    if not mine and not holding:
-        lines = first_line + np.arange(n, dtype=np.int64)
-        return Block(name, batch, first_line, [], lines), end, first_line + n
-    breaks = line_breaks_per_column(batch.columns, holding)
-    per_row = sum(breaks.values(), np.zeros(n, dtype=np.int64))
-    total = n + len(mine)
-    invalid_at = np.zeros(total, dtype=bool)
-    for p in mine:
-        if p.number >= first_record:
-            invalid_at[min(p.number - first_record, total - 1)] = True
-    # Rows without a record number go last: the row a damage cut (and rows Arrow would not number,
-    # never seen with the serial reader).
-    unplaced = len(mine) - int(invalid_at.sum())
-    if unplaced:
-        invalid_at[np.flatnonzero(~invalid_at)[-unplaced:]] = True
-    span = np.ones(total, dtype=np.int64)
-    span[~invalid_at] += per_row
-    span[invalid_at] += np.array([p.text.count("\n") for p in mine], dtype=np.int64)
-    starts = first_line + np.concatenate(([0], np.cumsum(span)[:-1]))
-    invalid_lines = starts[invalid_at]
-    invalid = [InvalidRow(int(line), p.text, p.expected, p.actual, p.cut_off,
-                          None if p.cut_off else runaway_in_text(p.text, int(line), delimiter, p.expected))
-               for line, p in zip(invalid_lines, mine)]
-    row_lines = starts[~invalid_at]
-    block = Block(name, batch, first_line, invalid, row_lines,
-                  runaway=runaway_rows(batch.columns, breaks, row_lines, delimiter))
-    return block, end, first_line + int(span.sum())
-

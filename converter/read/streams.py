@@ -17,6 +17,10 @@ COMPRESSION_BY_SUFFIX = {".gz": "gzip", ".gzip": "gzip", ".bz2": "bz2", ".zst": 
 GZIP_MAGIC = b"\x1f\x8b"
 
 
+class StoppedByLimit(Exception):
+    """A limit ended the input (expansion.py): it ends there as damage does, with its own message."""
+
+
 class ReadByRead(io.RawIOBase):
     """A raw stream whose subclass answers read(n); readinto (what io.BufferedReader calls) copies that."""
 
@@ -120,7 +124,7 @@ class WholeLines(ReadByRead):
         while size < 0 or self._complete < size:
             try:
                 piece = self._raw.read(DECOMPRESSED_PIECE)
-            except (OSError, EOFError, pa.ArrowInvalid) as exc:
+            except (OSError, EOFError, pa.ArrowInvalid, StoppedByLimit) as exc:
                 self.failure = exc
                 held = b"".join(self._pieces)
                 self.cut_off = held[self._complete:]
@@ -157,5 +161,7 @@ class WholeLines(ReadByRead):
         return taken[0] if len(taken) == 1 else b"".join(taken)
 
 
-def decompressing(raw: io.RawIOBase, codec: str) -> WholeLines:
-    return WholeLines(NativeAsRaw(pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), codec)))
+def decompressing(raw: io.RawIOBase, codec: str, limit=None) -> WholeLines:
+    """`raw` decompressed, in whole lines; `limit(stream)` wraps the decompressed stream (expansion.py)."""
+    stream: io.RawIOBase = NativeAsRaw(pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), codec))
+    return WholeLines(limit(stream) if limit is not None else stream)

@@ -30,11 +30,10 @@ import ssl
 import urllib.parse
 from dataclasses import dataclass, field
 from enum import Enum
-from pathlib import Path
 from typing import Mapping
 
 from ...errors import ConverterError
-from ...mapping import Precision
+from ...mapping import Precision, read_settings_text
 
 TOKEN_ENV = "INFLUX_TOKEN"
 USERNAME_ENV = "INFLUX_USERNAME"
@@ -82,7 +81,7 @@ def read_credentials(token_file: str | None, environ: Mapping[str, str] | None =
     environ = os.environ if environ is None else environ
     if token_file:
         try:
-            text = Path(token_file).read_text(encoding="utf-8")
+            text = read_settings_text(token_file)
         except OSError as exc:
             raise InfluxWriteError(f"--token-file {token_file}: cannot read it ({exc.strerror}).") from None
         lines = text.strip().splitlines()
@@ -207,7 +206,11 @@ def is_loopback(url: str) -> bool:
 
 def check_url(url: str) -> str:
     """The base URL without its trailing slash; an error for anything but http(s)://host[:port][/path]."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as exc:  # "Invalid IPv6 URL": a bracket that does not close
+        raise InfluxWriteError(f"--influx-url {url!r}: not a URL ({exc}); give the server's base URL, e.g. "
+                               f"http://localhost:8086 or http://[::1]:8086.") from None
     if parts.username is not None or parts.password is not None:
         # Never echo it: the point is that the URL holds a secret.
         raise InfluxWriteError(
@@ -217,10 +220,18 @@ def check_url(url: str) -> str:
         )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InfluxWriteError(f"--influx-url {url!r}: give the server's base URL, e.g. http://localhost:8086.")
-    try:
-        parts.port  # noqa: B018 (raises for a port that is not a number)
-    except ValueError:
-        raise InfluxWriteError(f"--influx-url {url!r}: the port is not a number.") from None
+    if re.search(r"[\s\x00-\x1f\x7f]", url):
+        raise InfluxWriteError(f"--influx-url {url!r}: a URL holds no spaces or control characters; give the "
+                               f"server's base URL, e.g. http://localhost:8086.")
+    port = parts.netloc.rpartition("]")[2].rpartition("@")[2].partition(":")[2]
+    if port and not port.isdigit():
+        raise InfluxWriteError(f"--influx-url {url!r}: the port is not a number.")
+    if port and not 0 < int(port) <= 65535:
+        raise InfluxWriteError(f"--influx-url {url!r}: port {int(port)} is out of range; ports are 1 to 65535 "
+                               f"(InfluxDB listens on 8086).")
+    if parts.query or parts.fragment:
+        raise InfluxWriteError(f"--influx-url {url!r}: give the base URL without ?query or #fragment; --bucket and "
+                               f"--org say where the lines go.")
     return url.rstrip("/")
 
 
