@@ -57,12 +57,19 @@ def start_csv2lp(args: list[str], *, env: dict[str, str] | None = None, stdin: i
                             stderr=subprocess.PIPE, env=csv2lp_env(env), cwd=cwd or REPO, text=True)
 
 
+def hand_over_stdin(process: subprocess.Popen) -> IO:
+    """The child's stdin pipe, taken from `process` for a PacedInput thread: communicate() would
+    otherwise flush and close it too, racing the thread (ValueError: I/O operation on closed file)."""
+    pipe, process.stdin = process.stdin, None
+    return pipe
+
+
 def run_csv2lp(args: list[str], *, env: dict[str, str] | None = None, stdin: PacedInput | None = None,
                timeout: float = RUN_TIMEOUT_S, cwd: Path | None = None) -> Run:
     began = time.monotonic()
     process = start_csv2lp(args, env=env, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, cwd=cwd)
     if stdin is not None:
-        stdin.start(process.stdin)
+        stdin.start(hand_over_stdin(process))
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -121,6 +121,9 @@ def producer_config(settings: KafkaSettings, client: ClientConfig, errors: Clien
         "queue.buffering.max.kbytes": settings.queue_kbytes,
         "message.max.bytes": topic.message_bytes + FRAMING_BYTES,
         "batch.size": topic.message_bytes,
+        # Kafka's own convention (the Java client's default partitioner): murmur2 of the key, so that
+        # any Java or Go client hashing the same series picks the same partition (librdkafka: crc32).
+        "partitioner": "murmur2_random",
         # Back soon after a broker restart: at most 2 s between tries to reconnect (librdkafka: 10 s).
         "reconnect.backoff.max.ms": 2000,
     }

@@ -132,7 +132,9 @@ class KafkaSink:
         offsets = offsets_of(lines)
         self.bytes_written += int(offsets[-1] - offsets[0]) if len(lines) else 0
         if not self._put(lines):
-            self.books.not_sent(len(lines))
+            # Not taken after all: the converter counts the block as not written, so the books must not hold it.
+            with self.books.lock:
+                self.books.lines_handed -= len(lines)
             self._stop()
         return len(lines)
 
