@@ -12,6 +12,8 @@ first space not after a backslash" is exact, and it is found for the whole block
   each line the first one at or after its start (one `searchsorted`).
 - `series_codes`: the keys as an Arrow binary-view array over the lines' own buffer (no
   copy of a key, 16 bytes per line), dictionary-encoded: equal series, equal codes.
+- `series_of_strings`: the same from the encoder's own series (the pipeline hands them over
+  with the lines when it has them): no scan of the bytes at all.
 - `messages_of`: a stable sort of the codes brings each series' lines together in file
   order; each run is cut into messages of at most `max_lines` lines and `max_bytes` bytes
   (value and key together). Python runs once per message, never per line.
@@ -99,14 +101,26 @@ def series_codes(lines: pa.Array, key_ends: np.ndarray | None = None) -> np.ndar
     return pc.dictionary_encode(keys).indices.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def messages_of(lines: pa.Array, *, max_lines: int, max_bytes: int) -> Iterator[Message]:
-    """The block's lines as messages, one series per message, each series' lines in file order;
-    series in order of first appearance. Raises LineTooLong for a line that fits no message."""
+def series_of_lines(lines: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(code, key length) of every line, found in the lines' bytes (when the encoder's are not at hand)."""
+    ends = series_key_ends(lines)
+    return series_codes(lines, ends), ends - offsets_of(lines)[:-1].astype(np.int64)
+
+
+def series_of_strings(codes: np.ndarray, strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(code, key length) of every line from the encoder's series: each line starts with strings[code]."""
+    lengths = pc.fill_null(pc.binary_length(strings), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, lengths[codes]
+
+
+def messages_of(lines: pa.Array, *, max_lines: int, max_bytes: int,
+                series: tuple[np.ndarray, np.ndarray] | None = None) -> Iterator[Message]:
+    """The block's lines as messages, one series per message, each series' lines in file order.
+    `series`: (code, key length) per line (series_of_strings), else found in the bytes
+    (series_of_lines). Raises LineTooLong for a line that fits no message."""
     if len(lines) == 0:
         return
-    ends = series_key_ends(lines)
-    codes = series_codes(lines, ends)
-    key_lengths = ends - offsets_of(lines)[:-1]
+    codes, key_lengths = series if series is not None else series_of_lines(lines)
     if codes.size > 1 and not np.all(codes[1:] >= codes[:-1]):
         order = np.argsort(codes, kind="stable")
         lines = lines.take(pa.array(order))

@@ -9,14 +9,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
 import pyarrow as pa
 
 from ...arrow_buffers import offsets_of
 from .client import ClientErrors, Topic, load, probe, producer_config
-from .messages import LineTooLong, messages_of
+from .messages import LineTooLong, messages_of, series_of_strings
 from .settings import ClientConfig, KafkaSettings, KafkaWriteError, read_client_config
 
 Notify = Callable[[str], None]
+# A block for the producer thread: its lines, and (code, key length) of each line's series when known.
+Block = tuple[pa.Array, "tuple[np.ndarray, np.ndarray] | None"]
 
 # Blocks handed over but not cut into messages yet: the converter runs this far ahead of the producer.
 _BLOCKS_AHEAD = 2
@@ -98,7 +101,7 @@ class KafkaSink:
             self._producer = kafka.Producer(producer_config(settings, client, self._errors, topic))
         except kafka.KafkaException as exc:
             raise KafkaWriteError(f"librdkafka refused the producer's settings: {client.mask(str(exc))}.") from None
-        self._blocks: queue.Queue[pa.Array | None] = queue.Queue(maxsize=_BLOCKS_AHEAD)
+        self._blocks: queue.Queue[Block | None] = queue.Queue(maxsize=_BLOCKS_AHEAD)
         self._thread = threading.Thread(target=self._run, name="csv2lp-kafka", daemon=True)
         self._closed = False
         self._reported = False
@@ -125,13 +128,21 @@ class KafkaSink:
     # -- the LineSink protocol ---------------------------------------------------------------------
 
     def write_lines(self, lines: pa.Array) -> int:
+        return self._hand_over(lines, None)
+
+    def write_series_lines(self, lines: pa.Array, series_codes: np.ndarray, series_strings: pa.Array) -> int:
+        """write_lines with each line's series from the encoder (lines[i] starts with
+        series_strings[series_codes[i]]): the producer thread need not find them in the bytes."""
+        return self._hand_over(lines, series_of_strings(series_codes, series_strings))
+
+    def _hand_over(self, lines: pa.Array, series: tuple[np.ndarray, np.ndarray] | None) -> int:
         if self.books.stopping.is_set():
             self._stop()
         with self.books.lock:
             self.books.lines_handed += len(lines)
         offsets = offsets_of(lines)
         self.bytes_written += int(offsets[-1] - offsets[0]) if len(lines) else 0
-        if not self._put(lines):
+        if not self._put((lines, series)):
             # Not taken after all: the converter counts the block as not written, so the books must not hold it.
             with self.books.lock:
                 self.books.lines_handed -= len(lines)
@@ -180,11 +191,12 @@ class KafkaSink:
 
     def _run(self) -> None:
         try:
-            while (lines := self._blocks.get()) is not None:
+            while (block := self._blocks.get()) is not None:
+                lines, series = block
                 if self.books.stopping.is_set():
                     self.books.not_sent(len(lines))
                     continue
-                self._produce_block(lines)
+                self._produce_block(lines, series)
             self._drain()
         except Exception as exc:  # pragma: no cover - a bug: said once, counted, never a traceback
             self.books.fail(f"Kafka: producing failed inside csv2lp ({type(exc).__name__}: "
@@ -193,11 +205,11 @@ class KafkaSink:
         finally:
             self._drop_unproduced()
 
-    def _produce_block(self, lines: pa.Array) -> None:
+    def _produce_block(self, lines: pa.Array, series: tuple[np.ndarray, np.ndarray] | None) -> None:
         produced = 0
         try:
             for message in messages_of(lines, max_lines=self.settings.message_lines,
-                                       max_bytes=self.topic.message_bytes):
+                                       max_bytes=self.topic.message_bytes, series=series):
                 if not self._produce(message.key, message.value, message.lines):
                     break
                 produced += message.lines
@@ -286,15 +298,15 @@ class KafkaSink:
         """Blocks still queued when the thread ends were never produced."""
         while True:
             try:
-                lines = self._blocks.get_nowait()
+                block = self._blocks.get_nowait()
             except queue.Empty:
                 return
-            if lines is not None:
-                self.books.not_sent(len(lines))
+            if block is not None:
+                self.books.not_sent(len(block[0]))
 
     # -- helpers -------------------------------------------------------------------------------------
 
-    def _put(self, item: pa.Array | None, *, even_when_stopping: bool = False) -> bool:
+    def _put(self, item: Block | None, *, even_when_stopping: bool = False) -> bool:
         """Queue `item` for the producer thread, waiting while the queue is full; False once the run stops."""
         while True:
             try:
