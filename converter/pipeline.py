@@ -183,6 +183,14 @@ class EncodedBlock:
                            unsplit=unsplit, delimiter=source.delimiter)
 
 
+def iter_part_blocks(parts: Iterator[tuple[CsvSource, Plan]], *, encoder: Encoder,
+                     workers: int = 1) -> Iterator[EncodedBlock]:
+    """Every part's blocks in file order (the tables of an annotated file one after the other);
+    closing this closes the part being read."""
+    for part, plan in parts:
+        yield from iter_blocks(part, plan, encoder=encoder, workers=workers)
+
+
 def iter_blocks(source: CsvSource, plan: Plan, *, encoder: Encoder, workers: int = 1,
                 duplicates: DuplicateTracker | None = None) -> Iterator[EncodedBlock]:
     """Read blocks here, encode them on `workers` threads, hand them out in file order.
