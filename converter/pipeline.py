@@ -183,6 +183,14 @@ class EncodedBlock:
                            unsplit=unsplit, delimiter=source.delimiter)
 
 
+def iter_part_blocks(parts: Iterator[tuple[CsvSource, Plan]], *, encoder: Encoder,
+                     workers: int = 1) -> Iterator[EncodedBlock]:
+    """Every part's blocks in file order (the tables of an annotated file one after the other);
+    closing this closes the part being read."""
+    for part, plan in parts:
+        yield from iter_blocks(part, plan, encoder=encoder, workers=workers)
+
+
 def iter_blocks(source: CsvSource, plan: Plan, *, encoder: Encoder, workers: int = 1,
                 duplicates: DuplicateTracker | None = None) -> Iterator[EncodedBlock]:
     """Read blocks here, encode them on `workers` threads, hand them out in file order.
@@ -286,7 +294,7 @@ class _Run:
         if self.options.on_error is OnError.FAIL and encoded.rows_rejected:
             self._stop_at_first_bad_row(encoded)
         try:
-            self.sink.write_lines(encoded.lines)
+            self._write(encoded.encoded)
         except WriteFailed as exc:
             # The block's rows were read: they are counted, the lines the output did not take as not written.
             encoded.count_into(self.summary)
@@ -300,6 +308,16 @@ class _Run:
         encoded.count_into(self.summary)
         if self.rejects is not None:
             encoded.save_rejects(self.rejects)
+
+    def _write(self, encoded: Encoded) -> None:
+        """The block's lines to the sink; with each line's series when the sink keys by it (Kafka) and the
+        encoder knows them, so that the sink need not find them in the lines' bytes again."""
+        write_series = getattr(self.sink, "write_series_lines", None)
+        if write_series is not None and encoded.series_prefix and encoded.series_codes is not None \
+                and encoded.series_strings is not None:
+            write_series(encoded.lines, encoded.series_codes, encoded.series_strings)
+        else:
+            self.sink.write_lines(encoded.lines)
 
     def _not_written(self, lines: int) -> None:
         self.summary.lines_written -= lines

@@ -5,5 +5,6 @@ pytest_plugins = [
     "support.influxdb",
     "support.influxdb2",
     "support.kafka",
+    "support.stack",
     "support.telegraf",
 ]

@@ -8,6 +8,7 @@ and checks exit status, timing, the lines, the folders and the checkpoint.
 from __future__ import annotations
 
 import gzip
+import fcntl
 import json
 import os
 import re
@@ -15,6 +16,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import struct
+import termios
 import textwrap
 import threading
 import time
@@ -271,6 +274,14 @@ def test_kill_9_mid_file_loses_nothing_and_leaves_no_half_line(tmp_path, childre
     assert state_of(tmp_path / "spool")["current"] is None
 
 
+PIPE_FULL_BYTES = 60_000  # Linux pipes hold 64 KiB: past this the writer is (about to be) blocked
+
+
+def unread_bytes(stream) -> int:
+    """Bytes waiting in a pipe, read from our end without taking them (FIONREAD)."""
+    return struct.unpack("i", fcntl.ioctl(stream.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+
+
 def test_a_full_pipe_delays_the_exit_until_the_reader_has_read_everything(tmp_path):
     """Go closes the pipe once the child is gone: execd must not exit with bytes unread."""
     spool = tmp_path / "spool"
@@ -279,7 +290,12 @@ def test_a_full_pipe_delays_the_exit_until_the_reader_has_read_everything(tmp_pa
     process = subprocess.Popen([PYTHON, "-m", "converter", "execd", "--config", str(config)],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO)
     try:
-        time.sleep(2.0)  # the child has filled the 64 KiB pipe and waits
+        # Until the child has filled the pipe and waits (an event, not a sleep: on a loaded box its
+        # start alone can take seconds, and a stdin closed before it wrote is a different test).
+        deadline = time.monotonic() + 60.0
+        while unread_bytes(process.stdout) < PIPE_FULL_BYTES:
+            assert process.poll() is None and time.monotonic() < deadline, "execd never filled the pipe"
+            time.sleep(0.05)
         process.stdin.close()
         time.sleep(1.0)
         assert process.poll() is None, "execd exited with its output unread"

@@ -96,6 +96,15 @@ def try_acquire(flow: FlowControl, stop: threading.Event, lines: int) -> bool:
         stop.clear()
 
 
+def look_again(flow: FlowControl, size: int, *, marks: dict[str, int] | None = None, **counts: int) -> None:
+    """A second later, Telegraf's next page (with our marks, when given) and the gate looking at it."""
+    clock = flow.clock
+    clock.now += 1
+    flow.client.next = page(buffer(size, clock.now, **counts), at=clock.now, marks=marks)
+    try_acquire(flow, flow.client.stop, 1)
+
+
+
 def test_room_is_the_window_less_the_buffer_less_what_is_not_yet_known_to_be_in_it():
     flow, clock, reports, log, stop = gate()
     reports.next = page(buffer(1_000, at=clock.now), at=clock.now)
@@ -178,17 +187,11 @@ def test_a_batch_is_delivered_once_telegraf_wrote_every_metric_added_before_its_
     flow.sent(2_000, "ours")
     reports.next = page(buffer(6_000, clock.now, added=16_000, written=10_000), at=clock.now, marks={"w1": 2_000})
     try_acquire(flow, stop, 1)
-    clock.now += 1
-    reports.next = page(buffer(5_000, clock.now, added=16_000, written=11_000), at=clock.now, marks={"w1": 2_000})
-    try_acquire(flow, stop, 1)
+    look_again(flow, 5_000, added=16_000, written=11_000, marks={"w1": 2_000})
     assert flow.delivered() == [] and flow.pending()  # the threshold is 16,000 written
-    clock.now += 1
-    reports.next = page(buffer(1, clock.now, added=16_000, written=15_999), at=clock.now, marks={"w1": 2_000})
-    try_acquire(flow, stop, 1)
+    look_again(flow, 1, added=16_000, written=15_999, marks={"w1": 2_000})
     assert flow.delivered() == []  # one metric short, whoever's it is
-    clock.now += 1
-    reports.next = page(buffer(0, clock.now, added=16_000, written=16_000), at=clock.now, marks={"w1": 2_000})
-    try_acquire(flow, stop, 1)
+    look_again(flow, 0, added=16_000, written=16_000, marks={"w1": 2_000})
     assert flow.delivered() == [("ours", True)] and not flow.pending()
 
 
@@ -214,9 +217,7 @@ def test_counters_that_go_back_mean_telegraf_restarted_and_nothing_more_is_confi
     flow.sent(100, "b")
     reports.next = page(buffer(0, clock.now, added=0, written=0), at=clock.now, marks={"w1": 100})
     try_acquire(flow, stop, 1)
-    clock.now += 1
-    reports.next = page(buffer(0, clock.now, added=100, written=100), at=clock.now, marks={"w1": 100})
-    try_acquire(flow, stop, 1)
+    look_again(flow, 0, added=100, written=100, marks={"w1": 100})
     assert flow.delivered() == [] and flow.pending()
     assert any("went back" in line and "Telegraf restarted" in line for line in log.lines)
 

@@ -49,16 +49,9 @@ def rows_300k(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def stack(telegraf_bin, private_influxdb2, tmp_path):
-    made: list[ShippedStack] = []
-
-    def make(**settings) -> ShippedStack:
-        made.append(ShippedStack(telegraf_bin, private_influxdb2, tmp_path / f"stack{len(made)}", **settings))
-        return made[-1].start()
-
-    yield make
-    for s in made:
-        s.close()
+def stack(shipped_stacks):
+    """The shared maker of shipped stacks (support/stack.py), by this module's name for it."""
+    return shipped_stacks
 
 
 def written_to_influxdb(stack: ShippedStack) -> int:

@@ -19,6 +19,7 @@ from ..read.expansion import DEFAULT_MAX_EXPANSION
 from ..read.source import DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE
 from ..sinks import open_output
 from ..sinks.file import WriteFailed
+from . import kafka_options as kafka
 from .common import (EXIT_CODES_HELP, EXIT_ERROR, EXIT_OK, EXIT_REJECTS, _close_after_failure, _delimiter, _error,
                      _fail_usage, _influx_url, _note)
 from .mapping_options import _format_option, _mapping_options, _with_telegraf_settings, build_mapping
@@ -52,6 +53,7 @@ from .mapping_options import _format_option, _mapping_options, _with_telegraf_se
                    "request at a time). Copies of a point always share a connection, so the last one wins.")
 @click.option("--gzip/--no-gzip", "gzip", default=None,
               help="With --influx-url: compress the requests (default: yes, but not to a loopback address).")
+@kafka.kafka_options
 @click.option("-p", "--precision", type=click.Choice([p.value for p in Precision]), default="ns", show_default=True,
               help="Timestamp precision; give the same to `influx write -p` or the /write API.")
 @click.option("--on-error", type=click.Choice([o.value for o in OnError]), default="quarantine", show_default=True,
@@ -104,10 +106,14 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
       zcat big.csv.gz | csv2lp - --config mapping.toml -o big.lp.gz --summary-json run.json
       csv2lp <(unzip -p export.zip gps.csv) -m gps -o gps.lp
       csv2lp gps.csv --preset movebank --influx-url http://localhost:8086 --org me --bucket movebank --token-file ~/.influx-token
+      csv2lp gps.csv --preset movebank --kafka-brokers kafka-1:9092,kafka-2:9092 --kafka-topic movebank
     """
     influx_flags = {"--bucket": bucket, "--org": org, "--token-file": token_file,
                     "--create-bucket": create_bucket or None, "--batch-lines": batch_lines,
                     "--connections": connections, "--gzip/--no-gzip": gzip}
+    kafka_flags = kafka.take_flags(mapping_flags)
+    if problem := kafka.usage_problem(kafka_flags, output=output, influx_url=influx_url):
+        _fail_usage(problem)
     if influx_url is None and any(value is not None for value in influx_flags.values()):
         _fail_usage(f"{', '.join(k for k, v in influx_flags.items() if v is not None)} only go with --influx-url.")
     if influx_url is not None and output is not None:
@@ -139,8 +145,10 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
         # Every path the run writes is checked, and every file's header, before the output is opened.
         prepared = prepare(list(inputs), mapping=mapping, options=options,
                            outputs=[("-o", output), ("--summary-json", summary_json)],
-                           lines_to_stdout=influx_url is None and output is None)
-        if influx_url is not None:
+                           lines_to_stdout=influx_url is None and output is None and not kafka.wanted(kafka_flags))
+        if kafka.wanted(kafka_flags):
+            sink = kafka.open_kafka_from_flags(kafka_flags, notify=None if quiet else _note)
+        elif influx_url is not None:
             from ..sinks.influxdb import open_influx_sink
 
             sink = open_influx_sink(influx_url, bucket=bucket or "", org=org, token_file=token_file,

@@ -72,6 +72,10 @@ class Encoded:
     series_codes: np.ndarray | None = None
     series_strings: pa.Array | None = None
     times: np.ndarray | None = None
+    # Whether each line starts with its series string (then a space): true but for row-keyed
+    # fields, whose field keys are added to the series for the duplicate check. A sink that
+    # keys messages by series (Kafka) takes the series from here instead of scanning the lines.
+    series_prefix: bool = True
 
 
 @dataclass
@@ -178,7 +182,8 @@ class Encoder:
             written = keep.to_numpy(zero_copy_only=False)
             series_codes = series_codes[written]
             times = times[written] if times is not None else None
-        return Encoded(lines, errors, _count_in_written_rows(non_finite, errors), series_codes, series_strings, times)
+        return Encoded(lines, errors, _count_in_written_rows(non_finite, errors), series_codes, series_strings, times,
+                       series_prefix=row_keys is None)
 
     # ------------------------------------------------------------ measurement and tags
 

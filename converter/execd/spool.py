@@ -1,4 +1,5 @@
-"""The spool folder: which files are ready, what a file is, and moving files out of the way.
+"""The spool folder: its folders made ready, which files are ready, what a file is, and moving
+files out of the way.
 
 A file is ready when its name matches one of the patterns (and does not start with
 '.'), it is a regular file right inside the spool, and it has not been modified for
@@ -19,8 +20,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from ..errors import ConverterError
+from ..plan.outputs import check_folder
 from .checkpoint import FileIdentity
+
+if TYPE_CHECKING:  # settings.py imports this module
+    from .settings import SpoolSettings
 
 HEAD_BYTES = 1 << 20
 HASH_CHUNK = 1 << 20
@@ -110,3 +117,18 @@ def move_into(folder: Path, path: Path) -> Path:
             raise
         shutil.move(path, target)  # another filesystem after all: copy, then delete
     return target
+
+
+def prepare_folders(settings: SpoolSettings) -> None:
+    """Create the spool's folders and the state file's, and try that each takes new files: files are
+    renamed out of the spool and into the others. Raises ConverterError naming the folder and the fix."""
+    folders = {"dir": settings.dir, "done_dir": settings.done_dir, "rejects_dir": settings.rejects_dir,
+               "error_dir": settings.error_dir}
+    try:
+        for folder in (*folders.values(), settings.state_file.parent):
+            folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConverterError(f"cannot create {exc.filename}: {exc.strerror or exc}; create it and give it to the "
+                             f"user Telegraf runs as.") from None
+    for key, folder in folders.items():
+        check_folder(f"[spool] {key} {folder}", str(folder), fix="give it to the user Telegraf runs as")

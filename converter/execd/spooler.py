@@ -28,18 +28,18 @@ import numpy as np
 
 from .. import __version__
 from ..encode.encoder import EncodeOptions, Encoder
-from ..errors import ConverterError, OutputError
+from ..errors import ConverterError
 from ..mapping import Plan
-from ..pipeline import EncodedBlock, iter_blocks
+from ..pipeline import iter_part_blocks
 from ..plan.file_plan import parts_and_plans
 from ..read.source import CsvSource
 from ..read.inputs import open_source
 from ..books.rejects import RejectsWriter
-from ..books.summary import RunSummary, shown_reasons
-from ..plan.outputs import check_folder
+from ..books.summary import RunSummary
 from . import checkpoint, spool
 from .arrivals import Arrivals
 from .checkpoint import FileProgress, FinishedFile, State
+from .file_report import report_done
 from .gates import Gate
 from .protocol import LineWriter, Log, StopRequest
 from .settings import DEFAULT_REPLAY_LINES, ExecdSettings, in_config_terms
@@ -98,18 +98,9 @@ class Spooler:
     # -- start-up --------------------------------------------------------------------
 
     def _prepare(self) -> None:
-        folders = {"dir": self.spool.dir, "done_dir": self.spool.done_dir, "rejects_dir": self.spool.rejects_dir,
-                   "error_dir": self.spool.error_dir}
         try:
-            for folder in (*folders.values(), self.spool.state_file.parent):
-                folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise _Fatal(f"cannot create {exc.filename}: {exc.strerror or exc}; create it and give it to the user "
-                         f"Telegraf runs as.") from None
-        try:  # files are renamed out of the spool and into the others: each must take new files (tried)
-            for key, folder in folders.items():
-                check_folder(f"[spool] {key} {folder}", str(folder), fix="give it to the user Telegraf runs as")
-        except OutputError as exc:
+            spool.prepare_folders(self.spool)
+        except ConverterError as exc:
             raise _Fatal(str(exc)) from None
         try:
             if checkpoint.hold_lock(self.spool.state_file, self.stop.event, warn=self.log.warn) is None:
@@ -262,7 +253,7 @@ class Spooler:
         # (last source line, good lines through it) at batch ends: where a later run starts again
         boundaries: deque[tuple[int, int]] | None = None
         last_report = time.monotonic()
-        blocks = _blocks_of(parts, encoder, self.settings.options.workers)
+        blocks = iter_part_blocks(parts, encoder=encoder, workers=self.settings.options.workers)
         try:
             for block in blocks:
                 # Every run reads the whole file, so the rejects file is rewritten whole, never doubled.
@@ -372,17 +363,9 @@ class Spooler:
         where = (f"moved to {target}" if target is not None else
                  "it was deleted from the spool while being sent, so it is not in done/" if gone else
                  "it could not be moved to done/ (said above)")
-        counts = (f"{path.name}: done in {seconds:.1f} s: {summary.rows_read:,} rows, {summary.lines_written:,} lines, "
-                  f"{summary.rows_rejected:,} rejected; {progress.lines_emitted:,} lines sent in {progress.runs} run(s); "
-                  f"{where}")
-        if summary.rows_rejected:
-            shown, others = shown_reasons(summary.rejects_by_reason)
-            reasons = ", ".join([f"{n:,} x {reason}" for reason, n in shown] + ([f"and {others}"] if others else []))
-            self.log.warn(f"{counts}; rejected rows ({reasons}) saved to {', '.join(rejects_paths)}")
-        else:
-            self.log.info(counts)
-        for warning in summary.warnings:  # a value at risk, a column left out: each one W! line
-            self.log.warn(in_config_terms(warning, self.settings.config_path))
+        report_done(self.log, path.name, seconds=seconds, summary=summary, lines_sent=progress.lines_emitted,
+                    runs=progress.runs, where=where, rejects_paths=rejects_paths,
+                    config_path=self.settings.config_path)
 
     def _fail(self, path: Path, progress: FileProgress | None, message: str) -> None:
         """Move an unusable file to error/, remember it, and say so in exactly one E! line."""
@@ -408,12 +391,4 @@ class Spooler:
             if not quiet:
                 self.log.error(f"{path.name}: cannot move it to {folder}: {exc.strerror or exc}; skipped until restart")
             return None
-
-
-def _blocks_of(parts: Iterator[tuple[CsvSource, Plan]], encoder: Encoder, workers: int) -> Iterator[EncodedBlock]:
-    """Every part's blocks in file order (the tables of an annotated file one after the other);
-    closing this closes the part being read."""
-    for part, plan in parts:
-        yield from iter_blocks(part, plan, encoder=encoder, workers=workers)
-
 

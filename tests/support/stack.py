@@ -25,6 +25,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from . import shipped_configs
 from .data import REPO
 from .influxdb import free_loopback_port
@@ -170,3 +172,23 @@ def expected_points_per_series(csv_paths: Sequence[Path]) -> dict[tuple, int]:
 
 def environ_seconds(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
+
+
+# -- fixtures ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def shipped_stacks(telegraf_bin, private_influxdb2, tmp_path):
+    """make(**settings) starts a ShippedStack on the module's private InfluxDB 2; every one is closed
+    after the test, and an InfluxDB a test left stopped is started again for the next."""
+    made: list[ShippedStack] = []
+
+    def make(**settings) -> ShippedStack:
+        made.append(ShippedStack(telegraf_bin, private_influxdb2, tmp_path / f"stack{len(made)}", **settings))
+        return made[-1].start()
+
+    yield make
+    for stack in made:
+        stack.close()
+    if not private_influxdb2.running:
+        private_influxdb2.start()

@@ -1,0 +1,143 @@
+"""converter/sinks/kafka/settings.py: the options, the --kafka-config file, the environment, and masking.
+
+No broker here. The properties file is librdkafka's (and Java's) `key=value` format;
+csv2lp refuses the keys its promises rest on; SASL secrets come from the file or the
+environment, never both, and never show in a message.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from converter.sinks.kafka import KafkaSettings, KafkaWriteError, read_client_config, read_properties
+from converter.sinks.kafka.client import _message_bytes, plain_text
+from converter.sinks.kafka.settings import DEFAULT_MESSAGE_BYTES, FRAMING_BYTES, MASK
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "kafka.properties"
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def test_a_properties_file_has_comments_blanks_and_spaces_around_equals(tmp_path):
+    path = write(tmp_path, """\
+        # SASL over TLS
+        ! also a comment
+        security.protocol=SASL_SSL
+
+        sasl.mechanism = SCRAM-SHA-512
+        ssl.ca.location=/etc/ssl/ca.pem
+        client.id=site-7=north
+    """)
+    assert read_properties(path) == {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
+                                     "ssl.ca.location": "/etc/ssl/ca.pem", "client.id": "site-7=north"}
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("acks=1", "acks is set by csv2lp; use nothing: csv2lp always waits for all in-sync replicas (acks=all)."),
+    ("enable.idempotence=false", "enable.idempotence is set by csv2lp; use nothing: csv2lp's producer is always "
+                                 "idempotent."),
+    ("bootstrap.servers=k:9092", "bootstrap.servers is set by csv2lp; use --kafka-brokers."),
+    ("message.timeout.ms=5", "message.timeout.ms is set by csv2lp; use --kafka-timeout."),
+    ("message.max.bytes=5", "message.max.bytes is set by csv2lp; use --kafka-message-bytes."),
+    ("security.protocol", "not a `key=value` line; librdkafka properties look like `security.protocol=SASL_SSL`."),
+])
+def test_a_file_line_that_csv2lp_cannot_take_names_the_file_and_line(tmp_path, line, message):
+    path = write(tmp_path, f"client.id=x\n{line}\n")
+    with pytest.raises(KafkaWriteError) as raised:
+        read_properties(path)
+    assert str(raised.value) == f"--kafka-config {path}:2: {message}"
+
+
+def test_a_missing_file_is_one_line(tmp_path):
+    with pytest.raises(KafkaWriteError, match=r"^--kafka-config .*/nope: cannot read it \(No such file or directory\)\.$"):
+        read_properties(str(tmp_path / "nope"))
+
+
+def test_sasl_from_the_environment_defaults_to_plain_over_tls():
+    config = read_client_config(None, {"KAFKA_SASL_USERNAME": "site7", "KAFKA_SASL_PASSWORD": "s3cret-pw"})
+    assert config.properties == {"sasl.username": "site7", "sasl.password": "s3cret-pw",
+                                 "security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN"}
+    assert config.origins["sasl.password"] == "$KAFKA_SASL_PASSWORD"
+    assert "s3cret-pw" not in repr(config)
+
+
+def test_the_environment_names_the_protocol_mechanism_and_ca():
+    config = read_client_config(None, {"KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "pw12",
+                                       "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+                                       "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                                       "KAFKA_SSL_CA_LOCATION": "/ca.pem"})
+    assert config.properties["security.protocol"] == "SASL_PLAINTEXT"
+    assert config.properties["sasl.mechanism"] == "SCRAM-SHA-512"
+    assert config.properties["ssl.ca.location"] == "/ca.pem"
+
+
+def test_nothing_given_is_plaintext_without_sasl():
+    assert read_client_config(None, {}).properties == {}
+
+
+def test_one_setting_from_both_the_file_and_the_environment_is_refused(tmp_path):
+    path = write(tmp_path, "sasl.username=a\nsasl.password=filepass\n")
+    with pytest.raises(KafkaWriteError) as raised:
+        read_client_config(path, {"KAFKA_SASL_PASSWORD": "envpass"})
+    assert str(raised.value) == f"sasl.password is set both in --kafka-config {path} and in $KAFKA_SASL_PASSWORD: " \
+                                f"give it once."
+    assert "filepass" not in str(raised.value) and "envpass" not in str(raised.value)
+
+
+def test_a_sasl_user_without_a_password_is_refused():
+    with pytest.raises(KafkaWriteError, match=r"^a SASL user \(\$KAFKA_SASL_USERNAME\) without a password"):
+        read_client_config(None, {"KAFKA_SASL_USERNAME": "site7"})
+
+
+def test_secrets_are_masked_in_any_text(tmp_path):
+    path = write(tmp_path, "sasl.username=u\nsasl.password=hunter22\nssl.key.password=keypass9\n")
+    config = read_client_config(path, {})
+    assert config.mask("auth failed for u with hunter22 (key keypass9)") == f"auth failed for u with {MASK} (key {MASK})"
+
+
+def test_compression_is_lz4_unless_the_file_says_otherwise(tmp_path):
+    assert read_client_config(None, {}).compression == "lz4"
+    assert read_client_config(write(tmp_path, "compression.type=zstd\n"), {}).compression == "zstd"
+
+
+@pytest.mark.parametrize(("brokers", "message"), [
+    ("kafka", "--kafka-brokers kafka: 'kafka' is not HOST:PORT (e.g. kafka-1:9092,kafka-2:9092)."),
+    ("k1:9092,k2", "--kafka-brokers k1:9092,k2: 'k2' is not HOST:PORT (e.g. kafka-1:9092,kafka-2:9092)."),
+    ("k1:0", "--kafka-brokers k1:0: 'k1:0' is not HOST:PORT (e.g. kafka-1:9092,kafka-2:9092)."),
+])
+def test_brokers_are_host_port_pairs(brokers, message):
+    with pytest.raises(KafkaWriteError) as raised:
+        KafkaSettings(brokers=brokers, topic="t")
+    assert str(raised.value) == message
+
+
+def test_brokers_may_have_spaces_after_commas():
+    assert KafkaSettings(brokers="k1:9092, k2:9093", topic="t").broker_list == ["k1:9092", "k2:9093"]
+
+
+def test_message_bytes_fit_the_topic_limit():
+    settings = KafkaSettings(brokers="k:9092", topic="t")
+    assert _message_bytes(settings, None) == DEFAULT_MESSAGE_BYTES
+    assert _message_bytes(settings, 1_048_588) == DEFAULT_MESSAGE_BYTES
+    assert _message_bytes(settings, 100_000) == 100_000 - FRAMING_BYTES
+    given = KafkaSettings(brokers="k:9092", topic="t", message_bytes=50_000)
+    assert _message_bytes(given, 100_000) == 50_000
+    with pytest.raises(KafkaWriteError, match=r"^--kafka-message-bytes 50,000 is more than topic 't' takes: its "
+                                              r"max.message.bytes is 20,000, less 512 for Kafka's framing; give at "
+                                              r"most 19,488, or raise the topic's max.message.bytes.$"):
+        _message_bytes(given, 20_000)
+
+
+@pytest.mark.parametrize(("raw", "plain"), [
+    ("127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused (after 0ms in state CONNECT)",
+     "Connect to ipv4#127.0.0.1:1 failed: Connection refused"),
+    ("sasl_plaintext://127.0.0.1:9/1: SASL authentication error: Authentication failed (after 3ms in state "
+     "AUTH_REQ, 2 identical error(s) suppressed)", "SASL authentication error: Authentication failed"),
+    ("1/1 brokers are down", "1/1 brokers are down"),
+])
+def test_librdkafka_error_text_loses_its_connection_and_state(raw, plain):
+    assert plain_text(raw) == plain
