@@ -109,7 +109,10 @@ class Publisher:
 
 # What describe_consumer_groups answers while a new broker loads __consumer_offsets (the first
 # group's first request creates it) or the group's coordinator moves: ask again.
-NOT_YET = {KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR}
+# Answers that mean "ask again": the coordinator is still loading or moving, or (on a loaded box)
+# did not answer within the request's time; the caller's wait is bounded.
+NOT_YET = {KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR,
+           KafkaError._TIMED_OUT}
 
 
 def group_assignment(broker: KafkaBroker, group: str) -> dict[str, set[int]]:

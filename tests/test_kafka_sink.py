@@ -31,6 +31,7 @@ from support.csv2lp_kafka import (
 from support.kafka import KafkaBroker, fresh_topic_name, require_kafka
 from support.movebank_gen import generate
 from support.server_process import running
+from support.telegraf import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -260,8 +261,9 @@ def rss_kb(pid: int) -> int:
 
 def stream_through_an_outage(broker: KafkaBroker, topic: str, csv: Path, stop, *, outage_s: float,
                              restart: bool = True, extra: tuple[str, ...] = ()) -> tuple[Run, dict]:
-    """csv2lp reads `csv` from a slow pipe; at a third of it `stop()` ends the broker, which is
-    started again `outage_s` later (unless not `restart`). Returns the run and what was seen meanwhile."""
+    """csv2lp reads `csv` from a slow pipe; once a third of it is in the pipe and the broker holds
+    some of it, `stop()` ends the broker, which is started again `outage_s` later (unless not
+    `restart`). Returns the run and what was seen meanwhile."""
     # 10 MB/s, faster than the outage could hold: only the sink's bound stops the reading.
     paced = PacedInput(csv, chunk=512 * 1024, every=0.05)
     process = start_csv2lp(["-", *kafka_args(broker, topic, *extra)], stdin=subprocess.PIPE)
@@ -269,6 +271,9 @@ def stream_through_an_outage(broker: KafkaBroker, topic: str, csv: Path, stop, *
     seen: dict = {"peak_rss_kb": 0}
     try:
         paced.wait_for(0.33)
+        # Mid-stream means the broker already holds some of it: on a loaded box csv2lp may still be
+        # starting when a third of the input is in the pipe.
+        wait_until(lambda: broker.records_in(topic) > 0, 60.0, f"records in {topic}")
         stop()
         seen["stopped_at"] = paced.fraction
         down_until = time.monotonic() + outage_s

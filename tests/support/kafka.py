@@ -334,6 +334,21 @@ class KafkaBroker(ServerProcess):
             return None
         return {number: partition.leader for number, partition in topic.partitions.items()}
 
+    def records_in(self, name: str) -> int:
+        """Records the broker holds in topic `name` (the sum of its partitions' end offsets); 0 if none
+        answered in time."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer(self.client_config({"group.id": f"csv2lp-watermarks-{uuid.uuid4().hex[:8]}"}))
+        try:
+            partitions = self.partition_leaders(name) or {}
+            return sum(consumer.get_watermark_offsets(TopicPartition(name, p), timeout=5.0, cached=False)[1]
+                       for p in partitions)
+        except Exception:  # noqa: BLE001 - a broker too busy to answer: "none yet", the caller's wait is bounded
+            return 0
+        finally:
+            consumer.close()
+
     def topics(self) -> set[str]:
         """The names of the topics the broker has, internal ones (__consumer_offsets) included."""
         return set(self.admin().list_topics(timeout=10.0).topics)
