@@ -438,13 +438,13 @@ def test_an_unexpected_error_sends_that_file_to_error_and_the_loop_goes_on(tmp_p
     script = textwrap.dedent(f"""
         import sys
         from converter import execd
-        from converter.execd import spooler
-        real = spooler.iter_blocks
+        from converter import pipeline
+        real = pipeline.iter_blocks
         def failing(source, *args, **kwargs):
             if source.name.endswith("boom.csv"):
                 raise RuntimeError("simulated bug")
             return real(source, *args, **kwargs)
-        spooler.iter_blocks = failing
+        pipeline.iter_blocks = failing  # what the spooler's pipeline.iter_part_blocks calls
         sys.exit(execd.run({str(config)!r}))
     """)
     child = children(argv=[PYTHON, "-c", script])

@@ -384,8 +384,9 @@ def test_url_that_is_not_a_base_url_is_refused(url, message):
     result = run_cli("convert", str(SAMPLE), "--preset", "movebank", "--influx-url", url,
                      "--bucket", "b", env={"INFLUX_TOKEN": TOKEN})
 
-    assert result.exit_code == 1
-    assert result.output == f"csv2lp: error: {message}\n"
+    # A usage error since options are checked up front (issue 24): exit 2, before anything is read.
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == f"Error: {message}"
 
 
 def test_a_server_that_cannot_be_reached_is_an_error_before_anything_is_read():
