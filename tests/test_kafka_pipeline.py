@@ -45,7 +45,7 @@ def test_csv2lp_to_kafka_to_two_telegrafs_to_influxdb_is_exact(kafka_broker, pri
     assert acknowledged_lines(run.stderr) == ROWS, run.stderr
     note = assert_exact_in_influxdb(private_influxdb2, expected)
     print(f"\n{ROWS:,} rows counted exactly {time.monotonic() - began:.1f} s after csv2lp started "
-          f"(csv2lp took {run.seconds:.1f} s) {note}; assignment {assignment}")
+          f"(csv2lp took {run.seconds:.1f} s){note and '; ' + note}; assignment {assignment}")
     wait_until(lambda: set(lag(kafka_broker, topic, group).values()) == {0}, 30.0, "every offset committed")
     # Each consumer held partitions that carried messages: both did part of the work.
     held = list(assignment.values())
@@ -83,11 +83,11 @@ def test_the_broker_stopped_mid_stream_csv2lp_waits_and_influxdb_is_exact(how, p
                            "--kafka-topic", topic], paced)
     try:
         paced.wait_for(0.3)
+        at_stop = paced.fraction
         if how == "SIGTERM":
             broker.stop()
         else:
             broker.kill()
-        at_stop = paced.fraction
         time.sleep(BROKER_DOWN_S)
         broker.start()
         run = finish(process, paced, timeout=240)
@@ -101,6 +101,7 @@ def test_the_broker_stopped_mid_stream_csv2lp_waits_and_influxdb_is_exact(how, p
     assert acknowledged_lines(run.stderr) == ROWS, run.stderr
     note = assert_exact_in_influxdb(private_influxdb2, expected)
     print(f"\nbroker {how} at {at_stop:.0%} of the input, up {BROKER_DOWN_S:.0f} s later "
-          f"(start took {broker.last_start_seconds:.1f} s); csv2lp done {run.seconds:.1f} s after; exact {note}")
+          f"(its start took {broker.last_start_seconds:.1f} s); csv2lp done {run.seconds:.1f} s after it answered; "
+          f"exact {note}")
     assert all(process.running for process in consumers)
     wait_until(lambda: set(lag(broker, topic, group).values()) == {0}, 60.0, "every offset committed")
