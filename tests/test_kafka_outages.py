@@ -31,7 +31,7 @@ import pytest
 from support.csv2lp_kafka import PacedInput, acknowledged_lines, finish, start_paced
 from support.kafka import fresh_topic_name
 from support.kafka_fleet import (PARTITIONS, MEASUREMENT, assert_exact_in_influxdb, consumers_holding_partitions,
-                                 errors_in, generated_movebank, internal_write, lag)
+                                 errors_in, generated_movebank, lag, output_numbers)
 from support.telegraf import BUFFER_OVERFLOW_PATTERN, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.telegraf, pytest.mark.influxdb2, pytest.mark.slow]
@@ -48,7 +48,7 @@ EXPECTED_ERROR = re.compile(r"E! \[outputs\.influxdb_v2\]|E! \[agent\] Error wri
 
 def buffered(process) -> int:
     """Metrics in the consumer's influxdb_v2 buffer (read from the broker, not written yet)."""
-    return int(internal_write(process.metrics_url).get("influxdb_v2", {}).get("buffer_size", 0))
+    return int(output_numbers(process.metrics_url)["buffer_size"])
 
 
 def test_influxdb_away_and_a_consumer_killed_holding_messages_lose_nothing(kafka_broker, private_influxdb2,
@@ -58,7 +58,7 @@ def test_influxdb_away_and_a_consumer_killed_holding_messages_lose_nothing(kafka
     topic = kafka_broker.create_topic(fresh_topic_name(), partitions=PARTITIONS)
     group, (first, second), _ = consumers_holding_partitions(kafka_broker, topic, server, start_telegraf,
                                                              metrics=True, max_lifetime=OUTAGE_S + 240)
-    limit = int(internal_write(first.metrics_url)["influxdb_v2"]["buffer_limit"])
+    limit = int(output_numbers(first.metrics_url)["buffer_limit"])
 
     def counted() -> int:
         return sum(server.count_per_series(measurement=MEASUREMENT).values())
@@ -74,7 +74,7 @@ def test_influxdb_away_and_a_consumer_killed_holding_messages_lose_nothing(kafka
         wait_until(lambda: buffered(first), 30.0, "consumer-a holding unwritten metrics", poll=0.5)
         time.sleep(max(0.0, 10.0 - (time.monotonic() - stopped)))
         held = buffered(first)
-        dropped_before_kill = internal_write(first.metrics_url)["influxdb_v2"]["metrics_dropped"]
+        dropped_before_kill = output_numbers(first.metrics_url)["metrics_dropped"]
         first.kill()
         time.sleep(KILLED_DOWN_S)
         first.start()
@@ -102,7 +102,7 @@ def test_influxdb_away_and_a_consumer_killed_holding_messages_lose_nothing(kafka
     assert lag_in_outage > 0  # the outage held messages back, as it should
     wait_until(lambda: set(lag(kafka_broker, topic, group).values()) == {0}, 60.0, "every offset committed")
     # Telegraf's own numbers: nothing dropped by either consumer (consumer-a since its restart).
-    dropped = [internal_write(c.metrics_url)["influxdb_v2"]["metrics_dropped"] for c in (first, second)]
+    dropped = [output_numbers(c.metrics_url)["metrics_dropped"] for c in (first, second)]
     assert [dropped_before_kill, *dropped] == [0, 0, 0], (dropped_before_kill, dropped)
     for consumer in (first, second):
         assert not re.search(BUFFER_OVERFLOW_PATTERN, consumer.log_text()), consumer.log_tail()

@@ -93,6 +93,13 @@ def internal_write(metrics_url: str) -> dict[str, dict[str, float]]:
     return numbers
 
 
+def output_numbers(metrics_url: str, output: str = "influxdb_v2", *, timeout: float = 30.0) -> dict[str, float]:
+    """internal_write's numbers for `output`, waiting (bounded) for Telegraf's first report: the page
+    is empty until [[inputs.internal]] has collected once and the prometheus output has flushed."""
+    return wait_until(lambda: internal_write(metrics_url).get(output), timeout,
+                      f"Telegraf's internal_write numbers for {output} at {metrics_url}", poll=0.5)
+
+
 def errors_in(process: TelegrafProcess) -> list[str]:
     return re.findall(r"^.* E! .*$", process.log_text(), re.M)
 
