@@ -26,11 +26,10 @@ from support.csv2lp_kafka import read_topic
 from support.data import REPO
 from support.influxdb import free_loopback_port
 from support.kafka import fresh_topic_name
+from support.kafka_fleet import assert_exact_in_influxdb, errors_in, expected_counts, shipped_env
 from support.movebank_gen import generate
 from support.shipped_configs import ConfigText, execd_command
 from support.telegraf import wait_until
-from test_kafka_consumer import errors_in, shipped_env
-from test_kafka_pipeline import assert_exact_in_influxdb, expected_counts
 
 pytestmark = [pytest.mark.kafka, pytest.mark.telegraf, pytest.mark.influxdb2, pytest.mark.slow]
 

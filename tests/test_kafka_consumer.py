@@ -11,18 +11,18 @@ The last test shows the trap the file's kafka_version avoids.
 
 from __future__ import annotations
 
-import re
 import subprocess
 import threading
 import time
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, ConsumerGroupState, KafkaError, KafkaException, Producer, TopicPartition
-from support.data import REPO
+from confluent_kafka import Producer
 from support.influxdb2 import InfluxDB2Server
 from support.kafka import KafkaBroker, fresh_topic_name
-from support.telegraf import StartTelegraf, TelegrafProcess, wait_until
+from support.kafka_fleet import (PARTITIONS, SHIPPED_CONSUMER, both_hold_partitions, errors_in, group_assignment, lag,
+                                shipped_env, start_consumers)
+from support.telegraf import wait_until
 
 try:
     import tomllib
@@ -31,12 +31,11 @@ except ModuleNotFoundError:  # Python 3.10
 
 pytestmark = [pytest.mark.kafka, pytest.mark.telegraf, pytest.mark.influxdb2]
 
-SHIPPED = REPO / "telegraf" / "kafka-consumer.conf"
+SHIPPED = SHIPPED_CONSUMER
 LINES_PER_MESSAGE = 1_000  # what the shipped file is sized for
 SERIES = 12
 POINTS_PER_SERIES = 5_000
 TOTAL = SERIES * POINTS_PER_SERIES  # 60,000 lines, 60 messages
-PARTITIONS = 4
 MEASUREMENT = "fix"
 START_NS = 1_297_445_400_000_000_000  # 2011-02-11 17:30 UTC: years-old points, as Movebank's
 FIX_EVERY_NS = 600_000_000_000
@@ -107,49 +106,6 @@ class Publisher:
         assert self.errors == [], self.errors
 
 
-# What describe_consumer_groups answers while a new broker loads __consumer_offsets (the first
-# group's first request creates it) or the group's coordinator moves: ask again.
-# Answers that mean "ask again": the coordinator is still loading or moving, or (on a loaded box)
-# did not answer within the request's time; the caller's wait is bounded.
-NOT_YET = {KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR,
-           KafkaError._TIMED_OUT}
-
-
-def group_assignment(broker: KafkaBroker, group: str) -> dict[str, set[int]]:
-    """{member id: partitions it holds} as the broker's group coordinator says, {} unless the group is stable."""
-    admin = broker.admin()
-    try:
-        description = admin.describe_consumer_groups([group], request_timeout=10)[group].result(timeout=15)
-    except KafkaException as error:
-        if error.args[0].code() in NOT_YET:
-            return {}
-        raise
-    if description.state != ConsumerGroupState.STABLE:
-        return {}
-    return {
-        member.member_id: {tp.partition for tp in member.assignment.topic_partitions} for member in description.members
-    }
-
-
-def both_hold_partitions(broker: KafkaBroker, group: str) -> dict[str, set[int]] | None:
-    """The assignment when two members each hold partitions and together all of them, else None."""
-    assignment = group_assignment(broker, group)
-    covered = set().union(*assignment.values()) if assignment else set()
-    if len(assignment) == 2 and all(assignment.values()) and covered == set(range(PARTITIONS)):
-        return assignment
-    return None
-
-
-def lag(broker: KafkaBroker, topic: str, group: str) -> dict[int, int]:
-    """{partition: end offset - committed offset} of `group` (read without joining it)."""
-    consumer = Consumer(broker.client_config({"group.id": group, "enable.auto.commit": False}))
-    try:
-        committed = consumer.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
-        return {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] - max(tp.offset, 0) for tp in committed}
-    finally:
-        consumer.close()
-
-
 def total(server: InfluxDB2Server) -> int:
     return sum(server.count_per_series(measurement=MEASUREMENT).values())
 
@@ -169,21 +125,6 @@ def assert_counts_exact(server: InfluxDB2Server, expected: dict, timeout: float 
     assert after == expected, (f"counted {sum(after.values()):,} of {want:,} after an influxd restart "
                                f"({sum(before.values()):,} before): a loss; per series {after}")
     return f"InfluxDB counted {sum(before.values()):,} of {want:,} until a restart, then all: a short count"
-
-
-def shipped_env(broker: KafkaBroker, topic: str, group: str, server: InfluxDB2Server) -> dict[str, str]:
-    env = {"KAFKA_BROKERS": broker.bootstrap_servers, "KAFKA_TOPIC": topic, "KAFKA_GROUP": group}
-    env.update({key: value for key, value in server.compose_env().items() if key.startswith("INFLUX_")})
-    return env
-
-
-def start_consumers(start_telegraf: StartTelegraf, env: dict[str, str]) -> list[TelegrafProcess]:
-    text = SHIPPED.read_text()
-    return [start_telegraf(text, env=env, name=name) for name in ("consumer-a", "consumer-b")]
-
-
-def errors_in(process: TelegrafProcess) -> list[str]:
-    return re.findall(r"^.* E! .*$", process.log_text(), re.M)
 
 
 @pytest.fixture

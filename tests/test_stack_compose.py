@@ -280,3 +280,43 @@ def test_full_stack_docs_name_the_real_files_and_settings():
             assert name in text, f"the README's full-stack section does not tell the user to set {name}"
     for path in re.findall(r"`((?:grafana|telegraf|spool|examples)/[\w./-]*)`", text):
         assert require(path.rstrip("/")).exists(), f"the README's full-stack section names {path}, which does not exist"
+
+
+# --- the kafka profile ----------------------------------------------------------------------
+
+KAFKA_CONSUMER_CONF = REPO / "telegraf" / "kafka-consumer.conf"
+
+
+def test_the_kafka_profile_runs_kafka_4_and_a_consumer_telegraf_on_the_shipped_file(raw, resolved):
+    services = resolved["services"]
+    profiled = {name for name, spec in raw["services"].items() if spec.get("profiles")}
+    assert profiled == {"kafka", "kafka-topics", "telegraf-kafka"}
+    assert all(raw["services"][name]["profiles"] == ["kafka"] for name in profiled)
+    assert re.fullmatch(r"apache/kafka:4\.\d+\.\d+", services["kafka"]["image"])
+    assert services["kafka-topics"]["image"] == services["kafka"]["image"]
+    assert re.fullmatch(r"telegraf:1\.39(\.\d+)?", services["telegraf-kafka"]["image"])
+    mounts = {container: host for service, host, container in bind_mounts(raw) if service == "telegraf-kafka"}
+    assert mounts == {"/etc/telegraf/telegraf.conf": "telegraf/kafka-consumer.conf"}
+    # The broker's data outlives the container; loopback only from the host.
+    assert "kafka-data:/var/lib/kafka/data" in raw["services"]["kafka"]["volumes"]
+    assert raw["services"]["kafka"]["ports"] == ["127.0.0.1:9094:9094"]
+
+
+def test_the_consumer_telegraf_gets_every_variable_its_config_uses(resolved):
+    environment = resolved["services"]["telegraf-kafka"]["environment"]
+    settings = [line for line in KAFKA_CONSUMER_CONF.read_text(encoding="utf-8").splitlines()
+                if not line.lstrip().startswith("#")]
+    used = {a or b for a, b in ENV_REFERENCE.findall("\n".join(settings))}
+    assert used == {"KAFKA_BROKERS", "KAFKA_TOPIC", "KAFKA_GROUP"} | TELEGRAF_ENV
+    assert used <= set(environment), used - set(environment)
+    assert environment["KAFKA_BROKERS"] == "kafka:9092"
+    topics = resolved["services"]["kafka-topics"]["command"]
+    assert topics[topics.index("--topic") + 1] == environment["KAFKA_TOPIC"]
+    for name in TELEGRAF_ENV:
+        assert environment[name] == resolved["services"]["telegraf"]["environment"][name], name
+
+
+def test_the_kafka_commands_in_the_readme_match_compose(raw):
+    section = README.read_text(encoding="utf-8").split("## Scaling out with Kafka", 1)[1].split("\n## ", 1)[0]
+    assert "docker compose --profile kafka up -d" in section
+    assert "--kafka-brokers 127.0.0.1:9094 --kafka-topic movebank" in section

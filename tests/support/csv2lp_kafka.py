@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -62,6 +63,37 @@ def hand_over_stdin(process: subprocess.Popen) -> IO:
     otherwise flush and close it too, racing the thread (ValueError: I/O operation on closed file)."""
     pipe, process.stdin = process.stdin, None
     return pipe
+
+
+def start_paced(args: list[str], paced: PacedInput) -> subprocess.Popen:
+    """csv2lp reading `-` (stdin) with `args`, fed by `paced` on its thread."""
+    process = start_csv2lp(["-", *args], stdin=subprocess.PIPE)
+    paced.start(hand_over_stdin(process))
+    return process
+
+
+def finish(process: subprocess.Popen, paced: PacedInput | None = None, *, timeout: float = RUN_TIMEOUT_S) -> Run:
+    """Wait (bounded) for a csv2lp started with start_csv2lp/start_paced; kill it if it outlives `timeout`."""
+    began = time.monotonic()
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        stdout, stderr = process.communicate()
+        raise AssertionError(f"csv2lp did not finish in {timeout:.0f} s; stderr:\n{stderr[-3000:]}") from None
+    finally:
+        if paced is not None:
+            paced.join()
+    return Run(process.returncode, stdout, stderr, time.monotonic() - began)
+
+
+ACKED = re.compile(r"^([\d,]+) lines acknowledged by Kafka in ([\d,]+) message", re.M)
+
+
+def acknowledged_lines(stderr: str) -> int | None:
+    """The lines csv2lp's end summary says Kafka acknowledged, None without that line."""
+    match = ACKED.search(stderr)
+    return int(match.group(1).replace(",", "")) if match else None
 
 
 def run_csv2lp(args: list[str], *, env: dict[str, str] | None = None, stdin: PacedInput | None = None,
