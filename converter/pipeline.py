@@ -23,8 +23,10 @@ from .books.rejects import RejectsWriter
 from .books.rowerrors import RowErrors
 from .books.summary import RunSummary
 from .encode.encoder import Encoded, EncodeOptions, Encoder
+from .encode.time_text import LP_MAX_NS
+from .encode.timestamps import range_text
 from .errors import BadRowError, ConverterError, OutputError
-from .mapping import FieldType, MappingSpec, Plan
+from .mapping import FieldType, MappingSpec, Plan, Precision
 from .parallel import ordered_map
 from .plan.file_plan import parts_and_plans
 from .plan.options import ConvertOptions, OnError
@@ -211,7 +213,7 @@ def iter_blocks(source: CsvSource, plan: Plan, *, encoder: Encoder, workers: int
         block = EncodedBlock(source, typed.block, typed.batch, typed.lines_of_rows, typed.blank_lines, encoded,
                              warnings=typed.warnings)
         if duplicates is not None and duplicates.mode is not DuplicateMode.OFF:
-            check_duplicates(block, duplicates)
+            check_duplicates(block, duplicates, encoder.options.precision)
         yield block
 
 
@@ -228,8 +230,18 @@ DUPLICATE_POINT = rowerrors.Reason(
 )
 
 
-def check_duplicates(block: EncodedBlock, tracker: DuplicateTracker) -> None:
-    """Count the block's duplicate points; reject them (error) or move their times (nudge)."""
+def nudged_past_range(precision: Precision) -> rowerrors.Reason:
+    return rowerrors.Reason(
+        f"time past the end of line protocol's range after --duplicates nudge (-p {precision.value}: "
+        f"{range_text(precision)})",
+        "the row repeats a series and time at the very end of the range with no later time left to move it to; "
+        "fix the source's times, or use --duplicates warn or error",
+    )
+
+
+def check_duplicates(block: EncodedBlock, tracker: DuplicateTracker, precision: Precision = Precision.NS) -> None:
+    """Count the block's duplicate points; reject them (error) or move their times (nudge: a row
+    with no free time left before the end of the range is rejected instead)."""
     encoded = block.encoded
     if encoded.times is None or encoded.series_codes is None or not len(encoded.lines):
         return
@@ -246,15 +258,24 @@ def check_duplicates(block: EncodedBlock, tracker: DuplicateTracker) -> None:
         new_lines = [line[: line.rindex(" ") + 1] + f"{found.times[i]}\n" for line, i in zip(old_lines, moved)]
         encoded.lines = pc.replace_with_mask(encoded.lines, pa.array(found.nudged), pa.array(new_lines, pa.string()))
         encoded.times = found.times
+        if found.beyond is not None and found.beyond.any():
+            _reject_lines(block, found.beyond, nudged_past_range(precision))
     elif tracker.mode is DuplicateMode.ERROR:
-        written = np.flatnonzero(pc.invert(encoded.errors.mask).to_numpy(zero_copy_only=False)) \
-            if encoded.errors.mask is not None else np.arange(block.batch.num_rows)
-        reject = np.zeros(block.batch.num_rows, dtype=bool)
-        reject[written[found.duplicate]] = True
-        encoded.errors.add(pa.array(reject), DUPLICATE_POINT, block.batch.column(0).cast(pa.binary()))
-        keep = ~found.duplicate
-        encoded.lines = encoded.lines.filter(pa.array(keep))
-        encoded.series_codes, encoded.times = encoded.series_codes[keep], encoded.times[keep]
+        _reject_lines(block, found.duplicate, DUPLICATE_POINT)
+
+
+def _reject_lines(block: EncodedBlock, drop: np.ndarray, reason: rowerrors.Reason) -> None:
+    """Reject the rows whose lines `drop` marks (aligned with the lines), and take those lines out."""
+    encoded = block.encoded
+    assert encoded.series_codes is not None and encoded.times is not None
+    written = np.flatnonzero(pc.invert(encoded.errors.mask).to_numpy(zero_copy_only=False)) \
+        if encoded.errors.mask is not None else np.arange(block.batch.num_rows)
+    reject = np.zeros(block.batch.num_rows, dtype=bool)
+    reject[written[drop]] = True
+    encoded.errors.add(pa.array(reject), reason, block.batch.column(0).cast(pa.binary()))
+    keep = ~drop
+    encoded.lines = encoded.lines.filter(pa.array(keep))
+    encoded.series_codes, encoded.times = encoded.series_codes[keep], encoded.times[keep]
 
 
 class _Run:
@@ -271,7 +292,8 @@ class _Run:
         self.bytes_before = 0
         self.bytes_total: int | None = None
         # One tracker for the whole run: duplicates are found across files too.
-        self.duplicates = DuplicateTracker(options.duplicates, options.duplicates_window)
+        self.duplicates = DuplicateTracker(options.duplicates, options.duplicates_window,
+                                           last_time=LP_MAX_NS // options.precision.ns_per_unit)
 
     def convert_source(self, source: CsvSource, plan: Plan, *, count_file: bool = True) -> None:
         """Blocks come encoded and in file order; each is written here, then counted."""

@@ -131,8 +131,29 @@ def _localize(stamps: pa.Array, timezone: str, note) -> pa.Array:
             stamps, lambda a: pc.assume_timezone(a, timezone=timezone), pa.timestamp("ns", timezone)
         )
         note(LOCAL_TIME_GAP, localized.bad)
-        stamps = localized.values
+        return _beyond_range(stamps.cast(pa.int64()), localized.values.cast(pa.int64()), note)
     return stamps.cast(pa.int64())
+
+
+def _beyond_range(naive: pa.Array, utc: pa.Array, note) -> pa.Array:
+    """`utc` with the times the zone's offset moved past line protocol's range nulled (out of range).
+
+    Arrow's assume_timezone wraps around int64 without a word: 2262-04-11 23:00 in New York
+    comes back as a time in 1677, and 1677-09-21 00:13 in Tokyo as one in 2262, both inside the
+    range, so the range check after this cannot see them. The wrap is undone by the arithmetic:
+    `utc - naive`, wrapping too, is the zone's true offset (hours, never near 2**63), so a time
+    is beyond the range exactly when `naive + offset` would be, which is compared without adding."""
+    local = pc.fill_null(naive, 0).to_numpy(zero_copy_only=False)
+    offset = pc.fill_null(utc, 0).to_numpy(zero_copy_only=False) - local  # wraps like the cast did
+    later, earlier = offset > 0, offset < 0
+    beyond = np.zeros(len(local), dtype=bool)
+    beyond[later] = local[later] > LP_MAX_NS - offset[later]
+    beyond[earlier] = local[earlier] < LP_MIN_NS - offset[earlier]
+    if not beyond.any():
+        return utc
+    mask = pa.array(beyond)
+    note(OUT_OF_RANGE, mask)
+    return pc.if_else(mask, pa.scalar(None, pa.int64()), utc)
 
 
 def _cast_iso(text: pa.Array, tz: str | None, note) -> pa.Array:
