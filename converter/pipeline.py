@@ -57,7 +57,8 @@ def convert(inputs: Sequence[str] | Prepared, *, mapping: MappingSpec, options: 
         run.bytes_total = _total_size(prepared.items)
         for item in prepared.items:
             source = open_source(item, delimiter=options.delimiter, block_size=options.block_size, stdin=stdin,
-                                 settings=options.read, max_expansion=options.max_expansion)
+                                 settings=options.read, max_expansion=options.max_expansion,
+                                 max_columns=options.max_columns)
             try:
                 for number, (part, plan) in enumerate(parts_and_plans(source, item, mapping, options)):
                     run.convert_source(part, plan, count_file=number == 0)

@@ -16,7 +16,7 @@ import pyarrow as pa
 from ..errors import InputError
 from .settings import PLAIN, ReadSettings
 from .expansion import DEFAULT_MAX_EXPANSION, ExpansionLimit
-from .source import DEFAULT_BLOCK_SIZE, CsvSource
+from .source import DEFAULT_BLOCK_SIZE, DEFAULT_MAX_COLUMNS, CsvSource
 from .streams import COMPRESSION_BY_SUFFIX, GZIP_MAGIC, CountingReader, PrefixedReader, StoppedByLimit, decompressing
 
 STDIN = "-"
@@ -58,12 +58,13 @@ def is_descriptor_path(item: str) -> bool:
 
 def open_source(item: str, *, delimiter: str = ",", block_size: int = DEFAULT_BLOCK_SIZE,
                 stdin: BinaryIO | None = None, settings: ReadSettings = PLAIN,
-                max_expansion: int = DEFAULT_MAX_EXPANSION) -> CsvSource:
+                max_expansion: int = DEFAULT_MAX_EXPANSION, max_columns: int = DEFAULT_MAX_COLUMNS) -> CsvSource:
     """Open one input ('-' for stdin) and read its header (where `settings` say it is).
 
     Compression comes from the name (`.gz`, `.bz2`, `.zst`); an input read once (stdin, a FIFO,
     `<(...)`) without such a name is also looked at for gzip's magic bytes, as it cannot be renamed.
-    A compressed input that expands past `max_expansion` times its size stops there (expansion.py)."""
+    A compressed input that expands past `max_expansion` times its size stops there (expansion.py);
+    a header of more than `max_columns` columns refuses the input (0: no limit)."""
     if item == STDIN:
         stdin = stdin if stdin is not None else sys.stdin.buffer if sys.stdin is not None else None
         if stdin is None:  # `csv2lp - <&-`
@@ -91,7 +92,7 @@ def open_source(item: str, *, delimiter: str = ",", block_size: int = DEFAULT_BL
     stream: io.RawIOBase = decompressed if decompressed is not None else raw
     try:
         return CsvSource(name, stream, counter, delimiter=delimiter, block_size=block_size, settings=settings,
-                         decompressed=decompressed)
+                         decompressed=decompressed, max_columns=max_columns)
     except StoppedByLimit as exc:  # in the header already
         counter.close()
         raise InputError(f"{name}: {exc}.") from None
