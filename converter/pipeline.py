@@ -27,6 +27,7 @@ from .encode.time_text import LP_MAX_NS
 from .encode.timestamps import range_text
 from .errors import BadRowError, ConverterError, OutputError
 from .mapping import FieldType, MappingSpec, Plan, Precision
+from .mapping.resolve import delimiter_hint
 from .parallel import ordered_map
 from .plan.file_plan import parts_and_plans
 from .plan.options import ConvertOptions, OnError
@@ -195,14 +196,17 @@ def iter_blocks(source: CsvSource, plan: Plan, *, encoder: Encoder, workers: int
     """
 
     unwritten = dict(plan.unwritten)  # columns not seen with a value yet
+    # One column whose name splits by another delimiter: most likely read with the wrong -d.
+    hint = delimiter_hint(plan.header) if len(plan.header) == 1 else ""
+    wrong_delimiter = [f"{source.name}: the header is one column, {plan.header[0]!r}.{hint}"] if hint else []
 
     def typed_blocks() -> Iterator[_TypedBlock]:
-        for block in source.blocks():
+        for number, block in enumerate(source.blocks()):
             batch, lines_of_rows, blank = split_blank_rows(block)
             noted = len(encoder.notes)
             types = encoder.decide_types(plan, batch, where=f"{source.name}:{block.first_line}")
             warnings = block.notes + [f"{source.name}: {note}" for note in encoder.notes[noted:]] + \
-                _values_left_out(source, plan, batch, unwritten)
+                _values_left_out(source, plan, batch, unwritten) + (wrong_delimiter if number == 0 else [])
             yield _TypedBlock(block, batch, lines_of_rows, blank, types, warnings)
 
     def encode(typed: _TypedBlock) -> Encoded:

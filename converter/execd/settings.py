@@ -298,4 +298,6 @@ def in_config_terms(message: str, config_path: str | None) -> str:
     where = f" of {config_path}" if config_path else " of the execd config"
     for option, key in _CONVERT_KEYS.items():
         message = re.sub(rf"{option}\b(?:\s*\(execd: [^)]*\))?", f"{key} in [convert]{where}", message)
-    return message
+    # resolve.delimiter_hint's "give -d ';'": the setting, as the file spells it.
+    return re.sub(r"give -d ('.'|tab)", lambda m: f'set delimiter = "{m.group(1).strip(chr(39))}" in [convert]{where}',
+                  message)
