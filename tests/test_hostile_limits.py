@@ -64,16 +64,17 @@ sys.exit(status if status >= 0 else 99)
 """
 
 
-def run_measured(tmp_path: Path, *args: str) -> Measured:
-    """`python -m converter ARGS`: its exit status, output, wall time and peak RSS (RUSAGE_CHILDREN)."""
+def run_measured(tmp_path: Path, *args: str, stdin: Path | None = None) -> Measured:
+    """`python -m converter ARGS` (reading `stdin`, or nothing): its exit status, output, wall time and
+    peak RSS (RUSAGE_CHILDREN)."""
     summary = tmp_path / f"summary-{time.monotonic_ns()}.json"
     if args and args[0] not in ("inspect", "execd"):
         args = (*args, "--summary-json", str(summary))
     out, err, report = tmp_path / "child.out", tmp_path / "child.err", tmp_path / "child.rss"
     began = time.monotonic()
-    with open(out, "wb") as stdout, open(err, "wb") as stderr:
+    with open(out, "wb") as stdout, open(err, "wb") as stderr, open(stdin or os.devnull, "rb") as given:
         done = subprocess.run([sys.executable, "-c", MEASURE, str(report), str(TIMEOUT_S), sys.executable, "-m",
-                               "converter", *args], stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                               "converter", *args], stdin=given, stdout=stdout, stderr=stderr,
                               env=ENV, cwd=tmp_path, timeout=TIMEOUT_S + 30)
     seconds = time.monotonic() - began
     assert done.returncode != 99, f"csv2lp {' '.join(args)} did not end within {TIMEOUT_S} s"
