@@ -144,3 +144,20 @@ def test_a_real_zone_near_the_ends(tmp_path):
     assert [row[1] for row in rejects[1:]] == ["2"]
     assert rejects[1][2].startswith("out of range time in column 'time'")
     assert _books(tmp_path) == (3, 2, 1)
+
+
+@pytest.mark.parametrize(("text", "expected", "problem"), [
+    ("11/04/2262 23:47:16", LP_MAX_NS // 10**9 * 10**9, None),
+    ("21/09/1677 00:12:44", -9_223_372_036 * 10**9, None),
+    ("11/04/2262 23:47:17", None, OUT_OF_RANGE),  # Arrow's ns strptime gives null past int64: said "unparseable"
+    ("12/04/2262 00:00:00", None, OUT_OF_RANGE),
+    ("01/01/3000 00:00:00", None, OUT_OF_RANGE),
+    ("21/09/1677 00:12:43", None, OUT_OF_RANGE),
+    ("31/02/2000 00:00:00", None, "unparseable"),  # not a day: still unparseable at any unit
+    ("junk", None, "unparseable"),
+])
+def test_a_strptime_time_past_the_ends_is_out_of_range_not_unparseable(text, expected, problem):
+    parsed = parse_times(pa.array([text, "01/01/2000 00:00:00"]), fmt="%d/%m/%Y %H:%M:%S", timezone="UTC",
+                         precision=Precision.NS)
+    assert parsed.values.to_pylist() == [expected, 946_684_800 * 10**9]
+    assert [kind for kind, mask in parsed.problems if mask[0].as_py()] == ([problem] if problem else [])

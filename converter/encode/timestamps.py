@@ -185,9 +185,26 @@ def _cast_iso(text: pa.Array, tz: str | None, note) -> pa.Array:
 
 
 def _strptime(text: pa.Array, fmt: str, note) -> pa.Array:
-    """strptime, strict: Arrow's (like C's) rolls 31 February over to 3 March, so every parsed
-    time is formatted back and must equal its text (leading zeros and case aside)."""
-    stamps = pc.strptime(text, format=fmt, unit="ns", error_is_null=True)
+    """strptime, strict (see `_strptime_checked`). Arrow's nanosecond parse gives null for a time
+    beyond int64 nanoseconds (2262-04-12, the year 3000): the cells it refuses are read again at
+    seconds, and those that read so are out of range, not unparseable."""
+    stamps, same = _strptime_checked(text, fmt, "ns")
+    bad = pc.and_(pc.is_valid(text), pc.invert(same))
+    if cells.any_true(bad):
+        rows = np.flatnonzero(pc.fill_null(bad, False).to_numpy(zero_copy_only=False))
+        _, wide = _strptime_checked(text.take(pa.array(rows)), fmt, "s")
+        beyond = np.zeros(len(text), dtype=bool)
+        beyond[rows] = wide.to_numpy(zero_copy_only=False)
+        note(OUT_OF_RANGE, pa.array(beyond))
+        note(UNPARSEABLE, pc.and_(bad, pa.array(~beyond)))
+    return pc.if_else(same, stamps, pa.scalar(None, stamps.type))
+
+
+def _strptime_checked(text: pa.Array, fmt: str, unit: str) -> tuple[pa.Array, pa.Array]:
+    """strptime at `unit`, and where it read a time that is the text's (never null). Arrow's (like
+    C's) rolls 31 February over to 3 March, so every parsed time is formatted back and must equal
+    its text (leading zeros and case aside)."""
+    stamps = pc.strptime(text, format=fmt, unit=unit, error_is_null=True)
     check_fmt, check_text, check_stamps = fmt, text, stamps
     zone = re.search(r"\s*%z$", fmt)
     if zone:
@@ -195,12 +212,11 @@ def _strptime(text: pa.Array, fmt: str, note) -> pa.Array:
         # local date and time instead, parsed again without the offset at the end.
         check_fmt = fmt[: zone.start()]
         check_text = pc.replace_substring_regex(text, r"\s*([Zz]|[+-][0-9]{2}:?[0-9]{2})$", "")
-        check_stamps = pc.strptime(check_text, format=check_fmt, unit="ns", error_is_null=True)
+        check_stamps = pc.strptime(check_text, format=check_fmt, unit=unit, error_is_null=True)
     # At second resolution: strftime writes %S of a nanosecond timestamp as "00.000000000".
     round_trip = pc.strftime(check_stamps.cast(pa.timestamp("s", check_stamps.type.tz)), format=check_fmt)
     same = pc.and_(pc.equal(_loose(round_trip), _loose(check_text)), pc.is_valid(stamps))
-    note(UNPARSEABLE, pc.and_(pc.is_valid(text), pc.invert(pc.fill_null(same, False))))
-    return pc.if_else(pc.fill_null(same, False), stamps, pa.scalar(None, stamps.type))
+    return stamps, pc.fill_null(same, False)
 
 
 def _loose(text: pa.Array) -> pa.Array:
