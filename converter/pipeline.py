@@ -23,8 +23,11 @@ from .books.rejects import RejectsWriter
 from .books.rowerrors import RowErrors
 from .books.summary import RunSummary
 from .encode.encoder import Encoded, EncodeOptions, Encoder
+from .encode.time_text import LP_MAX_NS
+from .encode.timestamps import range_text
 from .errors import BadRowError, ConverterError, OutputError
-from .mapping import FieldType, MappingSpec, Plan
+from .mapping import FieldType, MappingSpec, Plan, Precision
+from .mapping.resolve import delimiter_hint
 from .parallel import ordered_map
 from .plan.file_plan import parts_and_plans
 from .plan.options import ConvertOptions, OnError
@@ -55,7 +58,8 @@ def convert(inputs: Sequence[str] | Prepared, *, mapping: MappingSpec, options: 
         run.bytes_total = _total_size(prepared.items)
         for item in prepared.items:
             source = open_source(item, delimiter=options.delimiter, block_size=options.block_size, stdin=stdin,
-                                 settings=options.read, max_expansion=options.max_expansion)
+                                 settings=options.read, max_expansion=options.max_expansion,
+                                 max_columns=options.max_columns)
             try:
                 for number, (part, plan) in enumerate(parts_and_plans(source, item, mapping, options)):
                     run.convert_source(part, plan, count_file=number == 0)
@@ -200,14 +204,17 @@ def iter_blocks(source: CsvSource, plan: Plan, *, encoder: Encoder, workers: int
     """
 
     unwritten = dict(plan.unwritten)  # columns not seen with a value yet
+    # One column whose name splits by another delimiter: most likely read with the wrong -d.
+    hint = delimiter_hint(plan.header) if len(plan.header) == 1 else ""
+    wrong_delimiter = [f"{source.name}: the header is one column, {plan.header[0]!r}.{hint}"] if hint else []
 
     def typed_blocks() -> Iterator[_TypedBlock]:
-        for block in source.blocks():
+        for number, block in enumerate(source.blocks()):
             batch, lines_of_rows, blank = split_blank_rows(block)
             noted = len(encoder.notes)
             types = encoder.decide_types(plan, batch, where=f"{source.name}:{block.first_line}")
             warnings = block.notes + [f"{source.name}: {note}" for note in encoder.notes[noted:]] + \
-                _values_left_out(source, plan, batch, unwritten)
+                _values_left_out(source, plan, batch, unwritten) + (wrong_delimiter if number == 0 else [])
             yield _TypedBlock(block, batch, lines_of_rows, blank, types, warnings)
 
     def encode(typed: _TypedBlock) -> Encoded:
@@ -219,7 +226,7 @@ def iter_blocks(source: CsvSource, plan: Plan, *, encoder: Encoder, workers: int
         block = EncodedBlock(source, typed.block, typed.batch, typed.lines_of_rows, typed.blank_lines, encoded,
                              warnings=typed.warnings)
         if duplicates is not None and duplicates.mode is not DuplicateMode.OFF:
-            check_duplicates(block, duplicates)
+            check_duplicates(block, duplicates, encoder.options.precision)
         yield block
 
 
@@ -236,8 +243,18 @@ DUPLICATE_POINT = rowerrors.Reason(
 )
 
 
-def check_duplicates(block: EncodedBlock, tracker: DuplicateTracker) -> None:
-    """Count the block's duplicate points; reject them (error) or move their times (nudge)."""
+def nudged_past_range(precision: Precision) -> rowerrors.Reason:
+    return rowerrors.Reason(
+        f"time past the end of line protocol's range after --duplicates nudge (-p {precision.value}: "
+        f"{range_text(precision)})",
+        "the row repeats a series and time at the very end of the range with no later time left to move it to; "
+        "fix the source's times, or use --duplicates warn or error",
+    )
+
+
+def check_duplicates(block: EncodedBlock, tracker: DuplicateTracker, precision: Precision = Precision.NS) -> None:
+    """Count the block's duplicate points; reject them (error) or move their times (nudge: a row
+    with no free time left before the end of the range is rejected instead)."""
     encoded = block.encoded
     if encoded.times is None or encoded.series_codes is None or not len(encoded.lines):
         return
@@ -254,15 +271,24 @@ def check_duplicates(block: EncodedBlock, tracker: DuplicateTracker) -> None:
         new_lines = [line[: line.rindex(" ") + 1] + f"{found.times[i]}\n" for line, i in zip(old_lines, moved)]
         encoded.lines = pc.replace_with_mask(encoded.lines, pa.array(found.nudged), pa.array(new_lines, pa.string()))
         encoded.times = found.times
+        if found.beyond is not None and found.beyond.any():
+            _reject_lines(block, found.beyond, nudged_past_range(precision))
     elif tracker.mode is DuplicateMode.ERROR:
-        written = np.flatnonzero(pc.invert(encoded.errors.mask).to_numpy(zero_copy_only=False)) \
-            if encoded.errors.mask is not None else np.arange(block.batch.num_rows)
-        reject = np.zeros(block.batch.num_rows, dtype=bool)
-        reject[written[found.duplicate]] = True
-        encoded.errors.add(pa.array(reject), DUPLICATE_POINT, block.batch.column(0).cast(pa.binary()))
-        keep = ~found.duplicate
-        encoded.lines = encoded.lines.filter(pa.array(keep))
-        encoded.series_codes, encoded.times = encoded.series_codes[keep], encoded.times[keep]
+        _reject_lines(block, found.duplicate, DUPLICATE_POINT)
+
+
+def _reject_lines(block: EncodedBlock, drop: np.ndarray, reason: rowerrors.Reason) -> None:
+    """Reject the rows whose lines `drop` marks (aligned with the lines), and take those lines out."""
+    encoded = block.encoded
+    assert encoded.series_codes is not None and encoded.times is not None
+    written = np.flatnonzero(pc.invert(encoded.errors.mask).to_numpy(zero_copy_only=False)) \
+        if encoded.errors.mask is not None else np.arange(block.batch.num_rows)
+    reject = np.zeros(block.batch.num_rows, dtype=bool)
+    reject[written[drop]] = True
+    encoded.errors.add(pa.array(reject), reason, block.batch.column(0).cast(pa.binary()))
+    keep = ~drop
+    encoded.lines = encoded.lines.filter(pa.array(keep))
+    encoded.series_codes, encoded.times = encoded.series_codes[keep], encoded.times[keep]
 
 
 class _Run:
@@ -279,7 +305,8 @@ class _Run:
         self.bytes_before = 0
         self.bytes_total: int | None = None
         # One tracker for the whole run: duplicates are found across files too.
-        self.duplicates = DuplicateTracker(options.duplicates, options.duplicates_window)
+        self.duplicates = DuplicateTracker(options.duplicates, options.duplicates_window,
+                                           last_time=LP_MAX_NS // options.precision.ns_per_unit)
 
     def convert_source(self, source: CsvSource, plan: Plan, *, count_file: bool = True) -> None:
         """Blocks come encoded and in file order; each is written here, then counted."""

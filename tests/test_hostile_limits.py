@@ -64,16 +64,17 @@ sys.exit(status if status >= 0 else 99)
 """
 
 
-def run_measured(tmp_path: Path, *args: str) -> Measured:
-    """`python -m converter ARGS`: its exit status, output, wall time and peak RSS (RUSAGE_CHILDREN)."""
+def run_measured(tmp_path: Path, *args: str, stdin: Path | None = None) -> Measured:
+    """`python -m converter ARGS` (reading `stdin`, or nothing): its exit status, output, wall time and
+    peak RSS (RUSAGE_CHILDREN)."""
     summary = tmp_path / f"summary-{time.monotonic_ns()}.json"
     if args and args[0] not in ("inspect", "execd"):
         args = (*args, "--summary-json", str(summary))
     out, err, report = tmp_path / "child.out", tmp_path / "child.err", tmp_path / "child.rss"
     began = time.monotonic()
-    with open(out, "wb") as stdout, open(err, "wb") as stderr:
+    with open(out, "wb") as stdout, open(err, "wb") as stderr, open(stdin or os.devnull, "rb") as given:
         done = subprocess.run([sys.executable, "-c", MEASURE, str(report), str(TIMEOUT_S), sys.executable, "-m",
-                               "converter", *args], stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                               "converter", *args], stdin=given, stdout=stdout, stderr=stderr,
                               env=ENV, cwd=tmp_path, timeout=TIMEOUT_S + 30)
     seconds = time.monotonic() - began
     assert done.returncode != 99, f"csv2lp {' '.join(args)} did not end within {TIMEOUT_S} s"
@@ -231,3 +232,74 @@ def test_execd_names_block_size_in_its_config_for_a_header_too_long(tmp_path, ch
 
     assert "the header does not end within the first 64 KiB (the block size)" in error
     assert f"raise block_size in [convert] of {config}" in error and "--block-size" not in error
+
+
+# --- 50,000 columns: refused when the header is read, naming --max-columns -------------------------
+# Before: every column was typed and encoded one by one, ~1 ms each: a 50,000-column file of two
+# rows took ~42 s (68 s on a loaded machine) and peaked at ~400-526 MB before writing its 2 lines.
+
+WIDE_COLUMNS = 50_000
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("wide") / "wide.csv"
+    names = ["host", "time", *(f"c{i}" for i in range(WIDE_COLUMNS - 2))]
+    row = ",".join(["h1", "2020-01-01T00:00:00Z", *("1" for _ in range(WIDE_COLUMNS - 2))])
+    path.write_text(",".join(names) + "\n" + row + "\n" + row + "\n")
+    return path
+
+
+def too_wide(path: Path, columns: int, limit: int, *, where: str = "--max-columns") -> str:
+    return (f"csv2lp: error: {path}: the header has {columns:,} columns, more than the {limit:,} {where} allows "
+            f"(each column costs about a millisecond and memory: 50,000 take a minute and 500 MB). Raise "
+            f"--max-columns (execd: max_columns in [convert]) to convert it, or 0 for no limit.")
+
+
+def test_a_50000_column_header_is_refused_while_the_header_is_read_in_well_under_a_second(wide):
+    from converter.errors import InputError
+    from converter.read.inputs import open_source
+    began = time.monotonic()
+    with pytest.raises(InputError, match=r"the header has 50,000 columns, more than the 10,000 --max-columns"):
+        open_source(str(wide))
+    assert time.monotonic() - began < 1.0
+
+
+@pytest.mark.parametrize("command", ["convert", "inspect"])
+def test_a_50000_column_file_is_refused_at_a_normal_memory_and_time(files, normal_mb, wide, tmp_path, command):
+    normal = run_measured(tmp_path, *([command] if command == "inspect" else []), str(files["good"]), "-t", "host",
+                          *(["-o", "out.lp"] if command == "convert" else []))
+    assert normal.status == 0, normal.stderr
+    run = run_measured(tmp_path, *([command] if command == "inspect" else []), str(wide), "-t", "host",
+                       *(["-o", "wide.lp"] if command == "convert" else []))
+    print(f"{command}: 50,000 columns refused in {run.seconds:.2f} s at {run.peak_mb:.0f} MB "
+          f"(a 102-row file: {normal.seconds:.2f} s, {normal.peak_mb:.0f} MB)")
+    assert run.status == 1 and "Traceback" not in run.stderr
+    assert run.stderr.strip() == too_wide(wide, WIDE_COLUMNS, 10_000)
+    assert run.seconds < normal.seconds + 2.0  # interpreter start-up dominates both; was 42-68 s
+    assert run.peak_mb < normal_mb + 50  # was 400-526 MB
+    assert not (tmp_path / "wide.lp").exists() or not (tmp_path / "wide.lp").read_bytes()
+
+
+def test_max_columns_is_the_widest_header_converted_and_0_lifts_it(tmp_path):
+    path = tmp_path / "six.csv"
+    path.write_bytes(b"host,time,a,b,c,d\nh1,2020-01-01T00:00:00Z,1,2,3,4\n")
+    refused = run_measured(tmp_path, str(path), "-t", "host", "--max-columns", "5")
+    assert refused.status == 1 and refused.stderr.strip() == too_wide(path, 6, 5)
+    for limit in ("6", "0"):
+        run = run_measured(tmp_path, str(path), "-t", "host", "--max-columns", limit)
+        assert run.status == 0, run.stderr
+        assert_books(run, read=1, written=1, rejected=0)
+
+
+def test_execd_refuses_a_file_wider_than_max_columns_and_names_its_setting(tmp_path, children):
+    spool = tmp_path / "spool"
+    drop(spool, SAMPLE.read_bytes(), "wide.csv")
+    columns = len(SAMPLE.read_bytes().split(b"\n", 1)[0].split(b","))
+    config = write_config(tmp_path, spool, extra="max_columns = 5\n")
+    child = children("--config", str(config))
+    error = child.wait_for_log(r"^E! .*$").group()
+    assert child.stop() == 0
+    assert f"the header has {columns:,} columns, more than the 5 max_columns in [convert] of {config}" in error
+    assert f"Raise max_columns in [convert] of {config} to convert it" in error and "--max-columns" not in error
+    assert child.lines() == []

@@ -19,7 +19,8 @@ series), and never more than twice the times seen. `mode` decides what a duplica
 `warn` (count it; the line is written and InfluxDB keeps the last one), `error` (reject
 the row), `nudge` (move the later row by the smallest unit of the output precision, as
 often as needed, so that both points survive; its time is then off by that many units,
-which is the trade-off).
+which is the trade-off). A row nudged past `last_time`, the latest time a line can carry, is
+not moved there: it is marked `beyond`, for the caller to reject.
 """
 
 from __future__ import annotations
@@ -80,12 +81,14 @@ class DuplicateCheck:
     times: np.ndarray  # int64 times, moved where nudged
     nudged: np.ndarray  # bool: the row's time was moved
     unchecked: int  # rows older than their series' remembered window
+    beyond: np.ndarray | None = None  # bool (nudge): no free time up to `last_time`; the row's time is not moved
 
 
 @dataclass
 class DuplicateTracker:
     mode: DuplicateMode = DuplicateMode.WARN
     window: int = DEFAULT_WINDOW
+    last_time: int = 2**63 - 2  # the latest time (output units) a nudge may move a row to
     series_ids: dict[str, int] = field(default_factory=dict)
     _history: dict[int, _SeriesHistory] = field(default_factory=dict)
 
@@ -128,18 +131,19 @@ class DuplicateTracker:
         """The check series by series, for modes that change times (nudge)."""
         duplicate = np.zeros(len(times), dtype=bool)
         nudged = np.zeros(len(times), dtype=bool)
+        beyond = np.zeros(len(times), dtype=bool)
         unchecked = 0
         # Group rows by series with one stable sort: Python then works once per series, not per row.
         order = np.argsort(ids, kind="stable")
         bounds = np.flatnonzero(np.diff(ids[order])) + 1
         for rows in np.split(order, bounds) if len(order) else []:
             sid = int(ids[rows[0]])
-            dup, new_times, moved, skipped = self._check_series(sid, times[rows])
-            duplicate[rows], times[rows], nudged[rows] = dup, new_times, moved
+            dup, new_times, moved, past, skipped = self._check_series(sid, times[rows])
+            duplicate[rows], times[rows], nudged[rows], beyond[rows] = dup, new_times, moved, past
             unchecked += skipped
-        return DuplicateCheck(duplicate, times, nudged, unchecked)
+        return DuplicateCheck(duplicate, times, nudged, unchecked, beyond)
 
-    def _check_series(self, sid: int, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    def _check_series(self, sid: int, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
         history = self._history.get(sid)
         seen = history.recent if history is not None else np.zeros(0, dtype=np.int64)
         floor = seen[0] if len(seen) else None
@@ -151,7 +155,7 @@ class DuplicateTracker:
             too_old = times < floor
 
         duplicate = np.zeros(len(times), dtype=bool)
-        moved = np.zeros(len(times), dtype=bool)
+        moved, beyond = np.zeros(len(times), dtype=bool), np.zeros(len(times), dtype=bool)
         # Earlier batches: a time equal to a remembered one.
         if latest is not None:
             maybe = (times <= latest) & ~too_old
@@ -168,28 +172,40 @@ class DuplicateTracker:
         duplicate[order[repeat]] = True
 
         if self.mode is DuplicateMode.NUDGE and duplicate.any():
-            times, moved = self._nudge(times, duplicate, seen)
+            times, moved, beyond = self._nudge(times, duplicate, seen)
             kept = np.unique(times[~too_old])
         else:
             kept = ordered[~(repeat | too_old[order])]  # sorted and distinct already: no second sort
         self._remember(sid, kept)
-        return duplicate, times, moved, int(too_old.sum())
+        return duplicate, times, moved, beyond, int(too_old.sum())
 
-    @staticmethod
-    def _nudge(times: np.ndarray, duplicate: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Move each duplicate to the next free unit after its time, in file order."""
+    def _nudge(self, times: np.ndarray, duplicate: np.ndarray, seen: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Move each duplicate to the next free unit after its time, in file order; one with no free
+        unit up to `last_time` stays where it is, marked in the third array."""
         times = times.copy()
         taken = set(seen.tolist()) | set(times[~duplicate].tolist())
         moved = np.zeros(len(times), dtype=bool)
+        beyond = np.zeros(len(times), dtype=bool)
+        # A taken time -> where the walk from it goes on: a run of k taken times is walked once,
+        # not once per duplicate (10,000 copies of one row cost 10,000 steps, not 50 million).
+        after: dict[int, int] = {}
         # Python per duplicate row only: duplicates are the exception being repaired here.
         for row in np.flatnonzero(duplicate):
             t = int(times[row])
+            walked = []
             while t in taken:
-                t += 1
+                walked.append(t)
+                t = after.get(t, t + 1)
+            if t > self.last_time:  # never stored: int64 would overflow, and InfluxDB refuses the line
+                beyond[row] = True
+                after.update(dict.fromkeys(walked, t))
+                continue
             taken.add(t)
+            after.update(dict.fromkeys(walked, t + 1))
             moved[row] = t != times[row]
             times[row] = t
-        return times, moved
+        return times, moved, beyond
 
     def _remember(self, sid: int, times: np.ndarray) -> None:
         """Add sorted, distinct `times` to the series' window."""

@@ -116,7 +116,8 @@ class RunSummary:
             out.append(f"{self.fields_dropped:,} NaN/Inf values left out of their lines (line protocol has no NaN)")
         if self.points_nudged:
             out.append(f"{_count(self.points_nudged, 'duplicate point')} moved to the next free time unit (--duplicates nudge)")
-        elif self.duplicate_points and not any(r.startswith("duplicate point") for r in self.rejects_by_reason):
+        elif self.duplicate_points and not any(r.startswith(("duplicate point", "time past the end"))
+                                               for r in self.rejects_by_reason):
             out.append(f"{_count(self.duplicate_points, 'duplicate point')} (same series and time as an earlier line): "
                        f"InfluxDB keeps only the last of each; see --duplicates")
         if self.duplicates_unchecked:

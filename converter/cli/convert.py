@@ -16,7 +16,7 @@ from ..pipeline import convert
 from ..plan.options import ConvertOptions, OnError
 from ..plan.prepare import prepare
 from ..read.expansion import DEFAULT_MAX_EXPANSION
-from ..read.source import DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE
+from ..read.source import DEFAULT_BLOCK_SIZE, DEFAULT_MAX_COLUMNS, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE
 from ..sinks import open_output
 from ..sinks.file import WriteFailed
 from . import kafka_options as kafka
@@ -80,6 +80,9 @@ from .mapping_options import _format_option, _mapping_options, _with_telegraf_se
 @click.option("--max-expansion", type=click.IntRange(0), default=DEFAULT_MAX_EXPANSION, show_default=True,
               metavar="N", help="A compressed input that decompresses to more than N times its size (CSV: about "
                                 "10) stops there, as a decompression bomb. 0: no limit.")
+@click.option("--max-columns", type=click.IntRange(0), default=DEFAULT_MAX_COLUMNS, show_default=True, metavar="N",
+              help="A file whose header has more columns is refused when its header is read (each column costs "
+                   "about a millisecond and memory). 0: no limit.")
 @_format_option
 @click.option("--summary-json", metavar="FILE",
               help="Also write the end-of-run numbers as JSON (checked before any row is read, as -o is).")
@@ -88,7 +91,7 @@ from .mapping_options import _format_option, _mapping_options, _with_telegraf_se
               help="Progress bar on stderr (default: only when stderr is a terminal).")
 def convert_command(inputs: tuple[str, ...], output: str | None, precision: str, on_error: str, rejects_path: str,
                     control_chars: str, max_string_bytes: int, duplicates: str, s2_level: int | None, delimiter: str, block_size: int,
-                    max_expansion: int,
+                    max_expansion: int, max_columns: int,
                     input_format: str,
                     summary_json: str | None, quiet: bool, progress: bool | None, influx_url: str | None,
                     bucket: str | None, org: str | None, token_file: str | None, create_bucket: bool,
@@ -131,6 +134,7 @@ def convert_command(inputs: tuple[str, ...], output: str | None, precision: str,
         delimiter=delimiter,
         block_size=block_size,
         max_expansion=max_expansion,
+        max_columns=max_columns,
         input_format=InputFormat(input_format),
     )
     show_progress = (not quiet) and (progress if progress is not None else sys.stderr.isatty())

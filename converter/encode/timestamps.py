@@ -131,8 +131,29 @@ def _localize(stamps: pa.Array, timezone: str, note) -> pa.Array:
             stamps, lambda a: pc.assume_timezone(a, timezone=timezone), pa.timestamp("ns", timezone)
         )
         note(LOCAL_TIME_GAP, localized.bad)
-        stamps = localized.values
+        return _beyond_range(stamps.cast(pa.int64()), localized.values.cast(pa.int64()), note)
     return stamps.cast(pa.int64())
+
+
+def _beyond_range(naive: pa.Array, utc: pa.Array, note) -> pa.Array:
+    """`utc` with the times the zone's offset moved past line protocol's range nulled (out of range).
+
+    Arrow's assume_timezone wraps around int64 without a word: 2262-04-11 23:00 in New York
+    comes back as a time in 1677, and 1677-09-21 00:13 in Tokyo as one in 2262, both inside the
+    range, so the range check after this cannot see them. The wrap is undone by the arithmetic:
+    `utc - naive`, wrapping too, is the zone's true offset (hours, never near 2**63), so a time
+    is beyond the range exactly when `naive + offset` would be, which is compared without adding."""
+    local = pc.fill_null(naive, 0).to_numpy(zero_copy_only=False)
+    offset = pc.fill_null(utc, 0).to_numpy(zero_copy_only=False) - local  # wraps like the cast did
+    later, earlier = offset > 0, offset < 0
+    beyond = np.zeros(len(local), dtype=bool)
+    beyond[later] = local[later] > LP_MAX_NS - offset[later]
+    beyond[earlier] = local[earlier] < LP_MIN_NS - offset[earlier]
+    if not beyond.any():
+        return utc
+    mask = pa.array(beyond)
+    note(OUT_OF_RANGE, mask)
+    return pc.if_else(mask, pa.scalar(None, pa.int64()), utc)
 
 
 def _cast_iso(text: pa.Array, tz: str | None, note) -> pa.Array:
@@ -164,9 +185,26 @@ def _cast_iso(text: pa.Array, tz: str | None, note) -> pa.Array:
 
 
 def _strptime(text: pa.Array, fmt: str, note) -> pa.Array:
-    """strptime, strict: Arrow's (like C's) rolls 31 February over to 3 March, so every parsed
-    time is formatted back and must equal its text (leading zeros and case aside)."""
-    stamps = pc.strptime(text, format=fmt, unit="ns", error_is_null=True)
+    """strptime, strict (see `_strptime_checked`). Arrow's nanosecond parse gives null for a time
+    beyond int64 nanoseconds (2262-04-12, the year 3000): the cells it refuses are read again at
+    seconds, and those that read so are out of range, not unparseable."""
+    stamps, same = _strptime_checked(text, fmt, "ns")
+    bad = pc.and_(pc.is_valid(text), pc.invert(same))
+    if cells.any_true(bad):
+        rows = np.flatnonzero(pc.fill_null(bad, False).to_numpy(zero_copy_only=False))
+        _, wide = _strptime_checked(text.take(pa.array(rows)), fmt, "s")
+        beyond = np.zeros(len(text), dtype=bool)
+        beyond[rows] = wide.to_numpy(zero_copy_only=False)
+        note(OUT_OF_RANGE, pa.array(beyond))
+        note(UNPARSEABLE, pc.and_(bad, pa.array(~beyond)))
+    return pc.if_else(same, stamps, pa.scalar(None, stamps.type))
+
+
+def _strptime_checked(text: pa.Array, fmt: str, unit: str) -> tuple[pa.Array, pa.Array]:
+    """strptime at `unit`, and where it read a time that is the text's (never null). Arrow's (like
+    C's) rolls 31 February over to 3 March, so every parsed time is formatted back and must equal
+    its text (leading zeros and case aside)."""
+    stamps = pc.strptime(text, format=fmt, unit=unit, error_is_null=True)
     check_fmt, check_text, check_stamps = fmt, text, stamps
     zone = re.search(r"\s*%z$", fmt)
     if zone:
@@ -174,12 +212,11 @@ def _strptime(text: pa.Array, fmt: str, note) -> pa.Array:
         # local date and time instead, parsed again without the offset at the end.
         check_fmt = fmt[: zone.start()]
         check_text = pc.replace_substring_regex(text, r"\s*([Zz]|[+-][0-9]{2}:?[0-9]{2})$", "")
-        check_stamps = pc.strptime(check_text, format=check_fmt, unit="ns", error_is_null=True)
+        check_stamps = pc.strptime(check_text, format=check_fmt, unit=unit, error_is_null=True)
     # At second resolution: strftime writes %S of a nanosecond timestamp as "00.000000000".
     round_trip = pc.strftime(check_stamps.cast(pa.timestamp("s", check_stamps.type.tz)), format=check_fmt)
     same = pc.and_(pc.equal(_loose(round_trip), _loose(check_text)), pc.is_valid(stamps))
-    note(UNPARSEABLE, pc.and_(pc.is_valid(text), pc.invert(pc.fill_null(same, False))))
-    return pc.if_else(pc.fill_null(same, False), stamps, pa.scalar(None, stamps.type))
+    return stamps, pc.fill_null(same, False)
 
 
 def _loose(text: pa.Array) -> pa.Array:

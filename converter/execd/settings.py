@@ -21,7 +21,7 @@ from .spool import matches
 from ..plan.options import ConvertOptions
 from ..read.settings import DELIMITER_RULE, delimiter_problem
 from ..read.expansion import DEFAULT_MAX_EXPANSION
-from ..read.source import DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE
+from ..read.source import DEFAULT_BLOCK_SIZE, DEFAULT_MAX_COLUMNS, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE
 
 try:
     import tomllib
@@ -76,7 +76,7 @@ _KEYS: dict[str, dict[str, Any]] = {
               "rejects_dir": None, "error_dir": None, "state_file": None},
     "convert": {"preset": None, "mapping": None, "precision": "ns", "s2_level": None, "delimiter": ",",
                 "max_string_bytes": DEFAULT_MAX_STRING_BYTES, "block_size": DEFAULT_BLOCK_SIZE,
-                "max_expansion": DEFAULT_MAX_EXPANSION},
+                "max_expansion": DEFAULT_MAX_EXPANSION, "max_columns": DEFAULT_MAX_COLUMNS},
     "pacing": {"metric_batch_size": 1000, "metric_buffer_limit": 10000, "flush_interval_seconds": 10.0,
                "outage_seconds": 30.0, "lines_per_second": None, "batch_lines": None, "replay_lines": None},
     # No url by default: flow control needs the route in telegraf.conf ([[inputs.internal]] ->
@@ -170,9 +170,12 @@ def load_settings(config_path: str | None, overrides: SettingsOverrides = Settin
     max_expansion = get("convert", "max_expansion", int)
     if max_expansion < 0:
         raise ConverterError(f"{where}: [convert] max_expansion must be >= 0 (0: no limit).")
+    max_columns = get("convert", "max_columns", int)
+    if max_columns < 0:
+        raise ConverterError(f"{where}: [convert] max_columns must be >= 0 (0: no limit).")
     options = ConvertOptions(precision=Precision(precision), s2_level=s2_level, delimiter=delimiter,
                              max_string_bytes=max_string_bytes or None, block_size=block_size,
-                             max_expansion=max_expansion)
+                             max_expansion=max_expansion, max_columns=max_columns)
 
     lines_per_second = get("pacing", "lines_per_second", _NUMBER)
     try:
@@ -287,7 +290,7 @@ def _check_keys(document: Mapping[str, Any], where: str) -> dict[str, dict[str, 
 # The convert options the reader's messages name, as csv2lp.toml spells them: execd has no
 # command-line options for them, so its log names the setting a user can change.
 _CONVERT_KEYS = {"--block-size": "block_size", "--max-expansion": "max_expansion", "--delimiter": "delimiter",
-                 "--max-string-bytes": "max_string_bytes"}
+                 "--max-string-bytes": "max_string_bytes", "--max-columns": "max_columns"}
 
 
 def in_config_terms(message: str, config_path: str | None) -> str:
@@ -295,4 +298,6 @@ def in_config_terms(message: str, config_path: str | None) -> str:
     where = f" of {config_path}" if config_path else " of the execd config"
     for option, key in _CONVERT_KEYS.items():
         message = re.sub(rf"{option}\b(?:\s*\(execd: [^)]*\))?", f"{key} in [convert]{where}", message)
-    return message
+    # resolve.delimiter_hint's "give -d ';'": the setting, as the file spells it.
+    return re.sub(r"give -d ('.'|tab)", lambda m: f'set delimiter = "{m.group(1).strip(chr(39))}" in [convert]{where}',
+                  message)

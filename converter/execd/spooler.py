@@ -214,7 +214,7 @@ class Spooler:
         try:
             options = self.settings.options
             source = open_source(str(path), delimiter=options.delimiter, block_size=options.block_size,
-                                 max_expansion=options.max_expansion)
+                                 max_expansion=options.max_expansion, max_columns=options.max_columns)
         except ConverterError as exc:
             self._fail(path, progress, str(exc))
             return

@@ -19,19 +19,21 @@ from ..plan.file_plan import parts_and_plans
 from ..plan.options import ConvertOptions
 from ..plan.prepare import check_inputs
 from ..read.inputs import open_source
-from ..read.source import DEFAULT_BLOCK_SIZE, CsvSource
+from ..read.source import DEFAULT_BLOCK_SIZE, DEFAULT_MAX_COLUMNS, CsvSource
 from . import report as reports
 from .report import ColumnReport, InspectReport, Role, _cardinality_warnings, _keys_text
 
 
 def inspect_inputs(inputs: Sequence[str], *, mapping: MappingSpec, delimiter: str = ",", sample_lines: int = 5,
-                   block_size: int = DEFAULT_BLOCK_SIZE, input_format: InputFormat = InputFormat.AUTO) -> InspectReport:
+                   block_size: int = DEFAULT_BLOCK_SIZE, input_format: InputFormat = InputFormat.AUTO,
+                   max_columns: int = DEFAULT_MAX_COLUMNS) -> InspectReport:
     """Read every input once, as convert would, and report on each column. Writes nothing."""
-    options = ConvertOptions(delimiter=delimiter, block_size=block_size, input_format=input_format)
+    options = ConvertOptions(delimiter=delimiter, block_size=block_size, input_format=input_format,
+                             max_columns=max_columns)
     items = check_inputs(inputs, mapping, options)  # mapping errors before any row is read
     run = _Inspection(mapping, sample_lines)
     for item in items:
-        source = open_source(item, delimiter=delimiter, block_size=block_size)
+        source = open_source(item, delimiter=delimiter, block_size=block_size, max_columns=max_columns)
         try:
             for part, plan in parts_and_plans(source, item, mapping, options):
                 run.inspect_source(part, plan)

@@ -25,9 +25,26 @@ def _derive_key(column: str, style: KeyStyle) -> str:
     return snake_case(column) if style is KeyStyle.SNAKE_CASE else column
 
 
+# Delimiters a header read with the wrong one is most often split by instead, and how -d spells them.
+_OTHER_DELIMITERS = {";": "';'", "\t": "tab", "|": "'|'", ",": "','"}
+
+
+def delimiter_hint(header: Sequence[str], column: str | None = None) -> str:
+    """' The header looks ';'-separated: give -d ';'.' when a cell of `header` splits by another
+    delimiter into several names (`column` among them, when given): the file was read with the
+    wrong -d. Empty otherwise."""
+    for delimiter, spelt in _OTHER_DELIMITERS.items():
+        for cell in header:
+            parts = [part.strip().strip('"') for part in cell.split(delimiter)]
+            if len(parts) > 1 and (column in parts if column is not None else all(parts)):
+                shown = "tab" if delimiter == "\t" else repr(delimiter)
+                return f" The header looks {shown}-separated: give -d {spelt}."
+    return ""
+
+
 def _missing_column(column: str, role: str, header: Sequence[str], source: str) -> MappingError:
     close = difflib.get_close_matches(column, header, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = delimiter_hint(header, column) or (f" Did you mean {close[0]!r}?" if close else "")
     listed = ", ".join(repr(c) for c in header)
     return MappingError(
         f"{source}: column {column!r} ({role}) is not in the header.{hint} Columns: {listed}."

@@ -12,7 +12,7 @@ from ..formats import annotated
 from ..mapping import Precision
 from ..read.settings import PLAIN, ReadSettings
 from ..read.expansion import DEFAULT_MAX_EXPANSION
-from ..read.source import DEFAULT_BLOCK_SIZE
+from ..read.source import DEFAULT_BLOCK_SIZE, DEFAULT_MAX_COLUMNS
 
 
 class OnError(str, Enum):
@@ -34,6 +34,7 @@ class ConvertOptions:
     delimiter: str = ","
     block_size: int = DEFAULT_BLOCK_SIZE
     max_expansion: int = DEFAULT_MAX_EXPANSION  # a compressed input that expands more stops (read/expansion.py)
+    max_columns: int = DEFAULT_MAX_COLUMNS  # a wider header refuses its file (read/source.py); 0: no limit
     # Encoder threads: Arrow's kernels release the GIL, so two encode while the caller reads.
     workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
     duplicates: DuplicateMode = DuplicateMode.WARN

@@ -94,7 +94,7 @@ def check_headers(items: Sequence[str], mapping: MappingSpec, options: ConvertOp
         if is_stream(item):
             continue
         source = open_source(item, delimiter=options.delimiter, block_size=options.block_size, settings=options.read,
-                             max_expansion=options.max_expansion)
+                             max_expansion=options.max_expansion, max_columns=options.max_columns)
         try:
             if annotated.is_annotated(source, options.input_format):  # its first table's annotations and header
                 annotated.check(source, mapping=mapping, delimiter=options.delimiter, block_size=options.block_size)

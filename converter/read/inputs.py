@@ -16,7 +16,7 @@ import pyarrow as pa
 from ..errors import InputError
 from .settings import PLAIN, ReadSettings
 from .expansion import DEFAULT_MAX_EXPANSION, ExpansionLimit
-from .source import DEFAULT_BLOCK_SIZE, CsvSource
+from .source import DEFAULT_BLOCK_SIZE, DEFAULT_MAX_COLUMNS, CsvSource
 from .streams import COMPRESSION_BY_SUFFIX, GZIP_MAGIC, CountingReader, PrefixedReader, StoppedByLimit, decompressing
 
 STDIN = "-"
@@ -58,12 +58,14 @@ def is_descriptor_path(item: str) -> bool:
 
 def open_source(item: str, *, delimiter: str = ",", block_size: int = DEFAULT_BLOCK_SIZE,
                 stdin: BinaryIO | None = None, settings: ReadSettings = PLAIN,
-                max_expansion: int = DEFAULT_MAX_EXPANSION) -> CsvSource:
+                max_expansion: int = DEFAULT_MAX_EXPANSION, max_columns: int = DEFAULT_MAX_COLUMNS) -> CsvSource:
     """Open one input ('-' for stdin) and read its header (where `settings` say it is).
 
     Compression comes from the name (`.gz`, `.bz2`, `.zst`); an input read once (stdin, a FIFO,
-    `<(...)`) without such a name is also looked at for gzip's magic bytes, as it cannot be renamed.
-    A compressed input that expands past `max_expansion` times its size stops there (expansion.py)."""
+    `<(...)`) without such a name is also looked at for gzip's, bzip2's and zstd's magic bytes, as it
+    cannot be renamed.
+    A compressed input that expands past `max_expansion` times its size stops there (expansion.py);
+    a header of more than `max_columns` columns refuses the input (0: no limit)."""
     if item == STDIN:
         stdin = stdin if stdin is not None else sys.stdin.buffer if sys.stdin is not None else None
         if stdin is None:  # `csv2lp - <&-`
@@ -83,15 +85,15 @@ def open_source(item: str, *, delimiter: str = ",", block_size: int = DEFAULT_BL
         name, codec = str(item), COMPRESSION_BY_SUFFIX.get(path.suffix.lower())
     raw: io.RawIOBase = counter
     if codec is None and is_stream(item):
-        head = _first_bytes(counter, len(GZIP_MAGIC), name)
-        raw, codec = PrefixedReader(head, counter), "gzip" if head == GZIP_MAGIC else None
+        head = _first_bytes(counter, 10, name)
+        raw, codec = PrefixedReader(head, counter), _codec_of(head)
     decompressed = None
     if codec is not None:
         decompressed = decompressing(raw, codec, lambda stream: ExpansionLimit(stream, counter, max_expansion))
     stream: io.RawIOBase = decompressed if decompressed is not None else raw
     try:
         return CsvSource(name, stream, counter, delimiter=delimiter, block_size=block_size, settings=settings,
-                         decompressed=decompressed)
+                         decompressed=decompressed, max_columns=max_columns)
     except StoppedByLimit as exc:  # in the header already
         counter.close()
         raise InputError(f"{name}: {exc}.") from None
@@ -102,6 +104,21 @@ def open_source(item: str, *, delimiter: str = ",", block_size: int = DEFAULT_BL
     except BaseException:
         counter.close()
         raise
+
+
+# bzip2: "BZh", the block size digit, then the magic of the first block or of the stream's end:
+# ten bytes no CSV header starts with (a header may well start with "BZh").
+_BZIP2_START = re.compile(rb"BZh[1-9](\x31\x41\x59\x26\x53\x59|\x17\x72\x45\x38\x50\x90)")
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def _codec_of(head: bytes) -> str | None:
+    """The compression an input's first ten bytes show, for inputs without a name to tell it."""
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(_ZSTD_MAGIC):
+        return "zstd"
+    return "bz2" if _BZIP2_START.match(head) else None
 
 
 def _first_bytes(stream: CountingReader, size: int, name: str) -> bytes:

@@ -50,6 +50,10 @@ DEFAULT_BLOCK_SIZE = 2 << 20
 # are in memory at once, so 1 GiB blocks would take gigabytes, and Arrow counts them in 32 bits.
 MIN_BLOCK_SIZE = 1 << 16
 MAX_BLOCK_SIZE = 1 << 30
+# Columns are typed and encoded one by one (~1 ms of Python and Arrow calls each, whatever the
+# rows): 10,000 columns take ~10 s before the first line, 50,000 ~45 s and ~500 MB. A wider
+# header is refused when it is read, in milliseconds; --max-columns raises the limit.
+DEFAULT_MAX_COLUMNS = 10_000
 
 
 class CsvSource:
@@ -62,7 +66,7 @@ class CsvSource:
 
     def __init__(self, name: str, stream: io.RawIOBase, counter: CountingReader, *,
                  delimiter: str, block_size: int, settings: ReadSettings = PLAIN,
-                 decompressed: WholeLines | None = None) -> None:
+                 decompressed: WholeLines | None = None, max_columns: int = DEFAULT_MAX_COLUMNS) -> None:
         self.name = name
         self.delimiter = delimiter
         self.block_size = block_size
@@ -83,6 +87,11 @@ class CsvSource:
             rest: io.RawIOBase = PrefixedReader(prefix, stream)
         else:
             rest = self._read_preamble(stream)
+        if max_columns and len(self.header) > max_columns:
+            raise InputError(f"{name}: the header has {len(self.header):,} columns, more than the {max_columns:,} "
+                             f"--max-columns allows (each column costs about a millisecond and memory: 50,000 "
+                             f"take a minute and 500 MB). Raise --max-columns (execd: max_columns in [convert]) "
+                             f"to convert it, or 0 for no limit.")
         # Arrow reads from the guard, whose read(n) fills whole blocks even where the streams
         # below return short reads (pipes, decompressors).
         self._guard = Utf8Guard(rest)
