@@ -19,7 +19,7 @@ client.py and sink.py, when a run writes to Kafka (`pip install 'csv2lp[kafka]'`
                                           │ produce(): one Python call per message, its value a
                                           │ slice of the block's buffer (librdkafka copies it)
                                           ▼
-                 librdkafka: idempotent, acks=all, lz4, its queue bounded (32 MB): full while
+                 librdkafka: idempotent, acks=all, lz4, its queue bounded (16 MB): full while
                  the broker is away -> the producer thread waits, says so, reading stops
                                           ▼
                   delivery callbacks -> Books: acknowledged / failed / not sent, per message
