@@ -1,6 +1,7 @@
 """csv2lp --kafka-brokers against its ceiling, a plain confluent-kafka producer of the same lines.
 
     python -m benchmarks.kafka_produce [--rows 1000000] [--rounds 3] [--partitions 3]
+                                       [--before DIR] [--json FILE]
 
 One real broker (tests/support/kafka.py, the jars of .ci/install-kafka) on this machine; a
 generated Movebank CSV (tests/support/movebank_gen.py, 20 animals) and csv2lp's own lines for
@@ -10,10 +11,14 @@ it. Each round runs, alternating which goes first, each into a fresh topic:
   keyed lz4 messages made before its clock starts (produce until the last acknowledgement);
 - csv2lp: `csv2lp FILE --preset movebank --kafka-brokers ... --kafka-topic ...`, timed from
   launch to exit (start-up, reading, converting and producing);
-- devnull: `csv2lp FILE --preset movebank -o /dev/null`, the conversion alone.
+- devnull: `csv2lp FILE --preset movebank -o /dev/null`, the conversion alone;
+- before (with --before DIR, a checkout of another commit, e.g. `git worktree add DIR 83f1c2e`):
+  the csv2lp path run from DIR's code, for a before/after in the same run.
 
 Every process runs under benchmarks/launch.py (its own CPU seconds and peak RSS); the broker's
-CPU seconds per round are read from /proc. The ratio csv2lp / raw is taken within each round.
+CPU seconds per round are read from /proc. The ratio csv2lp / raw is taken within each round;
+so is csv2lp / devnull (1.0: producing costs the run nothing beyond converting). raw's CPU
+seconds are its produce window's (produce_cpu_seconds), not its reading of the lines.
 """
 
 from __future__ import annotations
@@ -39,10 +44,13 @@ def _support():
         sys.path.insert(0, tests)
 
 
-def launched(command: list[str], work: Path, name: str) -> dict:
+def launched(command: list[str], work: Path, name: str, *, code: Path = REPO) -> dict:
+    """Run `command` under launch.py; `python -m converter` there loads the converter of `code`
+    (the working directory comes first on sys.path, PYTHONPATH is set to it too)."""
     out, err = work / f"{name}.out", work / f"{name}.err"
+    env = {**os.environ, "PYTHONPATH": str(code)}
     done = subprocess.run([sys.executable, "-S", str(LAUNCH), "/dev/null", str(out), str(err), "--", *command],
-                          capture_output=True, text=True, timeout=900, cwd=REPO)
+                          capture_output=True, text=True, timeout=900, cwd=code, env=env)
     result = json.loads(done.stdout)
     result["stdout"], result["stderr"] = out.read_text(), err.read_text()
     if result.get("returncode") != 0:
@@ -60,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--before", type=Path, help="a checkout of another commit: its csv2lp runs too")
+    parser.add_argument("--json", type=Path, help="write every row and the medians here")
     args = parser.parse_args(argv)
+    paths = ["raw", "csv2lp", "devnull"] + (["before"] if args.before else [])
     _support()
     from support.kafka import KafkaBroker
     from support.movebank_gen import generate
@@ -76,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     try:
         for number in range(args.rounds):
-            order = ["raw", "csv2lp", "devnull"] if number % 2 == 0 else ["csv2lp", "raw", "devnull"]
+            # Alternated: every path goes first in some round (the load of the box drifts).
+            order = paths[number % len(paths):] + paths[:number % len(paths)]
             for path in order:
                 topic = broker.create_topic(f"bench-{uuid.uuid4().hex[:8]}", partitions=args.partitions)
                 before = cpu_s(broker.process.pid)
@@ -85,9 +97,10 @@ def main(argv: list[str] | None = None) -> int:
                                    work, f"raw-{number}")
                     produced = json.loads(run["stdout"])
                     seconds = produced["produce_seconds"]
-                elif path == "csv2lp":
+                    run["user_seconds"], run["system_seconds"] = produced["produce_cpu_seconds"], 0.0
+                elif path in ("csv2lp", "before"):
                     run = launched([*csv2lp, "--kafka-brokers", broker.bootstrap_servers, "--kafka-topic", topic],
-                                   work, f"csv2lp-{number}")
+                                   work, f"{path}-{number}", code=args.before if path == "before" else REPO)
                     seconds = run["wall_seconds"]
                 else:
                     run = launched([*csv2lp, "-o", "/dev/null"], work, f"devnull-{number}")
@@ -101,21 +114,38 @@ def main(argv: list[str] | None = None) -> int:
                 broker.delete_topic(topic)
     finally:
         broker.stop()
-    ratios = []
-    for number in range(args.rounds):
-        by = {row["path"]: row for row in rows if row["round"] == number}
-        ratios.append(by["csv2lp"]["lines_per_s"] / by["raw"]["lines_per_s"])
+    summary = _summary(rows, paths, args)
     print(f"\n{args.rows:,} rows, {args.rounds} rounds, {args.partitions} partitions; load {os.getloadavg()[0]:.1f}")
     print("| path | lines/s (median) | CPU s | peak RSS MB | broker CPU s |")
     print("|---|---:|---:|---:|---:|")
-    for path in ("raw", "csv2lp", "devnull"):
-        mine = [row for row in rows if row["path"] == path]
-        print(f"| {path} | {statistics.median(r['lines_per_s'] for r in mine):,.0f} | "
-              f"{statistics.median(r['cpu_seconds'] for r in mine):.2f} | "
-              f"{statistics.median(r['peak_rss_mb'] for r in mine):.0f} | "
-              f"{statistics.median(r['broker_cpu_seconds'] for r in mine):.2f} |")
-    print(f"csv2lp / raw per round: {', '.join(f'{r:.2f}x' for r in ratios)}; median {statistics.median(ratios):.2f}x")
+    for path in paths:
+        median = summary["medians"][path]
+        print(f"| {path} | {median['lines_per_s']:,.0f} | {median['cpu_seconds']:.2f} | {median['peak_rss_mb']:.0f} | "
+              f"{median['broker_cpu_seconds']:.2f} |")
+    for name, ratios in summary["ratios"].items():
+        print(f"{name} per round: {', '.join(f'{r:.2f}x' for r in ratios)}; median {statistics.median(ratios):.2f}x")
+    if args.json:
+        args.json.write_text(json.dumps({**summary, "rows": rows}, indent=1) + "\n")
     return 0
+
+
+def _summary(rows: list[dict], paths: list[str], args: argparse.Namespace) -> dict:
+    def per_round(a: str, b: str) -> list[float]:
+        out = []
+        for number in range(args.rounds):
+            by = {row["path"]: row for row in rows if row["round"] == number}
+            out.append(by[a]["lines_per_s"] / by[b]["lines_per_s"])
+        return out
+
+    medians = {path: {key: statistics.median(r[key] for r in rows if r["path"] == path)
+                      for key in ("lines_per_s", "cpu_seconds", "peak_rss_mb", "broker_cpu_seconds")}
+               for path in paths}
+    ratios = {"csv2lp / raw": per_round("csv2lp", "raw"), "csv2lp / devnull": per_round("csv2lp", "devnull")}
+    if "before" in paths:
+        ratios["before / raw"] = per_round("before", "raw")
+        ratios["csv2lp / before"] = per_round("csv2lp", "before")
+    return {"rows_per_run": args.rows, "rounds": args.rounds, "partitions": args.partitions,
+            "load_at_end": os.getloadavg()[0], "medians": medians, "ratios": ratios}
 
 
 if __name__ == "__main__":

@@ -20,13 +20,14 @@ from pathlib import Path
 import pytest
 from support.data import REPO
 from support.influxdb2 import require_influxd2
+from support.kafka import require_kafka
 
 # `benchmarks` is a top-level folder beside `converter`, not an installed package.
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks.ingest import configs, table, watch  # noqa: E402
-from benchmarks.ingest.__main__ import skipped_paths  # noqa: E402
+from benchmarks.ingest.__main__ import chosen_paths, skipped_paths  # noqa: E402
 from benchmarks.ingest.paths import EXECD_VARIANTS, PATHS  # noqa: E402
 
 SHIPPED_TELEGRAF = tomllib.loads(configs.SHIPPED_TELEGRAF.read_text())
@@ -131,11 +132,34 @@ def test_an_edit_that_finds_nothing_fails_instead_of_measuring_something_else():
 # -- options ------------------------------------------------------------------------------
 
 
-def test_skip_takes_slow_paths_letters_and_keys():
+def test_skip_takes_slow_paths_kafka_paths_letters_and_keys():
     assert skipped_paths(["slow-paths"]) == ["execd-unpaced", "execd-paced", "execd-disk"]
+    assert skipped_paths(["kafka-paths"]) == ["kafka", "kafka-2", "kafka-backlog"]
     assert skipped_paths(["a,g", "direct"]) == ["raw-1", "raw-2", "execd-disk", "direct"]
-    with pytest.raises(SystemExit, match="--skip z: not a path; give slow-paths, a letter"):
+    assert skipped_paths(["i"]) == ["kafka", "kafka-2"]
+    with pytest.raises(SystemExit, match="--skip z: not a path; give slow-paths, kafka-paths, a letter"):
         skipped_paths(["z"])
+
+
+def test_only_runs_the_paths_named_then_skip_leaves_some_of_those_out():
+    keys, left_out = chosen_paths(["kafka-backlog"], ["b", "kafka-paths"])
+    assert keys == ["relay", "kafka", "kafka-2"]
+    assert left_out == [spec.key for spec in PATHS if spec.key not in keys]
+    assert chosen_paths([], [])[0] == [spec.key for spec in PATHS]
+    with pytest.raises(SystemExit, match="--only q: not a path"):
+        chosen_paths([], ["q"])
+
+
+def test_kafka_consumer_runs_the_shipped_file_with_only_the_numbers_added():
+    shipped = (REPO / "telegraf" / "kafka-consumer.conf").read_text()
+    config = configs.kafka_consumer_config(9999)
+    parsed = tomllib.loads(config.text)
+    assert parsed["inputs"]["kafka_consumer"] == tomllib.loads(shipped)["inputs"]["kafka_consumer"]
+    assert parsed["agent"] == tomllib.loads(shipped)["agent"]
+    assert parsed["outputs"]["prometheus_client"][0]["listen"] == "127.0.0.1:9999"
+    assert parsed["outputs"]["influxdb_v2"][0]["tagdrop"] == {"csv2lp": ["flow"]}
+    assert parsed["inputs"]["internal"][0]["tags"] == {"csv2lp": "flow"}
+    assert len(config.edits) == 2
 
 
 # -- the table --------------------------------------------------------------------------
@@ -156,7 +180,7 @@ def test_table_ratios_are_to_the_relay_and_the_raw_ceiling_of_the_same_run():
 
 # -- the real run, on 2,000 rows --------------------------------------------------------
 
-FAST_PATHS = [spec for spec in PATHS if not spec.slow]
+FAST_PATHS = [spec for spec in PATHS if not spec.slow and not spec.kafka]
 
 
 @pytest.mark.slow
@@ -166,7 +190,7 @@ def test_every_fast_path_lands_every_row_into_a_real_influxdb2(telegraf_bin, tmp
     require_influxd2()
     results = tmp_path / "results"
     done = subprocess.run([sys.executable, "-m", "benchmarks.ingest", "--rows", "2000", "--skip", "slow-paths",
-                           "--data", str(tmp_path / "data"), "--results", str(results)],
+                           "--skip", "kafka-paths", "--data", str(tmp_path / "data"), "--results", str(results)],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     document = json.loads((results / "ingest-2000.json").read_text())
@@ -188,6 +212,29 @@ def test_every_fast_path_lands_every_row_into_a_real_influxdb2(telegraf_bin, tmp
     assert [row.split(" | ")[0] for row in rows] == [f"| {spec.letter}. {spec.label}" for spec in FAST_PATHS]
     assert all(row.count(" | ") == len(table.COLUMNS) - 1 for row in rows)
     assert document["machine"]["cores"] >= 1 and "load_average" in document["machine"]
+
+
+@pytest.mark.slow
+@pytest.mark.kafka
+@pytest.mark.telegraf
+@pytest.mark.influxdb2
+def test_every_kafka_path_lands_every_row_through_the_shipped_consumer_config(telegraf_bin, tmp_path):
+    require_influxd2()
+    require_kafka()
+    results = tmp_path / "results"
+    done = subprocess.run([sys.executable, "-m", "benchmarks.ingest", "--rows", "2000", "--only", "kafka-paths",
+                           "--data", str(tmp_path / "data"), "--results", str(results)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    runs = {run["path"]: run for run in json.loads((results / "ingest-2000.json").read_text())["runs"]}
+    assert sorted(runs) == ["kafka", "kafka-2", "kafka-backlog"]
+    for key, run in runs.items():
+        assert (key, run["error"], run["count"], run["per_series"]) == (key, None, 2000, "exact")
+        assert (key, run["telegraf"]["metrics_dropped"], run["telegraf"]["metrics_written"]) == (key, 0, 2000)
+        assert {"broker", "telegraf", "csv2lp", "influxd"} <= set(run["processes"])
+    assert "telegraf-2" in runs["kafka-2"]["processes"]
+    assert len(runs["kafka-2"]["telegraf"]["per_consumer"]) == 2  # both consumers held partitions (settings say which)
+    assert any("backlog: influxd stopped" in line for line in runs["kafka-backlog"]["settings"])
 
 
 # -- a short count is re-checked before it is called a loss -------------------------------

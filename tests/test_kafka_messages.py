@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from converter.sinks.kafka import LineTooLong, messages_of, series_codes, series_key_ends
+from converter.sinks.kafka import LineTooLong, message_views, messages_of, series_codes, series_key_ends
 
 
 def reference_key(line: bytes) -> bytes:
@@ -127,6 +127,19 @@ def test_a_line_that_fits_no_message_is_refused_with_its_size():
     assert raised.value.nbytes == 5 + 113 and raised.value.max_bytes == 60
     assert "a line of 118 bytes (with its series as the key) does not fit in one Kafka message of at most 60 " \
            "bytes" in str(raised.value)
+
+
+def test_message_views_are_the_messages_as_slices_of_the_lines_buffer_not_copies():
+    lines = block("""
+        b,t=1 f=1 1
+        a,t=1 f=1 2
+        b,t=1 f=2 3
+    """).slice(1)
+    views = list(message_views(lines, max_lines=1000, max_bytes=10_000))
+    assert [(key, value.to_pybytes(), count) for key, value, count in views] == \
+        [(m.key, m.value, m.lines) for m in messages_of(lines, max_lines=1000, max_bytes=10_000)]
+    data = lines.buffers()[2]
+    assert all(data.address <= value.address < data.address + data.size for _, value, _ in views)
 
 
 def test_an_empty_block_makes_no_message():

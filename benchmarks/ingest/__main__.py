@@ -32,24 +32,46 @@ from .watch import Watching
 
 HERE = Path(__file__).resolve().parent.parent
 SLOW_PATHS = "slow-paths"
+KAFKA_PATHS = "kafka-paths"
 BASE_TIMEOUT_S = 300.0
 SLOWEST_RATE = 1_000  # rows/s: the timeout allows any path at least this (the fixed pace is ~2,195)
 
 
-def skipped_paths(values: list[str]) -> list[str]:
-    """Path keys from `--skip` values: keys (execd-disk), letters (g), or slow-paths (e, f, g)."""
+def skipped_paths(values: list[str], *, option: str = "--skip") -> list[str]:
+    """Path keys from `--skip` (or `--only`) values: keys (execd-disk), letters (g), slow-paths (e, f, g)
+    or kafka-paths (i, j)."""
     skipped: list[str] = []
     for value in values:
         for item in filter(None, (part.strip() for part in value.split(","))):
             if item == SLOW_PATHS:
                 found = [spec.key for spec in PATHS if spec.slow]
+            elif item == KAFKA_PATHS:
+                found = [spec.key for spec in PATHS if spec.kafka]
             else:
                 found = [spec.key for spec in PATHS if item in (spec.key, spec.letter)]
             if not found:
-                raise SystemExit(f"--skip {item}: not a path; give {SLOW_PATHS}, a letter (a-h) or one of "
-                                 f"{', '.join(SPECS)}")
+                raise SystemExit(f"{option} {item}: not a path; give {SLOW_PATHS}, {KAFKA_PATHS}, a letter (a-j) or "
+                                 f"one of {', '.join(SPECS)}")
             skipped += [key for key in found if key not in skipped]
     return skipped
+
+
+def chosen_paths(skip: list[str], only: list[str]) -> tuple[list[str], list[str]]:
+    """(the keys to run in PATHS' order, the keys left out): `--only` first, then `--skip` from those."""
+    wanted = skipped_paths(only, option="--only") if only else [spec.key for spec in PATHS]
+    skipped = skipped_paths(skip)
+    keys = [spec.key for spec in PATHS if spec.key in wanted and spec.key not in skipped]
+    return keys, [spec.key for spec in PATHS if spec.key not in keys]
+
+
+def check_kafka_available() -> None:
+    """Raise ServerUnavailable unless a Kafka broker can be started here (its jars and Java 17+)."""
+    from support.kafka import INSTALL_SCRIPT, KAFKA_VERSION, MIN_JAVA, find_java, find_kafka_lib  # tests/ on sys.path
+
+    if find_kafka_lib() is None:
+        raise ServerUnavailable(f"no Kafka {KAFKA_VERSION} broker: run {INSTALL_SCRIPT} (or --skip {KAFKA_PATHS})")
+    if find_java() is None:
+        raise ServerUnavailable(f"no Java {MIN_JAVA}+ for the Kafka broker (or --skip {KAFKA_PATHS})")
 
 
 def _version(command: list[str]) -> str:
@@ -76,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1, help="rounds of every path, in alternating order (default 1)")
     parser.add_argument("--skip", action="append", default=[], metavar="PATHS",
                         help=f"paths to leave out: {SLOW_PATHS} (e, f, g: the fixed pace takes ~7.6 min per "
-                             f"million rows), letters a-h or keys ({', '.join(SPECS)}); comma-separated or repeated")
+                             f"million rows), {KAFKA_PATHS} (i, j: a Kafka broker per path, InfluxDB 2 only), "
+                             f"letters a-j or keys ({', '.join(SPECS)}); comma-separated or repeated")
+    parser.add_argument("--only", action="append", default=[], metavar="PATHS",
+                        help="run only these paths (the same names as --skip), e.g. --only b,kafka-paths")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="folder for the generated CSV (kept)")
     parser.add_argument("--results", type=Path, default=HERE / "results", help="folder for the JSON and the table")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (configs, logs, spool)")
@@ -86,12 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rows < 1 or args.rounds < 1:
         parser.error("--rows and --rounds must be at least 1")
-    skipped = skipped_paths(args.skip)
-    keys = [spec.key for spec in PATHS if spec.key not in skipped]
+    keys, skipped = chosen_paths(args.skip, args.only)
     kinds = list(SERVERS) if args.server == "both" else [args.server]
     try:
         for kind in kinds:
             check_available(kind)
+        if any(SPECS[key].kafka for key in keys) and "v2" in kinds:
+            check_kafka_available()
     except ServerUnavailable as exc:
         print(f"python -m benchmarks.ingest: {exc}", file=sys.stderr)
         return 2
@@ -109,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             for round_number in range(args.rounds):
                 order = keys if round_number % 2 == 0 else keys[::-1]
                 for key in order:
+                    if SPECS[key].kafka and kind != "v2":
+                        continue  # telegraf/kafka-consumer.conf writes with outputs.influxdb_v2
                     runs.append(_one(key, kind, round_number, inputs, workdir, watching, keep=args.keep))
     finally:
         if not args.keep:

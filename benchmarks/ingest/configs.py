@@ -14,6 +14,7 @@ under it fails loudly instead of measuring something else.
 | f fixed pace | - | [flow] url = "" |
 | g disk | e's, buffer_strategy = "disk" | e's |
 | b relay, c csv | [[inputs.file]] instead of execd; round_interval = false (gather at start), precision = 1ns, a buffer that holds the file | - |
+| i-k Kafka | telegraf/kafka-consumer.conf as shipped, plus telegraf.conf's [[inputs.internal]] and [[outputs.prometheus_client]] (the benchmark reads metrics_written there) and their tagdrop on influxdb_v2 | - |
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ from support.shipped_configs import SHIPPED_CSV2LP, SHIPPED_TELEGRAF, ConfigText
 from support.telegraf import toml_value  # noqa: E402
 
 __all__ = ["SHIPPED_CSV2LP", "SHIPPED_TELEGRAF", "ConfigText", "ShippedConfigChanged", "UNPACED_BUFFER",
-           "ExecdVariant", "Folders", "csv2lp_config", "execd_telegraf_config", "file_telegraf_config"]
+           "ExecdVariant", "Folders", "csv2lp_config", "execd_telegraf_config", "file_telegraf_config",
+           "kafka_consumer_config"]
+
+SHIPPED_KAFKA_CONSUMER = SHIPPED_TELEGRAF.parent / "kafka-consumer.conf"
 
 UNPACED_BUFFER = 2_000_000
 
@@ -115,3 +119,28 @@ def file_telegraf_config(input_path: Path, data_format: str, server_kind: str, r
     batch = int(re.search(r"(?m)^\s*metric_batch_size\s*=\s*(\d+)", config.text).group(1))
     config.set("[agent]", "metric_buffer_limit", rows + 2 * batch)
     return config
+
+
+def kafka_consumer_config(metrics_port: int) -> ConfigText:
+    """The shipped kafka-consumer.conf with telegraf.conf's own numbers added: [[inputs.internal]] and
+    [[outputs.prometheus_client]] (on `metrics_port`), and the tagdrop that keeps them out of InfluxDB,
+    so the benchmark reads the consumer's metrics_written as it reads the relay's. Nothing else changes:
+    the consumer group, max_undelivered_messages and the batch and buffer sizes are the shipped ones."""
+    config = ConfigText.shipped(SHIPPED_KAFKA_CONSUMER)
+    numbers = shipped_configs.telegraf_conf(metrics_port=metrics_port)
+    blocks = [_table(numbers, header) for header in ("[[inputs.internal]]", "[[outputs.prometheus_client]]")]
+    config.text = config.text.rstrip("\n") + "\n\n" + "\n".join(blocks)
+    config.edits.append(f"+ telegraf.conf's [[inputs.internal]] and [[outputs.prometheus_client]] "
+                        f"(127.0.0.1:{metrics_port})")
+    lines = config.text.split("\n")
+    start, end = shipped_configs._section(lines, "[[outputs.influxdb_v2]]", name=config.name)
+    lines[end:end] = ["  [outputs.influxdb_v2.tagdrop]", '    csv2lp = ["flow"]', ""]
+    config.text = "\n".join(lines)
+    config.edits.append('[outputs.influxdb_v2.tagdrop] csv2lp = ["flow"] (as telegraf.conf: its numbers stay out)')
+    return config
+
+
+def _table(config: ConfigText, header: str) -> str:
+    lines = config.text.split("\n")
+    start, end = shipped_configs._section(lines, header, name=config.name)
+    return "\n".join(lines[start:end]).rstrip("\n") + "\n"

@@ -10,6 +10,8 @@
 | execd-paced | f | the same, on the fixed pace of [pacing] alone (no flow control) |
 | execd-disk | g | e with Telegraf's disk buffer |
 | direct | h | `csv2lp FILE --influx-url ...`: no Telegraf |
+| kafka, kafka-2 | i | `csv2lp FILE --kafka-brokers ...` -> Kafka -> 1 / 2 Telegraf kafka_consumer (kafkapaths.py) |
+| kafka-backlog | j | every row produced into Kafka while influxd is down, timed from influxd's start |
 
 A path's clock starts when its work starts: the first POST; Telegraf's start for b and c
 (it reads the file at once); for d-g, with Telegraf and csv2lp already up and idle, the
@@ -54,6 +56,7 @@ class PathSpec:
     letter: str
     label: str
     slow: bool = False
+    kafka: bool = False  # needs a Kafka broker (the jars of .ci/install-kafka, Java 17+)
 
 
 PATHS = (
@@ -66,6 +69,9 @@ PATHS = (
     PathSpec("execd-paced", "f", "csv2lp execd, fixed pace only (no flow control)", slow=True),
     PathSpec("execd-disk", "g", "csv2lp execd unpaced, buffer_strategy = \"disk\"", slow=True),
     PathSpec("direct", "h", "csv2lp --influx-url (direct write, no Telegraf)"),
+    PathSpec("kafka", "i", "csv2lp --kafka-brokers -> Kafka -> 1 Telegraf kafka_consumer -> output", kafka=True),
+    PathSpec("kafka-2", "i", "the same, 2 Telegraf consumers in one group", kafka=True),
+    PathSpec("kafka-backlog", "j", "backlog: all rows into Kafka with influxd down, timed from its start", kafka=True),
 )
 SPECS = {spec.key: spec for spec in PATHS}
 EXECD_VARIANTS = {
@@ -383,5 +389,9 @@ def run_path(key: str, run: PathRun, target: Target, inputs: Inputs, workdir: Pa
         run_execd(run, target, inputs, workdir, variant=EXECD_VARIANTS[key], watching=watching)
     elif key == "direct":
         run_direct(run, target, inputs, workdir, watching=watching)
+    elif SPECS.get(key) is not None and SPECS[key].kafka:
+        from .kafkapaths import KAFKA_VARIANTS, run_kafka  # it imports this module
+
+        run_kafka(run, target, inputs, workdir, variant=KAFKA_VARIANTS[key], watching=watching)
     else:
         raise ValueError(f"unknown path {key!r}; choose from {', '.join(SPECS)}")

@@ -19,7 +19,8 @@ from .paths import PATHS, SPECS
 COLUMNS = (
     "path", "rows/s landed", "seconds", "× relay (b)", "× raw 1 conn (a)",
     "Telegraf CPU s", "Telegraf peak RSS MB", "csv2lp CPU s", "csv2lp peak RSS MB",
-    "influxd CPU s", "influxd peak RSS MB", "dropped", "peak buffer", "count check",
+    "influxd CPU s", "influxd peak RSS MB", "Kafka broker CPU s", "Kafka broker peak RSS MB",
+    "dropped", "peak buffer", "count check",
 )
 
 
@@ -38,8 +39,9 @@ def _number(value: float | None, digits: int = 0) -> str:
 
 
 def _process(run: dict, role: str, key: str, digits: int) -> str:
-    used = run["processes"].get(role)
-    return _number(used.get(key), digits) if used else "–"
+    """One process's number; with a second Telegraf (kafka-2's consumers: telegraf, telegraf-2), "first + second"."""
+    used = [run["processes"][r] for r in (role, f"{role}-2") if r in run["processes"]]
+    return " + ".join(_number(u.get(key), digits) for u in used) if used else "–"
 
 
 def _check(run: dict, runs: list[dict]) -> str:
@@ -81,6 +83,7 @@ def server_table(runs: list[dict]) -> str:
             _process(run, "telegraf", "cpu_seconds", 1), _process(run, "telegraf", "peak_rss_mb", 0),
             _process(run, "csv2lp", "cpu_seconds", 1), _process(run, "csv2lp", "peak_rss_mb", 0),
             _process(run, "influxd", "cpu_seconds", 1), _process(run, "influxd", "peak_rss_mb", 0),
+            _process(run, "broker", "cpu_seconds", 1), _process(run, "broker", "peak_rss_mb", 0),
             dropped, peak, _check(run, by_path[spec.key]),
         ]
         lines.append("| " + " | ".join(cells) + " |")

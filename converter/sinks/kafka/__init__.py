@@ -11,14 +11,15 @@ client.py and sink.py, when a run writes to Kafka (`pip install 'csv2lp[kafka]'`
           ▼
     pipeline ──write_lines(block)──▶ KafkaSink ── bounded queue of 2 blocks: full, reading waits
                                           ▼
-                               producer thread: messages.messages_of(block)
+                               producer thread: messages.message_views(block)
                                  key = the series (measurement + tags, up to the first
                                  unescaped space), found for the block at once; a stable
                                  sort groups each series' lines in file order; messages of
                                  up to 1,000 lines and the topic's size limit
-                                          │ produce(): one Python call per message
+                                          │ produce(): one Python call per message, its value a
+                                          │ slice of the block's buffer (librdkafka copies it)
                                           ▼
-                 librdkafka: idempotent, acks=all, lz4, its queue bounded (32 MB): full while
+                 librdkafka: idempotent, acks=all, lz4, its queue bounded (16 MB): full while
                  the broker is away -> the producer thread waits, says so, reading stops
                                           ▼
                   delivery callbacks -> Books: acknowledged / failed / not sent, per message
@@ -39,11 +40,11 @@ Promises (each one tested against a real broker):
   exact count. Secrets never appear in a message (settings.mask).
 """
 
-from .messages import LineTooLong, Message, messages_of, series_codes, series_key_ends
+from .messages import LineTooLong, Message, message_views, messages_of, series_codes, series_key_ends
 from .settings import ClientConfig, KafkaSettings, KafkaWriteError, read_client_config, read_properties
 from .sink import Books, KafkaSink, open_kafka_sink
 
 __all__ = [
     "Books", "ClientConfig", "KafkaSettings", "KafkaSink", "KafkaWriteError", "LineTooLong", "Message",
-    "messages_of", "open_kafka_sink", "read_client_config", "read_properties", "series_codes", "series_key_ends",
+    "message_views", "messages_of", "open_kafka_sink", "read_client_config", "read_properties", "series_codes", "series_key_ends",
 ]

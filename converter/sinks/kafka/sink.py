@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from ...arrow_buffers import offsets_of
 from .client import ClientErrors, Topic, load, probe, producer_config
-from .messages import LineTooLong, messages_of, series_of_strings
+from .messages import LineTooLong, message_views, series_of_strings
 from .settings import ClientConfig, KafkaSettings, KafkaWriteError, read_client_config
 
 Notify = Callable[[str], None]
@@ -208,11 +208,11 @@ class KafkaSink:
     def _produce_block(self, lines: pa.Array, series: tuple[np.ndarray, np.ndarray] | None) -> None:
         produced = 0
         try:
-            for message in messages_of(lines, max_lines=self.settings.message_lines,
-                                       max_bytes=self.topic.message_bytes, series=series):
-                if not self._produce(message.key, message.value, message.lines):
+            for key, value, count in message_views(lines, max_lines=self.settings.message_lines,
+                                                   max_bytes=self.topic.message_bytes, series=series):
+                if not self._produce(key, value, count):
                     break
-                produced += message.lines
+                produced += count
         except LineTooLong as exc:
             limit = (f"topic {self.topic.name!r} takes {self.topic.max_message_bytes:,} bytes (max.message.bytes)"
                      if self.topic.max_message_bytes else "the broker's limit is not known")
@@ -221,7 +221,7 @@ class KafkaSink:
         if produced < len(lines):
             self.books.not_sent(len(lines) - produced)
 
-    def _produce(self, key: bytes, value: bytes, lines: int) -> bool:
+    def _produce(self, key: bytes, value: pa.Buffer, lines: int) -> bool:
         """Queue one message, waiting while librdkafka's queue is full; False once the run stops."""
         callback = functools.partial(self._delivered, lines)
         while not self.books.stopping.is_set():
