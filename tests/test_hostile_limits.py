@@ -98,6 +98,7 @@ def assert_books(run: Measured, *, read: int, written: int, rejected: int) -> No
 def files(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("hostile")
     made = {"good": folder / "good.csv", "line": folder / "line.csv", "cell": folder / "cell.csv",
+            "first_cell": folder / "first-cell.csv",
             "bomb": folder / "bomb.csv.gz", "header_then_bomb": folder / "header-then-bomb.csv.gz"}
     made["good"].write_bytes(HEADER + rows(102))
     with open(made["line"], "wb") as f:  # 200 MB without a line break
@@ -105,6 +106,9 @@ def files(tmp_path_factory) -> dict[str, Path]:
             f.write(b"a" * 1_000_000)
     with open(made["cell"], "wb") as f:  # row 2 of 102 holds a 50 MB unquoted cell
         f.write(HEADER + rows(1) + b"h1," + b"x" * 50_000_000 + b",2020-01-01T00:00:01Z\n" + rows(100, start=2))
+    with open(made["first_cell"], "wb") as f:  # the same cell in row 1, right after the header: Arrow
+        # meets it while it opens (it reads its first block then), before any batch
+        f.write(HEADER + b"h1," + b"x" * 50_000_000 + b",2020-01-01T00:00:01Z\n" + rows(101, start=2))
     nul = bytes(MIB)
     for name, head in (("bomb", b""), ("header_then_bomb", HEADER + rows(100))):
         packer = zlib.compressobj(6, zlib.DEFLATED, 31)  # gzip framing
@@ -140,15 +144,20 @@ def test_a_200_mb_line_without_a_break_is_refused_in_seconds_at_a_normal_memory(
     assert run.seconds < HOSTILE_SECONDS
 
 
-def test_a_50_mb_cell_is_one_rejected_row_and_the_100_rows_after_it_are_written(files, normal_mb, tmp_path):
-    run = run_measured(tmp_path, str(files["cell"]), "-t", "host", "-o", "out.lp", "--rejects", "rejects.csv")
+@pytest.mark.parametrize(("name", "line", "first_two"), [("cell", 3, ("h0", "h2")), ("first_cell", 2, ("h2", "h3"))],
+                         ids=["row-2", "row-1"])
+def test_a_50_mb_cell_is_one_rejected_row_and_the_rows_after_it_are_written(files, normal_mb, tmp_path, name, line,
+                                                                             first_two):
+    run = run_measured(tmp_path, str(files[name]), "-t", "host", "-o", "out.lp", "--rejects", "rejects.csv")
 
     assert run.status == 3, run.stderr
     assert_books(run, read=102, written=101, rejected=1)
     lines = (tmp_path / "out.lp").read_text().splitlines()
-    assert lines[0].startswith("cell,host=h0 ") and lines[1].startswith("cell,host=h2 ") and len(lines) == 101
+    measurement = files[name].stem
+    assert [lp.split(" ")[0] for lp in lines[:2]] == [f"{measurement},host={host}" for host in first_two]
+    assert len(lines) == 101
     [reject] = (tmp_path / "rejects.csv").read_text().splitlines()[1:]
-    assert reject.split(",")[1:3] == ["3", "row longer than the block size (2 MiB)"]
+    assert reject.split(",")[1:3] == [str(line), "row longer than the block size (2 MiB)"]
     assert len(reject) < 2048  # the row's first KiB, not 50 MB
     assert run.peak_mb < normal_mb + EXTRA_MB, (run.peak_mb, normal_mb)
     assert run.seconds < HOSTILE_SECONDS

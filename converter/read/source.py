@@ -163,11 +163,20 @@ class CsvSource:
         try:
             while True:  # an Arrow reader for each stretch of rows between rows too long for a block
                 limit = ReadAheadLimit(stream, keep_pieces=True)
-                reader = self._open_arrow(limit, on_invalid, names)
                 taken = 0  # batches this reader gave
                 piece_line: int | None = first_line  # the line the last batch's piece starts on (None: unknown)
                 long_row: LongRow | None = None
-                while True:
+                try:
+                    reader = self._open_arrow(limit, on_invalid, names)
+                    schema = reader.schema
+                except TooLongAtOpen as exc:  # Arrow reads its first block when opened: the first row is that long
+                    reader, schema = None, self._binary_schema(names)
+                    long_row = find_long_row(limit, taken, piece_line, next_line,
+                                             lambda: self._guard.read(self.block_size), self.delimiter)
+                    if long_row is None:
+                        raise InputError(_read_failure(self.name, self._physical_line(next_line), exc.error,
+                                                       self.block_size)) from exc.error
+                while reader is not None:
                     batch_line = next_line
                     try:
                         with limit.asking():
@@ -195,14 +204,14 @@ class CsvSource:
                 if long_row is None:
                     break
                 # The row too long for a block: one rejected row, and a new reader for the rows after it.
-                empty = pa.RecordBatch.from_pylist([], schema=reader.schema)
+                empty = pa.RecordBatch.from_pylist([], schema=schema)
                 if pending:  # rows Arrow could not split before it (none are expected: they come with their batch)
                     block, next_record, next_line = place(self.name, empty, pending, next_record, next_line,
                                                            self.delimiter, take_all=True)
                     yield self._finish(block)
                 text = long_row.head.decode("utf-8", "surrogateescape")
                 text = text.translate(FROM_STAND_IN_TEXT) if self._guard.swapped else text
-                row = InvalidRow(next_line, text, len(reader.schema), len(reader.schema),
+                row = InvalidRow(next_line, text, len(schema), len(schema),
                                  too_long=TooLong(long_row.size, long_row.lines, long_row.quoted_lines,
                                                   long_row.ended, self.block_size))
                 yield self._finish(Block(self.name, empty, next_line, [row], np.zeros(0, dtype=np.int64)))
@@ -214,7 +223,7 @@ class CsvSource:
                 if not long_row.rest and self._guard.at_end():
                     break
                 stream = PrefixedReader(long_row.rest, self._guard)
-                names = list(reader.schema.names)
+                names = list(schema.names)
                 next_record, first_line = 1, next_line
         finally:
             if limit is not None:
@@ -226,11 +235,11 @@ class CsvSource:
                    and not isinstance(damage.failure, StoppedByLimit))  # a limit cuts no row: it stops before it
         if cut_row:  # the row the damage cut: the file's last, where rows without a record number go
             text = damage.cut_off.decode("utf-8", "surrogateescape").rstrip("\r")
-            pending.append(Pending(-1, text, len(reader.schema), text.count(self.delimiter) + 1, cut_off=True))
+            pending.append(Pending(-1, text, len(schema), text.count(self.delimiter) + 1, cut_off=True))
         ended_clean = (damage is None or damage.failure is None) and not input_ended_in_row
         notes = self._unterminated(next_line - 1) if ended_clean else []
         if pending or notes:  # invalid rows after the last good row; what the end of the input says
-            empty = pa.RecordBatch.from_pylist([], schema=reader.schema)
+            empty = pa.RecordBatch.from_pylist([], schema=schema)
             block, _, next_line = place(self.name, empty, pending, next_record, next_line, self.delimiter,
                                          take_all=True)
             block.notes = notes
@@ -281,8 +290,14 @@ class CsvSource:
                 return pa_csv.open_csv(stream, read_options=read_options, parse_options=parse_options,
                                        convert_options=convert_options)
         except (pa.ArrowInvalid, OSError) as exc:
+            if is_too_long(exc):
+                raise TooLongAtOpen(exc) from exc  # blocks() reads past that row
             raise InputError(_read_failure(self.name, self._physical_line(self._data_line), exc,
                                            self.block_size)) from exc
+
+    def _binary_schema(self, names: list[str] | None) -> pa.Schema:
+        """The schema _open_arrow's reader would have: every column as bytes."""
+        return pa.schema([(name, pa.binary()) for name in (names if names is not None else self.header)])
 
     # -------------------------------------------------------- ReadSettings after Arrow
 
@@ -335,6 +350,14 @@ class CsvSource:
 
     def close(self) -> None:
         self._counter.close()
+
+
+class TooLongAtOpen(Exception):
+    """Arrow's reader could not even open: the first row does not end within two blocks."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _read_failure(name: str, line: int, exc: Exception, block_size: int) -> str:
