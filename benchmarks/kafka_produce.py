@@ -1,11 +1,15 @@
 """csv2lp --kafka-brokers against its ceiling, a plain confluent-kafka producer of the same lines.
 
     python -m benchmarks.kafka_produce [--rows 1000000] [--rounds 3] [--partitions 3]
-                                       [--before DIR] [--json FILE]
+                                       [--input ingest|wide] [--before DIR] [--json FILE]
 
 One real broker (tests/support/kafka.py, the jars of .ci/install-kafka) on this machine; a
-generated Movebank CSV (tests/support/movebank_gen.py, 20 animals) and csv2lp's own lines for
-it. Each round runs, alternating which goes first, each into a fresh topic:
+generated Movebank CSV and csv2lp's own lines for it. `--input ingest` (the default) is the CSV
+every path of `python -m benchmarks.ingest` reads (benchmarks/generate.py: the fishers file's
+shape, its empty cells included, ~144 bytes a row); `--input wide` is the tests' generator
+(tests/support/movebank_gen.py, 20 animals, every sensor column filled, ~195 bytes a row, lines
+of ~378 bytes), which costs the converter about twice as much per row. Each round runs,
+alternating which goes first, each into a fresh topic:
 
 - raw: benchmarks/raw_produce.py sends csv2lp's lines, grouped by series into 1,000-line
   keyed lz4 messages made before its clock starts (produce until the last acknowledgement);
@@ -63,21 +67,32 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _input(kind: str, rows: int, work: Path) -> Path:
+    if kind == "wide":
+        from support.movebank_gen import generate
+
+        return generate(rows, work / "fishers.csv")
+    from .datasets import generated
+
+    return generated("ingest", rows, work).path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--input", choices=("ingest", "wide"), default="ingest",
+                        help="ingest: benchmarks.ingest's CSV (default); wide: the tests' generator")
     parser.add_argument("--before", type=Path, help="a checkout of another commit: its csv2lp runs too")
     parser.add_argument("--json", type=Path, help="write every row and the medians here")
     args = parser.parse_args(argv)
     paths = ["raw", "csv2lp", "devnull"] + (["before"] if args.before else [])
     _support()
     from support.kafka import KafkaBroker
-    from support.movebank_gen import generate
 
     work = Path(tempfile.mkdtemp(prefix="csv2lp-kafka-bench-"))
-    csv = generate(args.rows, work / "fishers.csv")
+    csv = _input(args.input, args.rows, work)
     lines = work / "fishers.lp"
     subprocess.run([sys.executable, "-m", "converter", str(csv), "--preset", "movebank", "-o", str(lines), "-q"],
                    check=True, cwd=REPO)
@@ -115,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         broker.stop()
     summary = _summary(rows, paths, args)
-    print(f"\n{args.rows:,} rows, {args.rounds} rounds, {args.partitions} partitions; load {os.getloadavg()[0]:.1f}")
+    print(f"\n{args.rows:,} rows ({args.input}), {args.rounds} rounds, {args.partitions} partitions; "
+          f"load {os.getloadavg()[0]:.1f}")
     print("| path | lines/s (median) | CPU s | peak RSS MB | broker CPU s |")
     print("|---|---:|---:|---:|---:|")
     for path in paths:
@@ -144,7 +160,7 @@ def _summary(rows: list[dict], paths: list[str], args: argparse.Namespace) -> di
     if "before" in paths:
         ratios["before / raw"] = per_round("before", "raw")
         ratios["csv2lp / before"] = per_round("csv2lp", "before")
-    return {"rows_per_run": args.rows, "rounds": args.rounds, "partitions": args.partitions,
+    return {"rows_per_run": args.rows, "input": args.input, "rounds": args.rounds, "partitions": args.partitions,
             "load_at_end": os.getloadavg()[0], "medians": medians, "ratios": ratios}
 
 

@@ -337,4 +337,9 @@ def test_a_broker_away_past_the_timeout_ends_the_run_with_the_exact_count(privat
            f"{missing:,} NOT confirmed" in run.stderr, run.stderr
     broker.start()
     records = read_topic(broker, topic, expected_lines=acknowledged, timeout=30)
-    assert sum(len(record.lines) for record in records) == acknowledged  # the count is what the topic holds
+    held = [line for record in records for line in record.lines]
+    # Every acknowledged line is in the topic, once. A stopping broker may also have stored messages
+    # whose answers it never sent (seen on a loaded box: 43,097 held, 41,000 acknowledged), so the
+    # topic may hold more, but never more than was converted.
+    assert acknowledged <= len(held) <= acknowledged + missing, (acknowledged, len(held), missing)
+    assert len(set(held)) == len(held), "a line is in the topic twice"

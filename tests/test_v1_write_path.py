@@ -35,7 +35,7 @@ from click.testing import CliRunner
 from converter import cli
 from converter.sinks.influxdb import sink as influx_sink_module
 from support.data import REPO, SAMPLE
-from support.influxdb import InfluxDB1Server, require_influxd
+from support.influxdb import InfluxDB1Server, recheck_short_count, require_influxd
 from support.movebank_points import (
     COUNT_QUERY,
     COUNTS_QUERY,
@@ -76,15 +76,18 @@ def movebank(source: Path, url: str, bucket: str, *extra: str, env: dict[str, st
 
 
 def wait_for_total(server: InfluxDB1Server, db: str, expected: int, query: str = COUNT_QUERY) -> None:
-    """Until `expected` points are counted (bounded); more than that fails at once."""
+    """Until `expected` points are counted (bounded); more than that fails at once. A count still
+    short then is re-checked after a restart before it is called a loss (recheck_short_count)."""
     deadline = time.monotonic() + ARRIVAL_TIMEOUT_S
     while (total := total_of(server.query(query, db=db))) < expected:
         if time.monotonic() >= deadline:
             # Which series is short, and the shards the server holds: one CI run saw 1,041 of 1,200
             # for the whole minute after a write into a database created the moment before.
-            raise AssertionError(f"only {total:,} of {expected:,} points counted; per series "
-                                 f"{counts_of(server.query(COUNTS_QUERY, db=db))}; shards "
-                                 f"{server.query('SHOW SHARDS')}")
+            print(f"\nonly {total:,} of {expected:,} points counted; per series "
+                  f"{counts_of(server.query(COUNTS_QUERY, db=db))}; shards {server.query('SHOW SHARDS')}")
+            print(recheck_short_count(server, lambda: total_of(server.query(query, db=db)), expected))
+            total = total_of(server.query(query, db=db))
+            break
         time.sleep(0.2)
     assert total == expected
 

@@ -98,20 +98,11 @@ def acknowledged_lines(stderr: str) -> int | None:
 
 def run_csv2lp(args: list[str], *, env: dict[str, str] | None = None, stdin: PacedInput | None = None,
                timeout: float = RUN_TIMEOUT_S, cwd: Path | None = None) -> Run:
-    began = time.monotonic()
+    """csv2lp with `args` to the end (bounded by `timeout`), fed by `stdin` if given."""
     process = start_csv2lp(args, env=env, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, cwd=cwd)
     if stdin is not None:
         stdin.start(hand_over_stdin(process))
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        stdout, stderr = process.communicate()
-        raise AssertionError(f"csv2lp did not finish in {timeout:.0f} s; stderr:\n{stderr[-3000:]}") from None
-    finally:
-        if stdin is not None:
-            stdin.join()
-    return Run(process.returncode, stdout, stderr, time.monotonic() - began)
+    return finish(process, stdin, timeout=timeout)
 
 
 class PacedInput:

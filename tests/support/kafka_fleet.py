@@ -18,7 +18,6 @@ import re
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from .influxdb2 import InfluxDB2Server
 from .kafka import KafkaBroker
 from .movebank_gen import generate
 from .server_process import RECOUNT_TIMEOUT_S
-from .telegraf import MAX_LIFETIME_S, StartTelegraf, TelegrafProcess, wait_until
+from .telegraf import MAX_LIFETIME_S, StartTelegraf, TelegrafProcess, internal_write, wait_until
 
 SHIPPED_CONSUMER = REPO / "telegraf" / "kafka-consumer.conf"
 PARTITIONS = 4
@@ -80,17 +79,6 @@ def start_consumers(start_telegraf: StartTelegraf, env: dict[str, str], *, metri
         process.metrics_url = f"http://127.0.0.1:{port}/metrics" if port else None
         consumers.append(process)
     return consumers
-
-
-def internal_write(metrics_url: str) -> dict[str, dict[str, float]]:
-    """{output: {buffer_size, metrics_written, metrics_dropped, ...}} from a prometheus_client page."""
-    with urllib.request.urlopen(metrics_url, timeout=5) as response:
-        text = response.read().decode()
-    numbers: dict[str, dict[str, float]] = {}
-    for name, labels, value in re.findall(r"^internal_write_(\w+)\{([^}]*)\} (\S+)", text, re.MULTILINE):
-        output = re.search(r'output="([^"]*)"', labels).group(1)
-        numbers.setdefault(output, {})[name] = float(value)
-    return numbers
 
 
 def output_numbers(metrics_url: str, output: str = "influxdb_v2", *, timeout: float = 30.0) -> dict[str, float]:

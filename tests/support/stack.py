@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import time
-import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from . import shipped_configs
 from .data import REPO
 from .influxdb import free_loopback_port
 from .influxdb2 import InfluxDB2Server, recheck_short_count
-from .telegraf import BUFFER_OVERFLOW_PATTERN, TelegrafError, TelegrafProcess, wait_until
+from .telegraf import BUFFER_OVERFLOW_PATTERN, TelegrafError, TelegrafProcess, internal_write, wait_until
 
 
 class ShippedStack:
@@ -100,14 +99,7 @@ class ShippedStack:
         return [pid for pid in self.telegraf.group_pids() if pid != self.telegraf.pid]
 
     def internal_write(self) -> dict[str, dict[str, float]]:
-        """Telegraf's own internal_write numbers per output, read here independently of csv2lp's parser."""
-        with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
-            text = response.read().decode()
-        numbers: dict[str, dict[str, float]] = {}
-        for name, labels, value in re.findall(r"^internal_write_(\w+)\{([^}]*)\} (\S+)", text, re.MULTILINE):
-            output = re.search(r'output="([^"]*)"', labels).group(1)
-            numbers.setdefault(output, {})[name] = float(value)
-        return numbers
+        return internal_write(self.metrics_url)
 
     def overflow_lines(self) -> list[str]:
         return re.findall(BUFFER_OVERFLOW_PATTERN, self.telegraf.log_text())

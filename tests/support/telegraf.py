@@ -19,6 +19,7 @@ import subprocess
 import textwrap
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -319,6 +320,18 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str, *, po
         if time.monotonic() >= deadline:
             raise TelegrafError(f"timed out after {timeout:.0f} s waiting for {what} (last value {result!r})")
         time.sleep(poll)
+
+
+def internal_write(metrics_url: str) -> dict[str, dict[str, float]]:
+    """{output: {buffer_size, metrics_written, metrics_dropped, ...}} from Telegraf's prometheus_client
+    page, read here independently of csv2lp's own parser (converter/execd/telegraf_stats.py)."""
+    with urllib.request.urlopen(metrics_url, timeout=5) as response:
+        text = response.read().decode()
+    numbers: dict[str, dict[str, float]] = {}
+    for name, labels, value in re.findall(r"^internal_write_(\w+)\{([^}]*)\} (\S+)", text, re.MULTILINE):
+        output = re.search(r'output="([^"]*)"', labels).group(1)
+        numbers.setdefault(output, {})[name] = float(value)
+    return numbers
 
 
 # -- fixtures ----------------------------------------------------------------------------
