@@ -128,19 +128,9 @@ def kafka_consumer_config(metrics_port: int) -> ConfigText:
     the consumer group, max_undelivered_messages and the batch and buffer sizes are the shipped ones."""
     config = ConfigText.shipped(SHIPPED_KAFKA_CONSUMER)
     numbers = shipped_configs.telegraf_conf(metrics_port=metrics_port)
-    blocks = [_table(numbers, header) for header in ("[[inputs.internal]]", "[[outputs.prometheus_client]]")]
+    blocks = [numbers.table(header) for header in ("[[inputs.internal]]", "[[outputs.prometheus_client]]")]
     config.text = config.text.rstrip("\n") + "\n\n" + "\n".join(blocks)
     config.edits.append(f"+ telegraf.conf's [[inputs.internal]] and [[outputs.prometheus_client]] "
                         f"(127.0.0.1:{metrics_port})")
-    lines = config.text.split("\n")
-    start, end = shipped_configs._section(lines, "[[outputs.influxdb_v2]]", name=config.name)
-    lines[end:end] = ["  [outputs.influxdb_v2.tagdrop]", '    csv2lp = ["flow"]', ""]
-    config.text = "\n".join(lines)
-    config.edits.append('[outputs.influxdb_v2.tagdrop] csv2lp = ["flow"] (as telegraf.conf: its numbers stay out)')
-    return config
-
-
-def _table(config: ConfigText, header: str) -> str:
-    lines = config.text.split("\n")
-    start, end = shipped_configs._section(lines, header, name=config.name)
-    return "\n".join(lines[start:end]).rstrip("\n") + "\n"
+    return config.extend_table("[[outputs.influxdb_v2]]", '  [outputs.influxdb_v2.tagdrop]\n    csv2lp = ["flow"]',
+                               '[outputs.influxdb_v2.tagdrop] csv2lp = ["flow"] (as telegraf.conf: its numbers stay out)')

@@ -78,6 +78,21 @@ class ConfigText:
         self.edits.append(f"{header} {key} = {toml_value(value)}")
         return self
 
+    def table(self, header: str) -> str:
+        """Table `header` as it stands, its sub-tables included (to copy it into another config)."""
+        lines = self.text.split("\n")
+        start, end = _section(lines, header, name=self.name)
+        return "\n".join(lines[start:end]).rstrip("\n") + "\n"
+
+    def extend_table(self, header: str, block: str, why: str) -> ConfigText:
+        """`block` (settings or sub-tables) added at the end of table `header`."""
+        lines = self.text.split("\n")
+        _, end = _section(lines, header, name=self.name)
+        lines[end:end] = block.rstrip("\n").split("\n") + [""]
+        self.text = "\n".join(lines)
+        self.edits.append(why)
+        return self
+
     def replace_table(self, header: str, block: str, why: str) -> ConfigText:
         lines = self.text.split("\n")
         start, end = _section(lines, header, name=self.name)
