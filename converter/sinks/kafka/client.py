@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from .settings import (
+    CA_ENV,
     DEFAULT_MESSAGE_BYTES,
     FRAMING_BYTES,
     INSTALL_HINT,
@@ -39,6 +40,10 @@ _DESCRIBE_TIMEOUT_S = 5.0
 # librdkafka's error text carries the connection ("127.0.0.1:9092/bootstrap: ") and the state
 # machine ("(after 0ms in state CONNECT)"); neither helps a user.
 _WHERE = re.compile(r"^\S+/(?:bootstrap|\d+): ")
+# OpenSSL's reason when the broker's certificate did not verify (an unknown CA, or not this host's
+# name), and librdkafka's advice after it, which csv2lp's message replaces with where the CA came from.
+_VERIFY_FAILED = "certificate verify failed"
+_LIBRDKAFKA_CA_ADVICE = re.compile(r": broker certificate could not be verified, verify that .*$")
 _STATE = re.compile(r"\s*\(after \d+ms in state \w+(?:, \d+ identical error\(s\) suppressed)?\)$")
 
 
@@ -201,8 +206,26 @@ def _refused_at_once(admin: Any, settings: KafkaSettings, errors: ClientErrors) 
                               f"listener's).")
     tls = errors.get("_SSL")
     if tls:
-        raise KafkaWriteError(f"TLS with Kafka at {settings.brokers} failed: {tls}. Check ssl.ca.location "
-                              f"($KAFKA_SSL_CA_LOCATION) and security.protocol.")
+        raise KafkaWriteError(_tls_failed(settings, errors.client, tls))
+
+
+def _tls_failed(settings: KafkaSettings, client: ClientConfig, tls: str) -> str:
+    """The one line for a failed TLS handshake. A certificate that did not verify: which CA was tried, from
+    where, and what to set (librdkafka's own advice names only ssl.ca.location and the system's CAs)."""
+    if _VERIFY_FAILED not in tls:
+        return (f"TLS with Kafka at {settings.brokers} failed: {tls}. Check ssl.ca.location ($KAFKA_SSL_CA_LOCATION) "
+                f"and security.protocol.")
+    key = next((k for k in ("ssl.ca.location", "ssl.ca.pem") if client.properties.get(k)), None)
+    if key == "ssl.ca.location":
+        tried = f"the CA in ssl.ca.location {client.properties[key]} (from {client.origins.get(key, 'the settings')})"
+    elif key:
+        tried = f"the CA in ssl.ca.pem (from {client.origins.get(key, 'the settings')})"
+    else:
+        tried = "the system's CA certificates (no ssl.ca.location was given)"
+    return (f"TLS with Kafka at {settings.brokers} failed: the broker's certificate could not be verified with {tried}"
+            f"; {_LIBRDKAFKA_CA_ADVICE.sub('', tls)}. Set ${CA_ENV}, or ssl.ca.location in --kafka-config, to the "
+            f"CA certificate (PEM) that signed the broker's, and check that the certificate is for the host "
+            f"--kafka-brokers names.")
 
 
 def _ask_to_create(kafka: ModuleType, settings: KafkaSettings, client: ClientConfig) -> None:
