@@ -13,6 +13,7 @@ import pytest
 
 from converter.sinks.kafka import KafkaSettings, KafkaWriteError, read_client_config, read_properties
 from converter.sinks.kafka.client import _message_bytes, plain_text
+from converter.sinks.kafka.mismatch import Hint, recognise
 from converter.sinks.kafka.settings import DEFAULT_MESSAGE_BYTES, FRAMING_BYTES, MASK
 
 
@@ -141,3 +142,44 @@ def test_message_bytes_fit_the_topic_limit():
 ])
 def test_librdkafka_error_text_loses_its_connection_and_state(raw, plain):
     assert plain_text(raw) == plain
+
+
+def test_a_ca_file_that_cannot_be_read_is_refused_only_where_librdkafka_would_read_it(tmp_path):
+    missing = str(tmp_path / "ca.pem")
+    with pytest.raises(KafkaWriteError) as raised:
+        read_client_config(None, {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CA_LOCATION": missing})
+    assert str(raised.value) == f"$KAFKA_SSL_CA_LOCATION names {missing}, which does not exist: give the CA " \
+                                f"certificate (PEM) that signed the broker's certificate."
+    path = write(tmp_path, f"security.protocol=SASL_SSL\nssl.ca.location={missing}\n")
+    with pytest.raises(KafkaWriteError, match=rf"^ssl.ca.location in --kafka-config {path} names {missing}, which "):
+        read_client_config(path, {"KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "pw12"})
+    # Not read by librdkafka without TLS; "probe" and a directory of hashed certificates are its own to read.
+    for environ in ({"KAFKA_SSL_CA_LOCATION": missing}, {"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                                                         "KAFKA_SSL_CA_LOCATION": missing},
+                    {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CA_LOCATION": "probe"},
+                    {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CA_LOCATION": str(tmp_path)}):
+        assert read_client_config(None, environ).properties["ssl.ca.location"] == environ["KAFKA_SSL_CA_LOCATION"]
+
+
+@pytest.mark.parametrize(("protocol", "raw", "hint"), [
+    ("SSL", "ssl://127.0.0.1:9092/bootstrap: SSL handshake failed: Disconnected: SSL connection closed by peer: "
+            "connecting to a PLAINTEXT broker listener? (after 1ms in state SSL_HANDSHAKE)",
+     Hint(True, "127.0.0.1:9092", "SSL handshake failed: Disconnected: SSL connection closed by peer: connecting to "
+                                  "a PLAINTEXT broker listener? (after 1ms in state SSL_HANDSHAKE)")),
+    (None, "[thrd:127.0.0.1:9093/bootstrap]: 127.0.0.1:9093/bootstrap: Disconnected: connection closed by peer: "
+           "receive 0 after POLLIN (after 1ms in state APIVERSION_QUERY)",
+     Hint(False, "127.0.0.1:9093", "Disconnected: connection closed by peer: receive 0 after POLLIN (after 1ms in "
+                                   "state APIVERSION_QUERY)")),
+    ("SASL_PLAINTEXT", "k:9093/1: Disconnected while requesting ApiVersion: might be caused by incorrect "
+                       "security.protocol configuration (connecting to a SSL listener?)",
+     Hint(False, "k:9093", "Disconnected while requesting ApiVersion: might be caused by incorrect security.protocol "
+                           "configuration (connecting to a SSL listener?)")),
+    # Each side's trace counts only for its own side; a refused connection is no mismatch.
+    ("SSL", "127.0.0.1:9093/bootstrap: Disconnected: connection closed by peer (after 1ms in state APIVERSION_QUERY)",
+     None),
+    (None, "127.0.0.1:9/bootstrap: Connect to ipv4#127.0.0.1:9 failed: Connection refused (after 0ms in state "
+           "CONNECT)", None),
+])
+def test_a_protocol_mismatch_is_recognised_in_librdkafkas_words(protocol, raw, hint):
+    environ = {"KAFKA_SECURITY_PROTOCOL": protocol} if protocol else {}
+    assert recognise(raw, read_client_config(None, environ)) == hint

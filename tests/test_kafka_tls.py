@@ -7,7 +7,8 @@ chain in one file). It keeps its PLAINTEXT listener, through which the tests rea
 back. csv2lp gets its TLS settings as a user would: from the environment
 ($KAFKA_SECURITY_PROTOCOL, $KAFKA_SSL_CA_LOCATION, $KAFKA_SASL_*) or from `--kafka-config FILE`.
 A CA that did not sign the broker's certificate is one error line, in seconds, that names
-the verification failure and the setting to fix.
+the verification failure and the setting to fix; so are a CA file that does not exist (before
+connecting), and a client without TLS at the SSL listener or with TLS at the PLAINTEXT one.
 """
 
 from __future__ import annotations
@@ -243,5 +244,56 @@ def test_the_right_ca_for_another_host_name_fails_verification_too(tls_broker, t
                      env={"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CA_LOCATION": str(tls["ca"])})
     assert_one_line_error(run, f"TLS with Kafka at {address} failed", "certificate verify failed",
                           "check that the certificate is for the host --kafka-brokers names")
+    assert run.seconds < FAST_S, run.stderr
+    assert tls_broker.records_in(topic) == 0
+
+
+# -- settings that cannot work, and the wrong protocol for the listener -----------------------
+
+
+def test_a_ca_file_that_does_not_exist_is_one_line_before_connecting(tls, movebank_csv, tmp_path):
+    # No broker at the address: the path is refused before any connection is tried.
+    address = f"127.0.0.1:{free_loopback_port()}"
+    missing = tmp_path / "no-such-ca.pem"
+    run = run_csv2lp([str(movebank_csv), *kafka_args(address, "lines")],
+                     env={"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CA_LOCATION": str(missing)})
+    line = assert_one_line_error(run, f"$KAFKA_SSL_CA_LOCATION names {missing}, which does not exist: give the CA "
+                                      f"certificate (PEM) that signed the broker's")
+    assert "librdkafka" not in line and "cannot reach" not in line and ".." not in line, line
+    assert run.seconds < FAST_S / 2, run.stderr
+
+
+def test_a_ca_file_that_does_not_exist_in_kafka_config_names_the_file(tls, movebank_csv, tmp_path):
+    address = f"127.0.0.1:{free_loopback_port()}"
+    missing = tmp_path / "no-such-ca.pem"
+    config = tmp_path / "kafka.properties"
+    config.write_text(f"security.protocol=SASL_SSL\nsasl.username={USER}\nsasl.password={PASSWORD}\n"
+                      f"ssl.ca.location={missing}\n")
+    run = run_csv2lp([str(movebank_csv), *kafka_args(address, "lines", "--kafka-config", str(config))])
+    line = assert_one_line_error(run, f"ssl.ca.location in --kafka-config {config} names {missing}, which does not "
+                                      f"exist: give the CA certificate (PEM) that signed the broker's")
+    assert "librdkafka" not in line and PASSWORD not in run.stderr, line
+    assert run.seconds < FAST_S / 2, run.stderr
+
+
+def test_no_tls_against_a_tls_listener_says_to_set_the_security_protocol(tls_broker, topic, movebank_csv):
+    address = ssl_address(tls_broker)
+    run = run_csv2lp([str(movebank_csv), *kafka_args(address, topic)])  # no $KAFKA_SECURITY_PROTOCOL: PLAINTEXT
+    line = assert_one_line_error(run, f"the broker at {address} closed the connection during the handshake",
+                                 "it may be a TLS listener", "Set $KAFKA_SECURITY_PROTOCOL=SSL (or SASL_SSL) and "
+                                 "$KAFKA_SSL_CA_LOCATION")
+    assert "Check the address" not in line, line
+    assert run.seconds < FAST_S, run.stderr
+    assert tls_broker.records_in(topic) == 0
+
+
+def test_tls_against_a_plaintext_listener_says_to_check_the_security_protocol(tls_broker, tls, topic,
+                                                                              movebank_csv):
+    address = f"127.0.0.1:{tls_broker.port}"
+    run = run_csv2lp([str(movebank_csv), *kafka_args(address, topic)],
+                     env={"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CA_LOCATION": str(tls["ca"])})
+    line = assert_one_line_error(run, f"the broker at {address} did not answer TLS", "it may be a plaintext listener",
+                                 "Check $KAFKA_SECURITY_PROTOCOL")
+    assert "Check the address" not in line, line
     assert run.seconds < FAST_S, run.stderr
     assert tls_broker.records_in(topic) == 0

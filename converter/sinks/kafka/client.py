@@ -6,7 +6,8 @@ use), how large may a message be. Each "no" is one KafkaWriteError of one line. 
 itself would retry all of these quietly until a message times out, minutes later.
 
 librdkafka's own log goes to the `csv2lp.kafka` logger (nothing on stderr by default);
-its errors reach `ClientErrors`, which keeps the latest of each kind, masked, for messages.
+its errors reach `ClientErrors`, which keeps the latest of each kind, masked, for messages,
+and (with the probe's log lines) the traces of a security.protocol that is not the listener's.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from . import mismatch
 from .settings import (
     CA_ENV,
     DEFAULT_MESSAGE_BYTES,
@@ -36,6 +38,10 @@ LOG.addHandler(logging.NullHandler())  # no "last resort" printing of librdkafka
 _UNKNOWN_TOPIC_TRIES = 3
 _METADATA_TRY_S = 1.0
 _DESCRIBE_TIMEOUT_S = 5.0
+# A protocol mismatch is said before the connect timeout once its traces went on this long (and the
+# latest is this recent): one trace could be a broker closing connections while it stops.
+_MISMATCH_S = 3.0
+_MISMATCH_FRESH_S = 2.0
 
 # librdkafka's error text carries the connection ("127.0.0.1:9092/bootstrap: ") and the state
 # machine ("(after 0ms in state CONNECT)"); neither helps a user.
@@ -70,6 +76,8 @@ class ClientErrors:
         self.last: str | None = None
         self.last_at = 0.0
         self.fatal: str | None = None
+        self.hint: mismatch.Hint | None = None  # the latest trace of a protocol mismatch
+        self.hint_since = self.hint_at = 0.0
 
     def __call__(self, error: Any) -> None:
         text = self.client.mask(plain_text(error.str()))
@@ -78,6 +86,38 @@ class ClientErrors:
             self.last, self.last_at = text, time.monotonic()
             if error.fatal() and self.fatal is None:
                 self.fatal = text
+        self._note_mismatch(error.str())
+
+    def log(self, level: int, fmt: str, *args: Any) -> None:
+        """The probe's `logger`: librdkafka's log lines go on to LOG, and are read for a protocol mismatch
+        (a plaintext client at a TLS listener shows only there). confluent-kafka calls
+        log(level, "%s [%s] %s", facility, client name, text)."""
+        LOG.log(level, fmt, *args)
+        if args:
+            self._note_mismatch(str(args[-1]))
+
+    def _note_mismatch(self, raw: str) -> None:
+        hint = mismatch.recognise(raw, self.client)
+        if hint is None:
+            return
+        now = time.monotonic()
+        with self.lock:
+            if self.hint is None:
+                self.hint_since = now
+            self.hint, self.hint_at = hint, now
+
+    def mismatch_persists(self) -> bool:
+        now = time.monotonic()
+        with self.lock:
+            return self.hint is not None and now - self.hint_since >= _MISMATCH_S \
+                and now - self.hint_at <= _MISMATCH_FRESH_S
+
+    def mismatch_message(self, settings: KafkaSettings) -> str | None:
+        with self.lock:
+            hint = self.hint
+        if hint is None:
+            return None
+        return mismatch.message(settings, self.client, hint, self.client.mask(plain_text(hint.text)))
 
     def get(self, *names: str) -> str | None:
         with self.lock:
@@ -140,8 +180,11 @@ def probe(settings: KafkaSettings, client: ClientConfig, notify: Any = None) -> 
     from confluent_kafka.admin import AdminClient
 
     errors = ClientErrors(client)
+    # The probe's log lines are read too (errors.log), with connection closes among them: a plaintext
+    # client at a TLS listener leaves its trace only there.
+    config = {**base_config(settings, client, errors), "logger": errors, "log.connection.close": True}
     try:
-        admin = AdminClient(base_config(settings, client, errors))
+        admin = AdminClient(config)
     except kafka.KafkaException as exc:
         raise KafkaWriteError(_config_refused(client, exc)) from None
     deadline = time.monotonic() + settings.connect_timeout_s
@@ -166,8 +209,12 @@ def probe(settings: KafkaSettings, client: ClientConfig, notify: Any = None) -> 
                     f"(consumers in a group share its partitions), or check the name.")
         elif code is not None:
             _refused_at_once(admin, settings, errors)
+            if errors.mismatch_persists():
+                raise KafkaWriteError(errors.mismatch_message(settings))
         if time.monotonic() > deadline:
             if code is not None and code != kafka.KafkaError.UNKNOWN_TOPIC_OR_PART:
+                if mismatched := errors.mismatch_message(settings):
+                    raise KafkaWriteError(mismatched)
                 why = errors.get("_RESOLVE", "_TRANSPORT") or errors.last or "no answer"
                 raise KafkaWriteError(f"cannot reach any Kafka broker of --kafka-brokers {settings.brokers} in "
                                       f"{settings.connect_timeout_s:g} s: {why}. Check the address, that the broker "
@@ -274,4 +321,4 @@ def _config_refused(client: ClientConfig, exc: Exception) -> str:
     text = client.mask(plain_text(exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else str(exc)))
     files = sorted({o for o in client.origins.values() if o.startswith("--kafka-config")})
     where = f" (from {files[0]})" if files else ""
-    return f"librdkafka refused a setting{where}: {text}."
+    return f"librdkafka refused a setting{where}: {text.rstrip('.')}."  # its texts may end in a period already

@@ -178,4 +178,30 @@ def read_client_config(config_file: str | None, environ: Mapping[str, str] | Non
     if properties.get("sasl.username") and not properties.get("sasl.password"):
         raise KafkaWriteError(f"a SASL user ({origins['sasl.username']}) without a password: set ${PASSWORD_ENV} "
                               f"or sasl.password in --kafka-config.")
-    return ClientConfig(properties, origins)
+    config = ClientConfig(properties, origins)
+    refuse_unreadable_ca(config)
+    return config
+
+
+def refuse_unreadable_ca(client: ClientConfig) -> None:
+    """An ssl.ca.location that cannot be read, said with where it came from, before any connection:
+    librdkafka's own words are OpenSSL's ("ssl.ca.location failed: ... BIO lib"). It reads the CA only
+    for TLS, so only then is it checked; "probe" (the system's CAs) and a directory (OpenSSL's hashed
+    certificates) are librdkafka's to read."""
+    path = client.properties.get("ssl.ca.location", "")
+    protocol = client.properties.get("security.protocol", "").strip().upper()
+    if not path or path == "probe" or protocol not in ("SSL", "SASL_SSL"):
+        return
+    try:
+        with open(path, "rb"):
+            return
+    except FileNotFoundError:
+        why = "which does not exist"
+    except IsADirectoryError:
+        return
+    except OSError as exc:
+        why = f"which csv2lp cannot read ({exc.strerror})"
+    origin = client.origins.get("ssl.ca.location", "the settings")
+    setting = origin if origin.startswith("$") else f"ssl.ca.location in {origin}"
+    raise KafkaWriteError(f"{setting} names {path}, {why}: give the CA certificate (PEM) that signed the broker's "
+                          f"certificate.")
