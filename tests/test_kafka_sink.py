@@ -20,12 +20,13 @@ import pytest
 from support.csv2lp_kafka import (
     PacedInput,
     Run,
+    assert_exact,
+    assert_one_line_error,
     hand_over_stdin,
-    lines_per_series,
+    kafka_args,
     read_topic,
     reference_lines,
     run_csv2lp,
-    series_key,
     start_csv2lp,
 )
 from support.kafka import KafkaBroker, fresh_topic_name, require_kafka
@@ -44,34 +45,6 @@ NOT_ACKED = re.compile(r"([\d,]+) lines acknowledged, ([\d,]+) NOT acknowledged"
 
 def number(text: str) -> int:
     return int(text.replace(",", ""))
-
-
-def kafka_args(broker: KafkaBroker | str, topic: str, *extra: str) -> list[str]:
-    brokers = broker if isinstance(broker, str) else broker.bootstrap_servers
-    return ["--preset", "movebank", "--kafka-brokers", brokers, "--kafka-topic", topic, *extra]
-
-
-def assert_one_line_error(run: Run, *fragments: str) -> str:
-    """Exit status 1, no traceback, exactly one error line holding every fragment; that line."""
-    assert run.returncode == 1, run.stderr
-    assert "Traceback" not in run.stderr, run.stderr
-    assert len(run.errors) == 1, run.stderr
-    for fragment in fragments:
-        assert fragment in run.errors[0], run.errors[0]
-    return run.errors[0]
-
-
-def assert_exact(records, reference: dict[bytes, list[bytes]]) -> None:
-    """The topic holds every reference line once, each series in file order, keyed and in one partition."""
-    got = lines_per_series(records)
-    assert sorted(got) == sorted(reference)
-    for series, lines in reference.items():
-        assert got[series] == lines, f"series {series[:60]!r}: {len(got[series])} lines, {len(lines)} expected"
-    partitions: dict[bytes, set[int]] = {}
-    for record in records:
-        assert {series_key(line) for line in record.lines} == {record.key}  # the key is the message's one series
-        partitions.setdefault(record.key, set()).add(record.partition)
-    assert all(len(p) == 1 for p in partitions.values()), partitions
 
 
 @pytest.fixture(scope="module")

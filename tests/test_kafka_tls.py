@@ -17,8 +17,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support.csv2lp_kafka import ACKED, Run, acknowledged_lines, lines_per_series, read_topic, reference_lines, \
-    run_csv2lp, series_key
+from support.csv2lp_kafka import (ACKED, Run, acknowledged_lines, assert_exact, assert_one_line_error, kafka_args,
+                                  read_topic, reference_lines, run_csv2lp)
 from support.influxdb import free_loopback_port
 from support.kafka import KafkaBroker, fresh_topic_name, require_kafka
 from support.movebank_gen import generate
@@ -126,10 +126,6 @@ def topic(tls_broker):
         tls_broker.delete_topic(name)
 
 
-def kafka_args(address: str, topic: str, *extra: str) -> list[str]:
-    return ["--preset", "movebank", "--kafka-brokers", address, "--kafka-topic", topic, *extra]
-
-
 def ssl_address(broker: KafkaBroker) -> str:
     return f"127.0.0.1:{broker.ssl_port}"
 
@@ -138,29 +134,6 @@ def assert_all_acknowledged(run: Run) -> None:
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr and "NOT" not in run.stderr, run.stderr
     assert acknowledged_lines(run.stderr) == ROWS, run.stderr
-
-
-def assert_exact(records, reference: dict[bytes, list[bytes]]) -> None:
-    """Every reference line once, each series in file order, the key its series, one partition per series."""
-    got = lines_per_series(records)
-    assert sorted(got) == sorted(reference)
-    for series, lines in reference.items():
-        assert got[series] == lines, f"series {series[:60]!r}: {len(got[series])} lines, {len(lines)} expected"
-    partitions: dict[bytes, set[int]] = {}
-    for record in records:
-        assert {series_key(line) for line in record.lines} == {record.key}
-        partitions.setdefault(record.key, set()).add(record.partition)
-    assert all(len(p) == 1 for p in partitions.values()), partitions
-
-
-def assert_one_line_error(run: Run, *fragments: str) -> str:
-    """Exit status 1, no traceback, exactly one error line holding every fragment; that line."""
-    assert run.returncode == 1, run.stderr
-    assert "Traceback" not in run.stderr, run.stderr
-    assert len(run.errors) == 1, run.stderr
-    for fragment in fragments:
-        assert fragment in run.errors[0], run.errors[0]
-    return run.errors[0]
 
 
 # -- TLS that works -------------------------------------------------------------------------

@@ -6,7 +6,9 @@
   can be stopped while csv2lp is still producing (a whole file converts in about a second).
 - `read_topic` reads every record of a topic back (a new consumer group, from the start).
 - `reference_lines` is what `csv2lp convert` writes for the same file: per series, in file
-  order, what the topic must hold.
+  order, what the topic must hold; `assert_exact` checks a topic's records against it.
+- `kafka_args` are the options of a Movebank run into a topic; `assert_one_line_error` checks
+  a run that failed as csv2lp promises: exit status 1, one error line, no traceback.
 """
 
 from __future__ import annotations
@@ -234,3 +236,31 @@ def reference_lines(csv_path: Path, out: Path, *args: str) -> dict[bytes, list[b
         for line in lines:
             series[series_key(line)].append(line)
     return dict(series)
+
+
+def kafka_args(broker: KafkaBroker | str, topic: str, *extra: str) -> list[str]:
+    brokers = broker if isinstance(broker, str) else broker.bootstrap_servers
+    return ["--preset", "movebank", "--kafka-brokers", brokers, "--kafka-topic", topic, *extra]
+
+
+def assert_one_line_error(run: Run, *fragments: str) -> str:
+    """Exit status 1, no traceback, exactly one error line holding every fragment; that line."""
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
+    assert len(run.errors) == 1, run.stderr
+    for fragment in fragments:
+        assert fragment in run.errors[0], run.errors[0]
+    return run.errors[0]
+
+
+def assert_exact(records, reference: dict[bytes, list[bytes]]) -> None:
+    """The topic holds every reference line once, each series in file order, keyed and in one partition."""
+    got = lines_per_series(records)
+    assert sorted(got) == sorted(reference)
+    for series, lines in reference.items():
+        assert got[series] == lines, f"series {series[:60]!r}: {len(got[series])} lines, {len(lines)} expected"
+    partitions: dict[bytes, set[int]] = {}
+    for record in records:
+        assert {series_key(line) for line in record.lines} == {record.key}  # the key is the message's one series
+        partitions.setdefault(record.key, set()).add(record.partition)
+    assert all(len(p) == 1 for p in partitions.values()), partitions
