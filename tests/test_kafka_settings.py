@@ -183,3 +183,23 @@ def test_a_ca_file_that_cannot_be_read_is_refused_only_where_librdkafka_would_re
 def test_a_protocol_mismatch_is_recognised_in_librdkafkas_words(protocol, raw, hint):
     environ = {"KAFKA_SECURITY_PROTOCOL": protocol} if protocol else {}
     assert recognise(raw, read_client_config(None, environ)) == hint
+
+
+def test_a_tls_file_is_looked_through_only_so_far_and_only_for_tls(tmp_path, monkeypatch):
+    from converter.sinks.kafka import settings
+
+    text = tmp_path / "ca.txt"
+    text.write_text("not a certificate, " * 10)
+    tls = {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CA_LOCATION": str(text)}
+    with pytest.raises(KafkaWriteError, match=r"which holds no PEM block \(-----BEGIN CERTIFICATE-----\)"):
+        read_client_config(None, tls)
+    # Not read by librdkafka without TLS: not checked.
+    assert read_client_config(None, {"KAFKA_SSL_CA_LOCATION": str(text)}).properties["ssl.ca.location"] == str(text)
+    # A file larger than the scan is librdkafka's to judge: csv2lp never holds a large file in memory.
+    monkeypatch.setattr(settings, "PEM_SCAN_BYTES", 64)
+    assert read_client_config(None, tls).properties["ssl.ca.location"] == str(text)
+    # The block may come after other text (a bundle with comments), and OpenSSL's other certificate blocks count.
+    monkeypatch.undo()
+    for block in (b"-----BEGIN CERTIFICATE-----", b"-----BEGIN TRUSTED CERTIFICATE-----"):
+        text.write_bytes(b"# our CA\n" * 100 + block + b"\nMIIB\n")
+        assert read_client_config(None, tls).properties["ssl.ca.location"] == str(text)

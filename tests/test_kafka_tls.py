@@ -249,6 +249,83 @@ def test_a_ca_file_that_does_not_exist_in_kafka_config_names_the_file(tls, moveb
     assert run.seconds < FAST_S / 2, run.stderr
 
 
+def _not_pem(tls, name: str) -> Path:
+    """A file librdkafka cannot take as PEM, of the kind `name` says."""
+    folder = tls["folder"]
+    if name == "DER certificate":
+        path = folder / "ca.der"
+        openssl("x509", "-in", str(tls["ca"]), "-outform", "DER", "-out", str(path), cwd=folder)
+    elif name == "DER key":
+        path = folder / "server-key.der"
+        openssl("pkey", "-in", str(folder / "server.key"), "-outform", "DER", "-out", str(path), cwd=folder)
+    elif name == "a key, no certificate":
+        path = folder / "server.key"
+    elif name == "empty":
+        path = folder / "empty.pem"
+        path.write_bytes(b"")
+    else:
+        path = folder / "notes.txt"
+        path.write_text("the CA is on the wiki\n")
+    return path
+
+
+def _librdkafka_refuses(properties: dict[str, str]) -> bool:
+    """Whether librdkafka itself refuses these TLS files (it loads them when the client is made,
+    before any connection)."""
+    from confluent_kafka import KafkaException, Producer
+
+    try:
+        Producer({"bootstrap.servers": f"127.0.0.1:{free_loopback_port()}", "security.protocol": "SSL",
+                  **properties})
+    except KafkaException:
+        return True
+    return False
+
+
+@pytest.mark.parametrize(("key", "name", "said"), [
+    ("ssl.ca.location", "DER certificate", "which looks like DER, not the PEM librdkafka reads (`openssl x509 "
+                                           "-inform DER -in {path} -out {path}.pem` converts it): give the CA "
+                                           "certificate (PEM)"),
+    ("ssl.ca.location", "a key, no certificate", "which holds no PEM block (-----BEGIN CERTIFICATE-----): give the "
+                                                 "CA certificate (PEM)"),
+    ("ssl.ca.location", "text", "which holds no PEM block (-----BEGIN CERTIFICATE-----)"),
+    ("ssl.ca.location", "empty", "which is empty: give the CA certificate (PEM)"),
+    ("ssl.certificate.location", "DER certificate", "which looks like DER, not the PEM librdkafka reads (`openssl "
+                                                    "x509 -inform DER"),
+    ("ssl.key.location", "DER key", "which looks like DER, not the PEM librdkafka reads (`openssl pkey -inform DER "
+                                    "-in {path} -out {path}.pem` converts it): give this client's private key (PEM)"),
+])
+def test_a_tls_file_that_is_not_pem_is_one_line_and_librdkafka_refuses_it_too(tls, movebank_csv, tmp_path, key,
+                                                                              name, said):
+    # Before, librdkafka's words: "ssl.ca.location failed: ... no certificate or crl found", no file named.
+    bad = _not_pem(tls, name)
+    good = {"ssl.ca.location": str(tls["ca"]), "ssl.certificate.location": str(tls["folder"] / "server.pem"),
+            "ssl.key.location": str(tls["folder"] / "server.key")}
+    settings = {**good, key: str(bad)}
+    assert not _librdkafka_refuses(good), "the PEM files themselves are refused: the test proves nothing"
+    assert _librdkafka_refuses(settings), f"librdkafka takes {name} for {key}: csv2lp must not refuse it"
+    config = tmp_path / "kafka.properties"
+    config.write_text("security.protocol=SSL\n" + "".join(f"{k}={v}\n" for k, v in settings.items()))
+    address = f"127.0.0.1:{free_loopback_port()}"
+    run = run_csv2lp([str(movebank_csv), *kafka_args(address, "lines", "--kafka-config", str(config))])
+    line = assert_one_line_error(run, f"{key} in --kafka-config {config} names {bad}, "
+                                      f"{said.format(path=bad)}")
+    assert "librdkafka refused" not in line and "cannot reach" not in line, line
+    assert run.seconds < FAST_S / 2, run.stderr
+
+
+def test_the_pem_files_csv2lp_lets_through_are_the_ones_librdkafka_takes(tls, movebank_csv, tmp_path):
+    # The CA, this client's certificate and its key, all PEM: no refusal up front, so the run gets as
+    # far as the missing broker (librdkafka takes the same files: the test above).
+    config = tmp_path / "kafka.properties"
+    config.write_text(f"security.protocol=SSL\nssl.ca.location={tls['ca']}\n"
+                      f"ssl.certificate.location={tls['folder'] / 'server.pem'}\n"
+                      f"ssl.key.location={tls['folder'] / 'server.key'}\n")
+    address = f"127.0.0.1:{free_loopback_port()}"
+    run = run_csv2lp([str(movebank_csv), *kafka_args(address, "lines", "--kafka-config", str(config))])
+    assert_one_line_error(run, f"cannot reach any Kafka broker of --kafka-brokers {address}")
+
+
 def test_no_tls_against_a_tls_listener_says_to_set_the_security_protocol(tls_broker, topic, movebank_csv):
     address = ssl_address(tls_broker)
     run = run_csv2lp([str(movebank_csv), *kafka_args(address, topic)])  # no $KAFKA_SECURITY_PROTOCOL: PLAINTEXT

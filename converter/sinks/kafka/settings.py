@@ -179,29 +179,73 @@ def read_client_config(config_file: str | None, environ: Mapping[str, str] | Non
         raise KafkaWriteError(f"a SASL user ({origins['sasl.username']}) without a password: set ${PASSWORD_ENV} "
                               f"or sasl.password in --kafka-config.")
     config = ClientConfig(properties, origins)
-    refuse_unreadable_ca(config)
+    refuse_unusable_tls_files(config)
     return config
 
 
-def refuse_unreadable_ca(client: ClientConfig) -> None:
-    """An ssl.ca.location that cannot be read, said with where it came from, before any connection:
-    librdkafka's own words are OpenSSL's ("ssl.ca.location failed: ... BIO lib"). It reads the CA only
-    for TLS, so only then is it checked; "probe" (the system's CAs) and a directory (OpenSSL's hashed
-    certificates) are librdkafka's to read."""
-    path = client.properties.get("ssl.ca.location", "")
+# What librdkafka (OpenSSL's PEM readers) looks for in each TLS file setting: a PEM block of
+# its kind, said as its first line; what the file is for; how a DER file of that kind becomes PEM.
+@dataclass(frozen=True)
+class PemFile:
+    block: re.Pattern[bytes]
+    first_line: str
+    purpose: str
+    from_der: str  # an openssl command, "{path}" and "{pem}" filled in
+
+
+PEM_FILES = {
+    "ssl.ca.location": PemFile(re.compile(rb"-----BEGIN (?:TRUSTED |X509 )?(?:CERTIFICATE|CRL)-----"),
+                               "-----BEGIN CERTIFICATE-----",
+                               "the CA certificate (PEM) that signed the broker's certificate",
+                               "openssl x509 -inform DER -in {path} -out {pem}"),
+    "ssl.certificate.location": PemFile(re.compile(rb"-----BEGIN (?:TRUSTED )?CERTIFICATE-----"),
+                                        "-----BEGIN CERTIFICATE-----", "this client's certificate (PEM)",
+                                        "openssl x509 -inform DER -in {path} -out {pem}"),
+    "ssl.key.location": PemFile(re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "-----BEGIN PRIVATE KEY-----",
+                                "this client's private key (PEM)", "openssl pkey -inform DER -in {path} -out {pem}"),
+}
+# A PEM file is looked through this far for its first block (a system CA bundle is ~200 kB);
+# a larger file is left to librdkafka, so that the check never holds a large file in memory.
+PEM_SCAN_BYTES = 4 << 20
+
+
+def refuse_unusable_tls_files(client: ClientConfig) -> None:
+    """A TLS file setting (ssl.ca.location, ssl.certificate.location, ssl.key.location) that names
+    a file csv2lp cannot read, or one with no PEM block of its kind (a DER file, the wrong file),
+    said with where the setting came from, before any connection: librdkafka's own words are
+    OpenSSL's ("ssl.ca.location failed: ... BIO lib", "... no certificate or crl found"). It reads
+    them only for TLS, so only then are they checked; "probe" (the system's CAs) and a directory
+    (OpenSSL's hashed certificates) are librdkafka's to read."""
     protocol = client.properties.get("security.protocol", "").strip().upper()
-    if not path or path == "probe" or protocol not in ("SSL", "SASL_SSL"):
+    if protocol not in ("SSL", "SASL_SSL"):
         return
+    for key, kind in PEM_FILES.items():
+        path = client.properties.get(key, "")
+        if not path or (key == "ssl.ca.location" and path == "probe"):
+            continue
+        why = _pem_file_problem(path, kind, key)
+        if why is not None:
+            origin = client.origins.get(key, "the settings")
+            setting = origin if origin.startswith("$") else f"{key} in {origin}"
+            raise KafkaWriteError(f"{setting} names {path}, {why}: give {kind.purpose}.")
+
+
+def _pem_file_problem(path: str, kind: PemFile, key: str) -> str | None:
+    """Why librdkafka could not take `path` for `key`, or None (also when csv2lp cannot tell)."""
     try:
-        with open(path, "rb"):
-            return
+        with open(path, "rb") as file:
+            head = file.read(PEM_SCAN_BYTES + 1)
     except FileNotFoundError:
-        why = "which does not exist"
+        return "which does not exist"
     except IsADirectoryError:
-        return
+        return None
     except OSError as exc:
-        why = f"which csv2lp cannot read ({exc.strerror})"
-    origin = client.origins.get("ssl.ca.location", "the settings")
-    setting = origin if origin.startswith("$") else f"ssl.ca.location in {origin}"
-    raise KafkaWriteError(f"{setting} names {path}, {why}: give the CA certificate (PEM) that signed the broker's "
-                          f"certificate.")
+        return f"which csv2lp cannot read ({exc.strerror})"
+    if len(head) > PEM_SCAN_BYTES or kind.block.search(head):
+        return None
+    if not head.strip():
+        return "which is empty"
+    if head[:1] == b"\x30":  # an ASN.1 SEQUENCE: how the DER form of a certificate or a key begins
+        command = kind.from_der.format(path=path, pem=f"{path}.pem")  # a new file: the user's is never overwritten
+        return f"which looks like DER, not the PEM librdkafka reads (`{command}` converts it)"
+    return f"which holds no PEM block ({kind.first_line})"
