@@ -43,6 +43,39 @@ def test_nudge_moves_later_duplicates_to_the_next_free_unit():
     assert second.duplicate.tolist() == [True, True]
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_nudge_matches_a_set_of_every_time_taken(seed):
+    """Shuffled, overlapping batches: each duplicate lands on the first time at or after its own
+    that no row of its series holds, exactly as a set of every time taken would say, including
+    times remembered from earlier batches just above the batch's lowest duplicate."""
+    rng = np.random.default_rng(seed)
+    tracker, taken = DuplicateTracker(mode=DuplicateMode.NUDGE, window=100_000), {}
+    nudged = 0
+    for _ in range(30):
+        size = int(rng.integers(1, 300))
+        series = [str(s) for s in rng.integers(0, 3, size)]
+        times = (int(rng.integers(0, 1_500)) + rng.integers(0, 200, size)).tolist()
+        (result,) = _check(tracker, [(series, times)])
+        expected, firsts = list(times), {}
+        for row, key in enumerate(zip(series, times)):
+            firsts.setdefault(key, row)
+        duplicate = [key[1] in taken.get(key[0], set()) or firsts[key] != row
+                     for row, key in enumerate(zip(series, times))]
+        for row, (name, time) in enumerate(zip(series, times)):
+            if not duplicate[row]:
+                taken.setdefault(name, set()).add(time)
+        for row in (r for r in range(size) if duplicate[r]):
+            name, time = series[row], times[row]
+            while time in taken[name]:
+                time += 1
+            taken[name].add(time)
+            expected[row] = time
+        assert result.duplicate.tolist() == duplicate
+        assert result.times.tolist() == expected
+        nudged += int(result.nudged.sum())
+    assert nudged > 100  # the batches overlap enough to exercise the walk
+
+
 def test_out_of_order_rows_within_the_window_are_checked_exactly():
     tracker = DuplicateTracker(window=10)
     batches = [(["a"] * 5, [1, 2, 3, 4, 5]), (["a", "a"], [3, 0])]

@@ -184,7 +184,12 @@ class DuplicateTracker:
         """Move each duplicate to the next free unit after its time, in file order; one with no free
         unit up to `last_time` stays where it is, marked in the third array."""
         times = times.copy()
-        taken = set(seen.tolist()) | set(times[~duplicate].tolist())
+        # A walk only goes up from a duplicate's time, so only the times from the lowest one on can
+        # be in its way: a window of 100,000 times turned into a set for every series of every batch
+        # that holds a duplicate was Python work per remembered time, not per duplicate.
+        lowest = times[duplicate].min()
+        later = times[~duplicate]
+        taken = set(seen[np.searchsorted(seen, lowest):].tolist()) | set(later[later >= lowest].tolist())
         moved = np.zeros(len(times), dtype=bool)
         beyond = np.zeros(len(times), dtype=bool)
         # A taken time -> where the walk from it goes on: a run of k taken times is walked once,
