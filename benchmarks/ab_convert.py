@@ -62,8 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", type=Path, help="write every round as JSON here")
     parser.add_argument("options", nargs="*", help="csv2lp options after --")
-    args = parser.parse_args(argv)
-    options = args.options or DEFAULT_OPTIONS
+    # Split at "--" by hand: argparse gives an empty `options` to the first positional it
+    # matches and then refuses `FILE -- -m w ...` as unrecognized arguments.
+    argv = sys.argv[1:] if argv is None else list(argv)
+    own, csv2lp_options = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    args = parser.parse_args(own)
+    options = csv2lp_options or args.options or DEFAULT_OPTIONS
     paths = {"before": args.before.resolve(), "after": args.after.resolve()}
     rounds: dict[str, list[dict]] = {"before": [], "after": []}
     with tempfile.TemporaryDirectory(prefix="csv2lp-ab-") as scratch:
