@@ -223,15 +223,15 @@ def refuse_unusable_tls_files(client: ClientConfig) -> None:
         path = client.properties.get(key, "")
         if not path or (key == "ssl.ca.location" and path == "probe"):
             continue
-        why = _pem_file_problem(path, kind, key)
+        why = _pem_file_problem(path, kind)
         if why is not None:
             origin = client.origins.get(key, "the settings")
             setting = origin if origin.startswith("$") else f"{key} in {origin}"
             raise KafkaWriteError(f"{setting} names {path}, {why}: give {kind.purpose}.")
 
 
-def _pem_file_problem(path: str, kind: PemFile, key: str) -> str | None:
-    """Why librdkafka could not take `path` for `key`, or None (also when csv2lp cannot tell)."""
+def _pem_file_problem(path: str, kind: PemFile) -> str | None:
+    """Why librdkafka could not take `path` as `kind`, or None (also when csv2lp cannot tell)."""
     try:
         with open(path, "rb") as file:
             head = file.read(PEM_SCAN_BYTES + 1)
