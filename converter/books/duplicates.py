@@ -188,8 +188,8 @@ class DuplicateTracker:
         # be in its way: a window of 100,000 times turned into a set for every series of every batch
         # that holds a duplicate was Python work per remembered time, not per duplicate.
         lowest = times[duplicate].min()
-        later = times[~duplicate]
-        taken = set(seen[np.searchsorted(seen, lowest):].tolist()) | set(later[later >= lowest].tolist())
+        kept_times = times[~duplicate]  # the batch's non-duplicates keep their times
+        taken = set(seen[np.searchsorted(seen, lowest):].tolist()) | set(kept_times[kept_times >= lowest].tolist())
         moved = np.zeros(len(times), dtype=bool)
         beyond = np.zeros(len(times), dtype=bool)
         # A taken time -> where the walk from it goes on: a run of k taken times is walked once,
